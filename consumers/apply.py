@@ -1,0 +1,417 @@
+"""Apply a batch of canonical writes in one PostgreSQL transaction, set-based.
+
+Per batch, whatever its size, about a dozen statements run:
+
+1. claim the message ids in ``processed_messages`` (a redelivered id is skipped);
+2. read the owners of every identifier the batch names, lock those customers
+   (``FOR UPDATE``, in id order) and read them again until the owners are stable:
+   a concurrent merge or delete in another consumer is seen, never overwritten;
+3. ``plan.plan_batch`` decides in Python what to create, merge, update, delete;
+4. the plan is written with ``unnest`` arrays and ``INSERT ... ON CONFLICT``.
+
+Correctness under concurrency comes from PostgreSQL: the unique key on identifiers
+makes two consumers that create the same identifier at once collide, and the loser's
+transaction is retried (as are deadlocks and serialization failures) by ``worker``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import orjson
+from asyncpg.pool import PoolConnectionProxy
+
+# A plain connection or one borrowed from a pool.
+Connection = asyncpg.Connection | PoolConnectionProxy
+
+from consumers.plan import CustomerState, IdentifierKey, Plan, plan_batch
+from schemas.messages import WriteMessage
+
+_MAX_LOCK_ROUNDS = 10
+
+
+class ConcurrentChange(Exception):
+    """Another transaction changed the identities this batch touches: retry the batch."""
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+class EventTypeCache:
+    """Event type ids by (team, name). Filled only after a commit, so never stale."""
+
+    def __init__(self) -> None:
+        self.ids: dict[tuple[int, str], int] = {}
+
+
+async def _fetch_owners(conn: Connection, keys: list[IdentifierKey]) -> dict[IdentifierKey, int]:
+    rows = await conn.fetch(
+        """
+        SELECT i.team_id, i.kind, i.value, i.customer_id
+          FROM unnest($1::bigint[], $2::text[], $3::text[]) AS k (team_id, kind, value)
+          JOIN customer_identifiers i USING (team_id, kind, value)
+        """,
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [k[2] for k in keys],
+    )
+    return {(r["team_id"], r["kind"], r["value"]): r["customer_id"] for r in rows}
+
+
+async def _lock_customers(conn: Connection, ids: set[int]) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """
+        SELECT id, team_id, attributes::text AS attributes,
+               attribute_times::text AS attribute_times, first_seen_at, last_updated_at
+          FROM customers WHERE id = ANY($1::bigint[])
+         ORDER BY id
+           FOR UPDATE
+        """,
+        sorted(ids),
+    )
+
+
+async def _read_locked_identities(
+    conn: Connection, keys: list[IdentifierKey]
+) -> tuple[dict[IdentifierKey, int], dict[int, asyncpg.Record]]:
+    """Owners of ``keys`` and their customer rows, locked, stable against concurrent merges."""
+    owners = await _fetch_owners(conn, keys)
+    locked: dict[int, asyncpg.Record] = {}
+    for _ in range(_MAX_LOCK_ROUNDS):
+        missing = set(owners.values()) - locked.keys()
+        if missing:
+            for row in await _lock_customers(conn, missing):
+                locked[row["id"]] = row
+        again = await _fetch_owners(conn, keys)
+        if again == owners and set(owners.values()) <= locked.keys():
+            return owners, locked
+        owners = again
+    raise ConcurrentChange("identifier owners kept changing while locking")
+
+
+async def _customer_states(
+    conn: Connection,
+    locked: dict[int, asyncpg.Record],
+    messages: list[WriteMessage],
+    email_open_window: timedelta,
+) -> dict[int, CustomerState]:
+    ids = list(locked)
+    states = {
+        cid: CustomerState(
+            ref=cid,
+            team_id=row["team_id"],
+            attributes=orjson.loads(row["attributes"]),
+            versions=orjson.loads(row["attribute_times"]),
+            first_seen_at=row["first_seen_at"],
+            last_updated_at=row["last_updated_at"],
+        )
+        for cid, row in locked.items()
+    }
+    if not ids:
+        return states
+    for row in await conn.fetch(
+        "SELECT customer_id, value FROM customer_identifiers"
+        " WHERE customer_id = ANY($1::bigint[]) AND kind = 'external_id'",
+        ids,
+    ):
+        states[row["customer_id"]].external_ids.add(row["value"])
+    opens = [m.occurred_at for m in messages if m.event and m.event.kind == "email_open"]
+    if opens:
+        for row in await conn.fetch(
+            "SELECT customer_id, occurred_at FROM events WHERE customer_id = ANY($1::bigint[])"
+            " AND kind = 'email_open' AND occurred_at > $2 AND occurred_at < $3",
+            ids,
+            min(opens) - email_open_window,
+            max(opens) + email_open_window,
+        ):
+            states[row["customer_id"]].email_opens.append(row["occurred_at"])
+    return states
+
+
+async def _claim(conn: Connection, messages: list[WriteMessage]) -> list[WriteMessage]:
+    """Messages not applied before, each once, in batch order."""
+    fresh = {
+        str(r["message_id"])
+        for r in await conn.fetch(
+            "INSERT INTO processed_messages (message_id) SELECT unnest($1::uuid[])"
+            " ON CONFLICT DO NOTHING RETURNING message_id",
+            [m.id for m in messages],
+        )
+    }
+    todo = []
+    for message in messages:
+        if message.id in fresh:
+            fresh.discard(message.id)
+            todo.append(message)
+    return todo
+
+
+async def _write_customers(conn: Connection, plan: Plan) -> dict[int, int]:
+    """Deletes, creates, merges, identifiers, attribute updates. Returns ref -> id."""
+    if plan.deleted:
+        # Identifiers and events go with the customer (ON DELETE CASCADE).
+        await conn.execute("DELETE FROM customers WHERE id = ANY($1::bigint[])", plan.deleted)
+    ids: dict[int, int] = {}
+    if plan.created:
+        new_ids = await conn.fetch(
+            "SELECT nextval(pg_get_serial_sequence('customers', 'id')) AS id"
+            " FROM generate_series(1, $1)",
+            len(plan.created),
+        )
+        for customer, row in zip(plan.created, new_ids, strict=True):
+            ids[customer.ref] = row["id"]
+        await conn.execute(
+            """
+            INSERT INTO customers (id, team_id, attributes, attribute_times,
+                                   first_seen_at, last_updated_at)
+            SELECT id, team_id, a::jsonb, v::jsonb, f, l
+              FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[],
+                          $5::timestamptz[], $6::timestamptz[]) AS u (id, team_id, a, v, f, l)
+            """,
+            [ids[c.ref] for c in plan.created],
+            [c.team_id for c in plan.created],
+            [_dumps(c.attributes) for c in plan.created],
+            [_dumps(c.versions) for c in plan.created],
+            [c.first_seen_at for c in plan.created],
+            [c.last_updated_at for c in plan.created],
+        )
+
+    def real(ref: int) -> int:
+        return ids[ref] if ref < 0 else ref
+
+    if plan.merges:
+        merged = [m.merged_id for m in plan.merges]
+        survivors = [real(m.survivor_ref) for m in plan.merges]
+        await conn.execute(
+            """
+            UPDATE customer_identifiers i SET customer_id = m.survivor
+              FROM unnest($1::bigint[], $2::bigint[]) AS m (merged, survivor)
+             WHERE i.customer_id = m.merged
+            """,
+            merged,
+            survivors,
+        )
+        await conn.execute(
+            """
+            UPDATE events e SET customer_id = m.survivor
+              FROM unnest($1::bigint[], $2::bigint[]) AS m (merged, survivor)
+             WHERE e.customer_id = m.merged
+            """,
+            merged,
+            survivors,
+        )
+        await conn.execute(
+            """
+            INSERT INTO customer_merges (team_id, merged_customer_id, survivor_customer_id,
+                                         message_id)
+            SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::uuid[])
+            """,
+            [m.team_id for m in plan.merges],
+            merged,
+            survivors,
+            [m.message_id for m in plan.merges],
+        )
+        await conn.execute("DELETE FROM customers WHERE id = ANY($1::bigint[])", merged)
+
+    identifiers = [(t, k, v, real(ref)) for t, k, v, ref in plan.identifiers]
+    identifiers += [(c.team_id, "customer_id", str(ids[c.ref]), ids[c.ref]) for c in plan.created]
+    if identifiers:
+        inserted = await conn.fetchval(
+            """
+            WITH ins AS (
+                INSERT INTO customer_identifiers (team_id, kind, value, customer_id)
+                SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[])
+                ON CONFLICT DO NOTHING
+                RETURNING 1
+            ) SELECT count(*) FROM ins
+            """,
+            [i[0] for i in identifiers],
+            [i[1] for i in identifiers],
+            [i[2] for i in identifiers],
+            [i[3] for i in identifiers],
+        )
+        if inserted != len(identifiers):
+            # Another consumer created one of these identifiers since we read the owners.
+            raise ConcurrentChange("an identifier was created concurrently")
+
+    if plan.updated:
+        await conn.execute(
+            """
+            UPDATE customers c
+               SET attributes = u.a::jsonb, attribute_times = u.v::jsonb,
+                   first_seen_at = u.f, last_updated_at = u.l
+              FROM unnest($1::bigint[], $2::text[], $3::text[],
+                          $4::timestamptz[], $5::timestamptz[]) AS u (id, a, v, f, l)
+             WHERE c.id = u.id
+            """,
+            [c.ref for c in plan.updated],
+            [_dumps(c.attributes) for c in plan.updated],
+            [_dumps(c.versions) for c in plan.updated],
+            [c.first_seen_at for c in plan.updated],
+            [c.last_updated_at for c in plan.updated],
+        )
+    return ids
+
+
+async def _event_type_ids(
+    conn: Connection, cache: EventTypeCache, wanted: set[tuple[int, str]]
+) -> dict[tuple[int, str], int]:
+    known = {k: cache.ids[k] for k in wanted if k in cache.ids}
+    missing = sorted(wanted - known.keys())
+    if missing:
+        teams, names = [k[0] for k in missing], [k[1] for k in missing]
+        await conn.execute(
+            "INSERT INTO event_types (team_id, name)"
+            " SELECT * FROM unnest($1::bigint[], $2::text[]) ON CONFLICT DO NOTHING",
+            teams,
+            names,
+        )
+        for row in await conn.fetch(
+            "SELECT t.id, t.team_id, t.name FROM event_types t"
+            " JOIN unnest($1::bigint[], $2::text[]) AS k (team_id, name) USING (team_id, name)",
+            teams,
+            names,
+        ):
+            known[(row["team_id"], row["name"])] = row["id"]
+    return known
+
+
+_EVENT_COLUMNS = """id, team_id, customer_id, event_type_id, kind, external_id, client_event_id,
+                    order_id, source, body, properties, occurred_at, received_at,
+                    version_message_id"""
+_EVENT_ROWS = """
+    SELECT id, team_id, customer_id, event_type_id, kind, external_id, client_event_id,
+           order_id, source, body::jsonb, properties::jsonb, occurred_at, received_at, id
+      FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
+                  $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
+                  $12::timestamptz[], $13::timestamptz[])
+        AS u (id, team_id, customer_id, event_type_id, kind, external_id, client_event_id,
+              order_id, source, body, properties, occurred_at, received_at)
+"""
+
+
+async def _write_events(
+    conn: Connection,
+    plan: Plan,
+    ids: dict[int, int],
+    type_ids: dict[tuple[int, str], int],
+) -> None:
+    groups: dict[str, list[list[Any]]] = defaultdict(lambda: [[] for _ in range(13)])
+    for planned in plan.events:
+        m = planned.message
+        e = m.event
+        assert e is not None
+        group = "client" if e.client_event_id else "order" if e.order_id else "plain"
+        values = (
+            m.id,
+            m.team_id,
+            ids.get(planned.customer_ref, planned.customer_ref),
+            type_ids[(m.team_id, e.name)],
+            e.kind,
+            e.external_id,
+            e.client_event_id,
+            e.order_id,
+            e.source,
+            _dumps(e.body),
+            None if e.properties is None else _dumps(e.properties),
+            m.occurred_at,
+            m.received_at,
+        )
+        for column, value in zip(groups[group], values, strict=True):
+            column.append(value)
+    if "plain" in groups:
+        await conn.execute(
+            f"INSERT INTO events ({_EVENT_COLUMNS}) {_EVENT_ROWS} ON CONFLICT (id) DO NOTHING",
+            *groups["plain"],
+        )
+    if "order" in groups:
+        kept = {
+            str(r["id"])
+            for r in await conn.fetch(
+                f"INSERT INTO events ({_EVENT_COLUMNS}) {_EVENT_ROWS}"
+                " ON CONFLICT (team_id, order_id) WHERE order_id IS NOT NULL DO NOTHING"
+                " RETURNING id",
+                *groups["order"],
+            )
+        }
+        for planned in plan.events:
+            m = planned.message
+            if m.event and m.event.order_id and not m.event.client_event_id and m.id not in kept:
+                plan.outcomes[m.id] = "discarded:duplicate_confirmation"
+                plan.discarded[(m.team_id, "duplicate_confirmation", m.occurred_at.date())] += 1
+    if "client" in groups:
+        # A newer version (event time, then message id) replaces the stored event;
+        # an older or identical one leaves it as it is.
+        await conn.execute(
+            f"""
+            INSERT INTO events ({_EVENT_COLUMNS}) {_EVENT_ROWS}
+            ON CONFLICT (team_id, client_event_id) WHERE client_event_id IS NOT NULL
+            DO UPDATE SET customer_id = excluded.customer_id,
+                          event_type_id = excluded.event_type_id, kind = excluded.kind,
+                          external_id = excluded.external_id, source = excluded.source,
+                          body = excluded.body, properties = excluded.properties,
+                          occurred_at = excluded.occurred_at, received_at = excluded.received_at,
+                          version_message_id = excluded.version_message_id, stored_at = now()
+            WHERE (events.occurred_at, events.version_message_id)
+                < (excluded.occurred_at, excluded.version_message_id)
+            """,
+            *groups["client"],
+        )
+
+
+async def _write_bookkeeping(conn: Connection, plan: Plan) -> None:
+    if plan.discarded:
+        keys = sorted(plan.discarded)  # fixed order: counters are shared rows
+        await conn.execute(
+            """
+            INSERT INTO discarded_events (team_id, rule, day, count)
+            SELECT * FROM unnest($1::bigint[], $2::text[], $3::date[], $4::bigint[])
+            ON CONFLICT (team_id, rule, day)
+            DO UPDATE SET count = discarded_events.count + excluded.count
+            """,
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [k[2] for k in keys],
+            [plan.discarded[k] for k in keys],
+        )
+    if plan.outcomes:
+        await conn.execute(
+            "UPDATE processed_messages p SET outcome = o.outcome"
+            " FROM unnest($1::uuid[], $2::text[]) AS o (id, outcome) WHERE p.message_id = o.id",
+            list(plan.outcomes),
+            list(plan.outcomes.values()),
+        )
+
+
+async def apply_batch(
+    conn: Connection,
+    messages: list[WriteMessage],
+    event_types: EventTypeCache,
+    email_open_window: timedelta,
+) -> Plan | None:
+    """Apply ``messages`` (in order) in one transaction. None when all were applied before."""
+    new_types: dict[tuple[int, str], int] = {}
+    async with conn.transaction():
+        todo = await _claim(conn, messages)
+        if not todo:
+            return None
+        keys = sorted(
+            {(m.team_id, kind, value) for m in todo for kind, value in m.identifiers.items()}
+        )
+        owners, locked = await _read_locked_identities(conn, keys)
+        states = await _customer_states(conn, locked, todo, email_open_window)
+        plan = plan_batch(todo, owners, states, email_open_window)
+        ids = await _write_customers(conn, plan)
+        if plan.events:
+            wanted = {
+                (p.message.team_id, p.message.event.name) for p in plan.events if p.message.event
+            }
+            new_types = await _event_type_ids(conn, event_types, wanted)
+            await _write_events(conn, plan, ids, new_types)
+        await _write_bookkeeping(conn, plan)
+    event_types.ids.update(new_types)
+    return plan

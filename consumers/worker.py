@@ -1,0 +1,195 @@
+"""The consumer loop: poll a batch, dead-letter the undecodable, apply, then commit.
+
+Offsets are committed only after the PostgreSQL transaction that applied the batch
+committed; a crash in between redelivers the batch, and ``processed_messages``
+makes the second application a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+import time
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from consumers import metrics
+from consumers.apply import ConcurrentChange, EventTypeCache, apply_batch
+from consumers.dead_letter import DeadLetter, DeadLetterSink
+from consumers.decode import decode_records
+from schemas.config import Settings
+from schemas.messages import WriteMessage, encode
+
+log = logging.getLogger(__name__)
+
+# Aborts PostgreSQL asks us to retry, and losses of the connection.
+RETRYABLE = (
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+    asyncpg.LockNotAvailableError,
+    asyncpg.UniqueViolationError,  # a concurrent insert won the race; the retry sees it
+    asyncpg.PostgresConnectionError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CannotConnectNowError,
+    ConcurrentChange,
+    ConnectionError,
+    OSError,
+)
+
+
+class BatchApplier:
+    """Applies batches with retries; isolates and dead-letters messages that cannot apply."""
+
+    def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.event_types = EventTypeCache()
+        self.window = timedelta(seconds=settings.email_open_window_s)
+
+    async def _apply_with_retry(self, messages: list[WriteMessage]) -> None:
+        attempt = 0
+        while True:
+            try:
+                async with self.pool.acquire() as conn:
+                    plan = await apply_batch(conn, messages, self.event_types, self.window)
+                if plan is not None:
+                    metrics.record_plan(plan, len(messages))
+                return
+            except RETRYABLE as exc:
+                attempt += 1
+                metrics.RETRIES.labels(type(exc).__name__).inc()
+                if attempt >= self.settings.max_transaction_retries and not isinstance(
+                    exc, (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
+                ):
+                    raise
+                delay = min(0.02 * 2**attempt, 2.0) * (0.5 + random.random())
+                log.info("retrying batch after %s (attempt %d)", type(exc).__name__, attempt)
+                await asyncio.sleep(delay)
+
+    async def apply(self, items: list[tuple[Any, WriteMessage]]) -> list[DeadLetter]:
+        """Apply in order; returns dead letters for messages PostgreSQL refuses."""
+        try:
+            await self._apply_with_retry([m for _, m in items])
+            return []
+        except (asyncpg.PostgresError, ConcurrentChange) as exc:
+            if len(items) == 1:
+                record, message = items[0]
+                log.warning("dead-lettering message %s: %s", message.id, exc)
+                return [
+                    DeadLetter(
+                        value=record.value if record is not None else encode(message),
+                        key=getattr(record, "key", None),
+                        reason=f"{type(exc).__name__}: {exc}",
+                        topic=getattr(record, "topic", ""),
+                        partition=getattr(record, "partition", -1),
+                        offset=getattr(record, "offset", -1),
+                        message_id=message.id,
+                    )
+                ]
+        # Split to find the messages that cannot apply; the rest apply in order.
+        middle = len(items) // 2
+        dead = await self.apply(items[:middle])
+        return dead + await self.apply(items[middle:])
+
+    async def record_dead(self, letters: list[DeadLetter]) -> None:
+        """Mark dead-lettered message ids as done, so waiting clients learn the outcome."""
+        ids = [d.message_id for d in letters if d.message_id]
+        if not ids:
+            return
+        with contextlib.suppress(asyncpg.DataError):
+            await self.pool.execute(
+                "INSERT INTO processed_messages (message_id, outcome)"
+                " SELECT unnest($1::uuid[]), 'dead_letter'"
+                " ON CONFLICT (message_id) DO NOTHING",
+                ids,
+            )
+
+
+class Worker:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        s = self.settings
+        pool = await asyncpg.create_pool(s.database_url, min_size=1, max_size=2)
+        consumer = AIOKafkaConsumer(
+            s.writes_topic,
+            bootstrap_servers=s.kafka_bootstrap_servers,
+            group_id=s.consumer_group,
+            client_id="ingest-consumer",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_bytes=32 * 1024 * 1024,
+        )
+        producer = AIOKafkaProducer(
+            bootstrap_servers=s.kafka_bootstrap_servers,
+            client_id="ingest-consumer-dlq",
+            acks="all",
+            enable_idempotence=True,
+        )
+        await consumer.start()
+        await producer.start()
+        applier = BatchApplier(pool, s)
+        sink = DeadLetterSink(producer, s.dead_letter_topic)
+        log.info("consumer started on %s (group %s)", s.writes_topic, s.consumer_group)
+        try:
+            while not self._stopping.is_set():
+                batches = await consumer.getmany(
+                    timeout_ms=s.consumer_poll_timeout_ms, max_records=s.consumer_max_records
+                )
+                if not batches:
+                    await metrics.observe_lag(consumer)
+                    continue
+                await self._process(batches, applier, sink, consumer)
+        finally:
+            await consumer.stop()
+            await producer.stop()
+            await pool.close()
+
+    async def _process(
+        self,
+        batches: dict[TopicPartition, list[Any]],
+        applier: BatchApplier,
+        sink: DeadLetterSink,
+        consumer: AIOKafkaConsumer,
+    ) -> None:
+        started = time.perf_counter()
+        records = [record for partition_records in batches.values() for record in partition_records]
+        items, dead = decode_records(records)
+        if items:
+            dead += await applier.apply(items)
+        if dead:
+            await sink.send(dead)
+            await applier.record_dead(dead)
+            metrics.DEAD_LETTERS.inc(len(dead))
+        offsets = {tp: recs[-1].offset + 1 for tp, recs in batches.items()}
+        try:
+            await consumer.commit(offsets)
+        except (CommitFailedError, KafkaError) as exc:
+            # The partitions moved to another consumer; it will redeliver, and the
+            # ledger of processed messages makes that a no-op.
+            log.warning("offset commit failed (%s); the batch will be redelivered", exc)
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        await metrics.observe_lag(consumer)
+
+
+async def run_worker(settings: Settings) -> None:
+    worker = Worker(settings)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, worker.stop)
+    await worker.run()

@@ -1,0 +1,135 @@
+"""The FastAPI application: lifespan (Kafka producer, PostgreSQL pool), middleware, errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ingest_gateway.auth import KeyCache
+from ingest_gateway.body import BodyLimitMiddleware
+from ingest_gateway.errors import (
+    ApiError,
+    BrokerUnavailable,
+    RequestTooLarge,
+    error_response,
+)
+from ingest_gateway.publisher import Publisher
+from ingest_gateway.responses import JSON
+from ingest_gateway.routes import customers_api
+from schemas.config import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+class PostmanPathMiddleware:
+    """Tolerates what clients built from the Postman collection send.
+
+    Its URLs end in ``{{debug}}`` (left literally when the variable is unset) and
+    sometimes a trailing slash; both are stripped before routing.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            cleaned = path.replace("{{debug}}", "")
+            if len(cleaned) > 1:
+                cleaned = cleaned.rstrip("/") or "/"
+            if cleaned != path:
+                scope = dict(scope, path=cleaned, raw_path=cleaned.encode())
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.key_cache = KeyCache()
+        app.state.db = await asyncpg.create_pool(
+            settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        )
+        app.state.publisher = Publisher(settings)
+        await app.state.publisher.start()
+        try:
+            yield
+        finally:
+            await app.state.publisher.stop()
+            await app.state.db.close()
+
+    app = FastAPI(
+        title="Customer-event ingestion gateway",
+        version="0.1.0",
+        description=(
+            "Accepts customer and event writes, publishes them to Kafka and answers once "
+            "the broker acknowledged them; reads come from the PostgreSQL store."
+        ),
+        lifespan=lifespan,
+        default_response_class=JSON,
+    )
+    app.include_router(customers_api.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz(request: Request) -> Response:
+        ready = request.app.state.publisher.ready
+        return JSON({"kafka": ready}, status_code=200 if ready else 503)
+
+    @app.exception_handler(ApiError)
+    async def on_api_error(request: Request, exc: ApiError) -> Response:
+        return error_response(request, exc)
+
+    @app.exception_handler(RequestTooLarge)
+    async def on_too_large(request: Request, exc: RequestTooLarge) -> Response:
+        limit = settings.max_body_bytes
+        return error_response(
+            request, ApiError(413, f"The request body is larger than the limit of {limit} bytes")
+        )
+
+    @app.exception_handler(BrokerUnavailable)
+    async def on_broker_down(request: Request, exc: BrokerUnavailable) -> Response:
+        response = error_response(
+            request,
+            ApiError(
+                503,
+                "Service unavailable: the write was not accepted, please retry",
+                "The message broker did not acknowledge the write in time.",
+            ),
+        )
+        response.headers["Retry-After"] = "1"
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation(request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {}
+        field = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
+        message = f"Invalid parameter {field}: {first.get('msg')}" if field else "Invalid request"
+        return error_response(request, ApiError(400, message, field=field))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        messages = {404: "Not found", 405: "Method not allowed"}
+        message = messages.get(exc.status_code, str(exc.detail))
+        response = error_response(request, ApiError(exc.status_code, message))
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    return _wrap(app, settings)
+
+
+def _wrap(app: FastAPI, settings: Settings) -> FastAPI:
+    # Outermost first: fix the path, then limit the body, then route.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(PostmanPathMiddleware)
+    return app

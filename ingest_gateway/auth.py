@@ -1,0 +1,83 @@
+"""Authentication: a team API key in ``X-API-KEY``, ``?apiKey=`` or HTTP Basic (as password)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from typing import Annotated
+
+import asyncpg
+from fastapi import Depends, Request
+
+from ingest_gateway.errors import ApiError
+from ingest_gateway.keys import hash_api_key
+
+# Positive lookups are cached briefly so the hot path does not query PostgreSQL on
+# every request; a revoked key stops working within this many seconds.
+KEY_CACHE_SECONDS = 10.0
+
+
+class KeyCache:
+    def __init__(self) -> None:
+        self._teams: dict[bytes, tuple[int, float]] = {}
+
+    def get(self, digest: bytes) -> int | None:
+        hit = self._teams.get(digest)
+        if hit is None or hit[1] < time.monotonic():
+            return None
+        return hit[0]
+
+    def put(self, digest: bytes, team_id: int) -> None:
+        if len(self._teams) > 10_000:
+            self._teams.clear()
+        self._teams[digest] = (team_id, time.monotonic() + KEY_CACHE_SECONDS)
+
+
+def presented_key(request: Request) -> str | None:
+    key = request.headers.get("x-api-key") or request.query_params.get("apiKey")
+    if key:
+        return key.strip()
+    authorization = request.headers.get("authorization", "")
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() == "basic" and credentials:
+        try:
+            decoded = base64.b64decode(credentials.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        _username, _, password = decoded.partition(":")
+        return password or None
+    return None
+
+
+async def team_for_key(pool: asyncpg.Pool, cache: KeyCache, key: str) -> int | None:
+    digest = hash_api_key(key)
+    team_id = cache.get(digest)
+    if team_id is not None:
+        return team_id
+    found = await pool.fetchval(
+        "SELECT team_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", digest
+    )
+    if found is None:
+        return None
+    cache.put(digest, int(found))
+    return int(found)
+
+
+async def require_team(request: Request) -> int:
+    key = presented_key(request)
+    if not key:
+        raise ApiError(
+            401,
+            "Missing API key",
+            "Send the team API key in the X-API-KEY header, the apiKey query parameter "
+            "or as the password of HTTP Basic authentication.",
+        )
+    state = request.app.state
+    team_id = await team_for_key(state.db, state.key_cache, key)
+    if team_id is None:
+        raise ApiError(401, "Invalid API key", "The API key is unknown or was revoked.")
+    return team_id
+
+
+TeamId = Annotated[int, Depends(require_team)]

@@ -1,0 +1,1 @@
+"""One module per API document the gateway serves; all translate to ``schemas.messages``."""

@@ -1,0 +1,201 @@
+"""The customer API of the Postman collection (seed ``000``), under ``/api/1.0``.
+
+Customers by email (read, create or update, delete), customers in bulk (paginated
+list, batch upsert, batch delete) and events by name per customer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from ingest_gateway.auth import TeamId
+from ingest_gateway.body import read_json, read_key_values
+from ingest_gateway.errors import ApiError, register_error_format
+from ingest_gateway.responses import JSON
+from ingest_gateway.store import (
+    count_customers,
+    customer_by_identifier,
+    existing_identifiers,
+    flat_customer,
+    list_customers,
+)
+from ingest_gateway.writes import accept, identifiers_or_400, new_write
+from schemas.identity import InvalidIdentifier, normalise_email
+from schemas.messages import EventData, Identifiers
+
+PREFIX = "/api/1.0"
+API = "customers_api"
+
+router = APIRouter(prefix=PREFIX, tags=["Customer API (api/1.0)"])
+
+
+def _error(status: int, message: str, description: str | None, field: str | None) -> Any:
+    return {"error": message}
+
+
+register_error_format(PREFIX, _error)
+
+# Names that address the customer rather than describe it.
+_IDENTITY_KEYS = {"email"}
+
+
+def _accepted_headers(message_ids: list[str]) -> dict[str, str]:
+    return {"X-Message-Id": ",".join(message_ids)} if len(message_ids) <= 20 else {}
+
+
+def _not_found(email: str) -> ApiError:
+    return ApiError(404, f"Customer with email {email} was not found.")
+
+
+@router.get("/customer/{email}", summary="Get customer data")
+async def get_customer(email: str, team_id: TeamId, request: Request) -> Response:
+    try:
+        normalised = normalise_email(email)
+    except InvalidIdentifier as exc:
+        raise _not_found(email) from exc
+    row = await customer_by_identifier(request.app.state.db, team_id, "email", normalised)
+    if row is None:
+        raise _not_found(email)
+    return JSON(flat_customer(row["attributes"], normalised))
+
+
+@router.post("/customer/{email}", summary="Create or update customer")
+async def upsert_customer(email: str, team_id: TeamId, request: Request) -> Response:
+    identifiers = identifiers_or_400(Identifiers(email=email))
+    attributes = await read_key_values(request, request.app.state.settings.max_json_depth)
+    attributes = {k: v for k, v in attributes.items() if k not in _IDENTITY_KEYS}
+    message = new_write(
+        request, team_id, "upsert_customer", identifiers, attributes=attributes, api=API
+    )
+    accepted = await accept(request, [message])
+    headers = _accepted_headers(accepted.message_ids)
+    if accepted.timed_out:
+        return JSON({"id": message.id, "status": "accepted"}, status_code=202, headers=headers)
+    if accepted.waited:
+        row = await customer_by_identifier(
+            request.app.state.db, team_id, "email", identifiers.email or ""
+        )
+        if row is not None:
+            return JSON(flat_customer(row["attributes"], identifiers.email), headers=headers)
+    return JSON({"email": identifiers.email, **attributes}, headers=headers)
+
+
+@router.delete("/customer/{email}", summary="Delete a customer")
+async def delete_customer(email: str, team_id: TeamId, request: Request) -> Response:
+    identifiers = identifiers_or_400(Identifiers(email=email))
+    message = new_write(request, team_id, "delete_customer", identifiers, api=API)
+    accepted = await accept(request, [message])
+    return JSON({"success": True}, headers=_accepted_headers(accepted.message_ids))
+
+
+@router.get("/customers", summary="Get a list of customers")
+async def get_customers(
+    team_id: TeamId,
+    request: Request,
+    starting_from: int = Query(0, alias="startingFrom", ge=0),
+    items_per_page: int = Query(50, alias="itemsPerPage", ge=1, le=1000),
+) -> Response:
+    db = request.app.state.db
+    total = await count_customers(db, team_id)
+    rows = await list_customers(db, team_id, starting_from, items_per_page)
+    next_from = starting_from + items_per_page
+    next_url = None
+    if next_from < total:
+        base = request.app.state.settings.public_base_url or str(request.base_url).rstrip("/")
+        next_url = (
+            f"{base}{PREFIX}/customers?startingFrom={next_from}&itemsPerPage={items_per_page}"
+        )
+    return JSON(
+        {
+            "metadata": {
+                "numberOfResults": total,
+                "startingFrom": str(starting_from),
+                "itemsPerPage": str(items_per_page),
+                "nextPageUrl": next_url,
+            },
+            "results": [flat_customer(r["attributes"], r["email"]) for r in rows],
+        }
+    )
+
+
+@router.post("/customers", summary="Batch create/update customers")
+async def upsert_customers(team_id: TeamId, request: Request) -> Response:
+    settings = request.app.state.settings
+    entries = await read_json(request, settings.max_json_depth)
+    if not isinstance(entries, list):
+        raise ApiError(400, "Expected a JSON array of customers")
+    if len(entries) > settings.max_batch_items:
+        raise ApiError(413, f"At most {settings.max_batch_items} customers per request")
+    messages, saved = [], []
+    for entry in entries:
+        # Entries without a usable email are left out of the answer, as documented.
+        if not isinstance(entry, dict) or not isinstance(entry.get("email"), str):
+            continue
+        try:
+            identifiers = identifiers_or_400(Identifiers(email=entry["email"]))
+        except ApiError:
+            continue
+        attributes = {k: v for k, v in entry.items() if k not in _IDENTITY_KEYS}
+        messages.append(
+            new_write(
+                request, team_id, "upsert_customer", identifiers, attributes=attributes, api=API
+            )
+        )
+        saved.append({"email": identifiers.email, **attributes})
+    accepted = await accept(request, messages)
+    return JSON(saved, headers=_accepted_headers(accepted.message_ids))
+
+
+@router.delete("/customers", summary="Batch delete customers")
+async def delete_customers(team_id: TeamId, request: Request) -> Response:
+    settings = request.app.state.settings
+    # The collection sends this JSON body with a form content type: read it as JSON.
+    payload = await read_json(request, settings.max_json_depth)
+    emails = payload.get("emails") if isinstance(payload, dict) else None
+    if not isinstance(emails, list):
+        raise ApiError(400, 'Expected {"emails": [...]}')
+    normalised: dict[str, str] = {}
+    could_not: list[Any] = []
+    for email in emails:
+        try:
+            normalised[normalise_email(email)] = email
+        except (InvalidIdentifier, AttributeError, TypeError):
+            could_not.append(email)
+    known = await existing_identifiers(request.app.state.db, team_id, "email", list(normalised))
+    messages = [
+        new_write(request, team_id, "delete_customer", Identifiers(email=e), api=API)
+        for e in normalised
+        if e in known
+    ]
+    could_not.extend(original for e, original in normalised.items() if e not in known)
+    accepted = await accept(request, messages)
+    return JSON(
+        {
+            "deletedCustomers": [normalised[m.identifiers.email or ""] for m in messages],
+            "couldNotDelete": could_not,
+        },
+        headers=_accepted_headers(accepted.message_ids),
+    )
+
+
+@router.post("/events/{event_name}/{customer_email}/{external_id}", summary="Create event")
+async def create_event(
+    event_name: str, customer_email: str, external_id: str, team_id: TeamId, request: Request
+) -> Response:
+    identifiers = identifiers_or_400(Identifiers(email=customer_email))
+    raw = await request.body()
+    body = (
+        await read_json(request, request.app.state.settings.max_json_depth) if raw.strip() else {}
+    )
+    if not event_name.strip() or len(event_name) > 255:
+        raise ApiError(400, "The event name must be 1 to 255 characters")
+    event = EventData(name=event_name, body=body, external_id=external_id)
+    message = new_write(request, team_id, "track_event", identifiers, event=event, api=API)
+    accepted = await accept(request, [message])
+    answer = {"id": message.id, "eventName": event_name, "externalId": external_id, "body": body}
+    if accepted.timed_out:
+        return JSON(answer, status_code=202, headers=_accepted_headers(accepted.message_ids))
+    return JSON(answer, headers=_accepted_headers(accepted.message_ids))

@@ -1,0 +1,100 @@
+"""Building canonical writes and accepting them: publish, then optionally wait."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from starlette.requests import Request
+
+from ingest_gateway.errors import ApiError
+from ingest_gateway.waiting import wait_for_outcomes, wants_wait
+from schemas.identity import InvalidIdentifier, normalise
+from schemas.messages import (
+    EventData,
+    Identifiers,
+    Operation,
+    WriteMessage,
+    new_message_id,
+    utcnow,
+)
+
+
+def end_user_agent(request: Request, event_body: Any = None) -> str | None:
+    """The user agent of the person behind the write, for the bot rule.
+
+    Server-side integrations post with HTTP libraries (curl, python-requests, ...)
+    that crawler lists flag as bots, so the request's own User-Agent counts only
+    when it is a browser's (``Mozilla/...``); integrations forward the visitor's
+    agent in the event body as ``user_agent`` or ``userAgent``.
+    """
+    if isinstance(event_body, dict):
+        for field in ("user_agent", "userAgent"):
+            declared = event_body.get(field)
+            if isinstance(declared, str) and declared:
+                return declared
+    header = request.headers.get("user-agent", "")
+    return header if header.startswith("Mozilla/") else None
+
+
+def identifiers_or_400(identifiers: Identifiers) -> Identifiers:
+    try:
+        normalised = normalise(identifiers)
+    except InvalidIdentifier as exc:
+        raise ApiError(400, f"Invalid {exc.field}", exc.reason, field=exc.field) from exc
+    if not normalised.items():
+        raise ApiError(400, "Missing customer identifier", "Name the customer by email or id.")
+    return normalised
+
+
+def new_write(
+    request: Request,
+    team_id: int,
+    op: Operation,
+    identifiers: Identifiers,
+    *,
+    attributes: dict[str, Any] | None = None,
+    event: EventData | None = None,
+    occurred_at: datetime | None = None,
+    create_if_missing: bool = True,
+    api: str,
+) -> WriteMessage:
+    now = utcnow()
+    return WriteMessage(
+        id=new_message_id(),
+        team_id=team_id,
+        op=op,
+        identifiers=identifiers,
+        occurred_at=occurred_at or now,
+        received_at=now,
+        attributes=attributes or {},
+        event=event,
+        create_if_missing=create_if_missing,
+        user_agent=end_user_agent(request, event.body if event else None),
+        api=api,
+    )
+
+
+@dataclass(frozen=True)
+class Accepted:
+    message_ids: list[str]
+    # Outcome per message id when the client asked to wait and the consumers finished.
+    outcomes: dict[str, str] | None
+    waited: bool
+
+    @property
+    def timed_out(self) -> bool:
+        return self.waited and self.outcomes is None
+
+
+async def accept(request: Request, messages: list[WriteMessage]) -> Accepted:
+    """Publish (2xx only after Kafka acknowledged), then wait if the client asked to."""
+    state = request.app.state
+    if messages:
+        await state.publisher.publish(messages)
+    ids = [m.id for m in messages]
+    if not wants_wait(request) or not ids:
+        return Accepted(ids, None, waited=False)
+    found = await wait_for_outcomes(state.db, ids, state.settings.wait_timeout_s)
+    return Accepted(ids, found, waited=True)

@@ -1,0 +1,55 @@
+"""Settings, read once from environment variables (prefix-free, see README "Configuration")."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """One frozen, validated settings object shared by every process."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    # Services
+    kafka_bootstrap_servers: str = "127.0.0.1:19092"
+    database_url: str = "postgresql://ingest@127.0.0.1:15432/ingest"
+
+    # Topics
+    writes_topic: str = "ingest.writes"
+    dead_letter_topic: str = "ingest.writes.dlq"
+    topic_partitions: int = Field(6, ge=1)
+
+    # Gateway
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8080
+    gateway_workers: int = Field(1, ge=1)
+    public_base_url: str = ""  # used in nextPageUrl; derived from the request when empty
+    max_body_bytes: int = Field(5 * 1024 * 1024, ge=1024)
+    max_json_depth: int = Field(32, ge=2)
+    max_batch_items: int = Field(5000, ge=1)
+    publish_timeout_s: float = Field(10.0, gt=0)
+    producer_linger_ms: int = Field(5, ge=0)
+    producer_max_batch_bytes: int = Field(1024 * 1024, ge=16384)
+    producer_compression: str | None = None
+    db_pool_min: int = Field(1, ge=0)
+    db_pool_max: int = Field(10, ge=1)
+    wait_timeout_s: float = Field(5.0, gt=0)  # bound on "Prefer: return=representation"
+
+    # Consumers
+    consumer_group: str = "ingest-writers"
+    consumer_max_records: int = Field(2000, ge=1)
+    consumer_poll_timeout_ms: int = Field(200, ge=1)
+    consumer_processes: int = Field(1, ge=1)
+    max_transaction_retries: int = Field(8, ge=1)
+    email_open_window_s: int = Field(20 * 60, ge=0)
+
+    # Metrics
+    metrics_port: int = 0  # consumer Prometheus port; 0 disables
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

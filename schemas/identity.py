@@ -1,0 +1,101 @@
+"""Normalisation and validation of customer identifiers.
+
+Done at the gateway so the consumers compare identifiers byte for byte; the
+consumers call ``normalise`` again so a message from another producer cannot
+bypass it.
+"""
+
+from __future__ import annotations
+
+import phonenumbers
+
+from schemas.messages import Identifiers
+
+MAX_IDENTIFIER_LENGTH = 255
+
+# Values that clients send when they have no identifier at all. Merging on them
+# would fuse unrelated people into one profile, so they are refused outright.
+JUNK_IDENTIFIERS = frozenset(
+    {
+        "",
+        "null",
+        "none",
+        "nil",
+        "undefined",
+        "nan",
+        "0",
+        "-1",
+        "guest",
+        "anonymous",
+        "[object object]",
+        "true",
+        "false",
+        "email",
+        "test",
+    }
+)
+
+
+class InvalidIdentifier(ValueError):
+    """An identifier that cannot name a customer; ``field`` says which."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+def _check_plain(field: str, value: str) -> str:
+    value = value.strip()
+    if value.lower() in JUNK_IDENTIFIERS:
+        raise InvalidIdentifier(field, f"{value!r} is not a usable identifier")
+    if len(value) > MAX_IDENTIFIER_LENGTH:
+        raise InvalidIdentifier(field, f"longer than {MAX_IDENTIFIER_LENGTH} characters")
+    if "\x00" in value:
+        raise InvalidIdentifier(field, "contains a NUL character")
+    return value
+
+
+def normalise_email(value: str) -> str:
+    """Trimmed and lower-cased: emails are compared case-insensitively."""
+    email = _check_plain("email", value).lower()
+    local, at, domain = email.rpartition("@")
+    if not at or not local or "." not in domain or " " in email:
+        raise InvalidIdentifier("email", f"{value!r} is not an email address")
+    return email
+
+
+def normalise_phone(value: str) -> str:
+    """E.164, as the maintained ``phonenumbers`` library formats it."""
+    raw = _check_plain("phone_number", value)
+    try:
+        parsed = phonenumbers.parse(raw, None)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidIdentifier("phone_number", f"{value!r} is not in E.164 format") from exc
+    if not phonenumbers.is_valid_number(parsed):
+        raise InvalidIdentifier("phone_number", f"{value!r} is not a valid phone number")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_external_id(value: str) -> str:
+    return _check_plain("external_id", str(value))
+
+
+def normalise_customer_id(value: str) -> str:
+    customer_id = _check_plain("customer_id", str(value))
+    if not customer_id.isdigit():
+        raise InvalidIdentifier("customer_id", f"{value!r} is not a customer id")
+    return str(int(customer_id))
+
+
+def normalise(identifiers: Identifiers) -> Identifiers:
+    return Identifiers(
+        email=normalise_email(identifiers.email) if identifiers.email else None,
+        external_id=(
+            normalise_external_id(identifiers.external_id) if identifiers.external_id else None
+        ),
+        phone=normalise_phone(identifiers.phone) if identifiers.phone else None,
+        customer_id=(
+            normalise_customer_id(identifiers.customer_id) if identifiers.customer_id else None
+        ),
+    )

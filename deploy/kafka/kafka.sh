@@ -223,6 +223,7 @@ cmd_start() {
   # Ctrl-C / SIGHUP. The inner shell writes its own pid, then exec's java, so
   # the pid file holds the JVM's pid even if setsid had to fork.
   # shellcheck disable=SC2086  # KAFKA_HEAP_OPTS is a list of JVM flags
+  # shellcheck disable=SC2016  # $$/$0/$@ belong to the inner shell
   nohup setsid bash -c 'echo $$ >"$0"; exec "$@"' "$PID_FILE" \
     java $KAFKA_HEAP_OPTS -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
       -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent \

@@ -59,6 +59,7 @@ as_pg() {
 }
 
 # Superuser connection over the cluster's private unix socket (trust auth).
+# shellcheck disable=SC2120  # extra psql args are optional
 psql_admin() {
   "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$RUN_DIR" -p "$PG_PORT" -U postgres -d postgres "$@"
 }

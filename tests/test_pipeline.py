@@ -1,0 +1,238 @@
+"""The pipeline end to end on the real Kafka and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+import httpx
+import orjson
+import uuid_utils
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from schemas.config import Settings
+from schemas.messages import Identifiers, WriteMessage, encode, new_message_id, utcnow
+from schemas.topics import partition_key
+from tests.conftest import Team
+from tests.support import eventually
+
+
+def email() -> str:
+    return f"user-{uuid.uuid4().hex[:10]}@example.com"
+
+
+async def stored_customer(db: asyncpg.Pool, team: Team, address: str) -> asyncpg.Record | None:
+    return await db.fetchrow(
+        "SELECT c.* FROM customers c JOIN customer_identifiers i ON i.customer_id = c.id"
+        " WHERE i.team_id = $1 AND i.kind = 'email' AND i.value = $2",
+        team.id,
+        address,
+    )
+
+
+async def test_customer_write_ends_as_rows_in_postgres(
+    http: httpx.AsyncClient, db: asyncpg.Pool, team: Team
+) -> None:
+    address = email()
+    response = await http.post(
+        f"/api/1.0/customer/{address.upper()}",
+        data={"name": "George", "pricingPlan": "gold"},
+        headers=team.headers,
+    )
+    assert response.status_code == 200
+    assert response.json() == {"email": address, "name": "George", "pricingPlan": "gold"}
+    message_id = response.headers["x-message-id"]
+    assert uuid.UUID(message_id).version == 7
+
+    row = await eventually(lambda: stored_customer(db, team, address))
+    assert orjson.loads(row["attributes"]) == {"name": "George", "pricingPlan": "gold"}
+    assert row["first_seen_at"] <= row["last_updated_at"]
+
+    read = await http.get(f"/api/1.0/customer/{address}", headers=team.headers)
+    assert read.status_code == 200
+    assert read.json() == {"email": address, "name": "George", "pricingPlan": "gold"}
+
+
+async def test_json_attributes_merge_into_the_existing_customer(
+    http: httpx.AsyncClient, team: Team
+) -> None:
+    address = email()
+    first = await http.post(
+        f"/api/1.0/customer/{address}?wait=true",
+        json={"name": "A", "plan": "x"},
+        headers=team.headers,
+    )
+    assert first.status_code == 200
+    second = await http.post(
+        f"/api/1.0/customer/{address}",
+        json={"plan": "y", "projects": 4},
+        headers={**team.headers, "Prefer": "return=representation"},
+    )
+    assert second.json() == {"email": address, "name": "A", "plan": "y", "projects": 4}
+
+
+async def test_event_creates_customer_and_event_type(
+    http: httpx.AsyncClient, db: asyncpg.Pool, team: Team
+) -> None:
+    address = email()
+    body = {"key": "value", "key2": [{"key3": "nested"}], "n": 1.5}
+    response = await http.post(
+        f"/api/1.0/events/task.created/{address}/3321", json=body, headers=team.headers
+    )
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer == {
+        "id": answer["id"],
+        "eventName": "task.created",
+        "externalId": "3321",
+        "body": body,
+    }
+
+    async def stored_event() -> asyncpg.Record | None:
+        return await db.fetchrow(
+            "SELECT e.*, t.name AS type_name FROM events e"
+            " JOIN event_types t ON t.id = e.event_type_id WHERE e.id = $1",
+            uuid.UUID(answer["id"]),
+        )
+
+    event = await eventually(stored_event)
+    assert event["type_name"] == "task.created"
+    assert event["external_id"] == "3321"
+    assert orjson.loads(event["body"]) == body
+    assert event["received_at"] <= event["stored_at"]
+    customer = await stored_customer(db, team, address)
+    assert customer is not None and event["customer_id"] == customer["id"]
+
+
+async def test_unknown_customer_is_the_documented_404(http: httpx.AsyncClient, team: Team) -> None:
+    response = await http.get("/api/1.0/customer/nobody@example.com", headers=team.headers)
+    assert response.status_code == 404
+    assert response.json() == {"error": "Customer with email nobody@example.com was not found."}
+
+
+async def test_api_key_in_header_or_query_and_401_otherwise(
+    http: httpx.AsyncClient, team: Team
+) -> None:
+    path = "/api/1.0/customer/nobody@example.com"
+    assert (await http.get(path, params={"apiKey": team.key})).status_code == 404
+    missing = await http.get(path)
+    assert missing.status_code == 401
+    assert missing.json() == {"error": "Missing API key"}
+    wrong = await http.get(path, headers={"X-API-KEY": "not-a-key-of-anyone"})
+    assert wrong.status_code == 401
+    assert wrong.json() == {"error": "Invalid API key"}
+
+
+async def test_teams_never_see_each_other(
+    http: httpx.AsyncClient, db: asyncpg.Pool, team: Team
+) -> None:
+    from ingest_gateway.admin import create_team
+
+    async with db.acquire() as conn:
+        _, other_key = await create_team(conn, f"other-{uuid.uuid4().hex[:8]}")
+    address = email()
+    await http.post(f"/api/1.0/customer/{address}?wait=1", json={"a": 1}, headers=team.headers)
+    other = await http.get(f"/api/1.0/customer/{address}", headers={"X-API-KEY": other_key})
+    assert other.status_code == 404
+
+
+def raw_message(team_id: int, address: str, **attributes: object) -> WriteMessage:
+    now = utcnow()
+    return WriteMessage(
+        id=new_message_id(),
+        team_id=team_id,
+        op="upsert_customer",
+        identifiers=Identifiers(email=address),
+        occurred_at=now,
+        received_at=now,
+        attributes=dict(attributes),
+    )
+
+
+async def test_a_batch_delivered_twice_changes_nothing(
+    settings: Settings, gateway: str, db: asyncpg.Pool, team: Team
+) -> None:
+    address = email()
+    messages = [raw_message(team.id, address, step=i) for i in range(5)]
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        for _ in range(2):
+            for m in messages:
+                await producer.send_and_wait(
+                    settings.writes_topic, encode(m), key=partition_key(m.team_id, m.identifiers)
+                )
+        # A marker after both copies: once it is applied, both copies were.
+        marker = raw_message(team.id, address, done=True)
+        await producer.send_and_wait(
+            settings.writes_topic, encode(marker), key=partition_key(team.id, marker.identifiers)
+        )
+    finally:
+        await producer.stop()
+
+    async def marker_applied() -> bool:
+        return bool(
+            await db.fetchval(
+                "SELECT count(*) FROM processed_messages WHERE message_id = $1",
+                uuid.UUID(marker.id),
+            )
+        )
+
+    await eventually(marker_applied)
+    row = await stored_customer(db, team, address)
+    assert row is not None
+    assert orjson.loads(row["attributes"]) == {"step": 4, "done": True}
+    counts = await db.fetchrow(
+        "SELECT count(*) AS customers,"
+        " (SELECT count(*) FROM customer_identifiers WHERE team_id = $1) AS identifiers"
+        " FROM customers WHERE team_id = $1",
+        team.id,
+    )
+    assert dict(counts) == {"customers": 1, "identifiers": 2}  # email + own customer id
+
+
+async def test_bad_message_goes_to_dead_letter_topic_and_the_partition_moves_on(
+    settings: Settings, gateway: str, db: asyncpg.Pool, team: Team
+) -> None:
+    address = email()
+    good = raw_message(team.id, address, ok=True)
+    key = partition_key(team.id, good.identifiers)  # same partition: bad one comes first
+    poison = b'{"id": "not a message"'
+    nul = raw_message(team.id, address, bad="nul\x00char")  # jsonb refuses NUL
+    dlq = AIOKafkaConsumer(
+        settings.dead_letter_topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=f"dlq-reader-{uuid_utils.uuid4()}",
+    )
+    await dlq.start()
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(settings.writes_topic, poison, key=key)
+        await producer.send_and_wait(settings.writes_topic, encode(nul), key=key)
+        await producer.send_and_wait(settings.writes_topic, encode(good), key=key)
+        row = await eventually(lambda: stored_customer(db, team, address))
+        assert orjson.loads(row["attributes"]) == {"ok": True}
+
+        letters: dict[bytes, dict[str, bytes]] = {}
+
+        async def both_dead_lettered() -> bool:
+            batch = await dlq.getmany(timeout_ms=200)
+            for records in batch.values():
+                for r in records:
+                    letters[r.value] = dict(r.headers)
+            return poison in letters and encode(nul) in letters
+
+        await eventually(both_dead_lettered)
+        assert letters[poison]["reason"].startswith(b"undecodable message")
+        assert b"UntranslatableCharacter" in letters[encode(nul)]["reason"]
+        assert letters[poison]["source"].startswith(settings.writes_topic.encode())
+        outcome = await db.fetchval(
+            "SELECT outcome FROM processed_messages WHERE message_id = $1", uuid.UUID(nul.id)
+        )
+        assert outcome == "dead_letter"
+    finally:
+        await producer.stop()
+        await dlq.stop()

@@ -22,13 +22,10 @@ from typing import Any
 
 import asyncpg
 import orjson
-from asyncpg.pool import PoolConnectionProxy
-
-# A plain connection or one borrowed from a pool.
-Connection = asyncpg.Connection | PoolConnectionProxy
 
 from consumers.plan import CustomerState, IdentifierKey, Plan, plan_batch
 from schemas.messages import WriteMessage
+from schemas.pg import Connection
 
 _MAX_LOCK_ROUNDS = 10
 

@@ -19,6 +19,7 @@ import asyncpg
 
 from ingest_gateway.keys import hash_api_key, key_prefix, new_api_key
 from schemas.config import get_settings
+from schemas.pg import Connection
 
 MIN_KEY_LENGTH = 16
 
@@ -27,7 +28,7 @@ class AdminError(Exception):
     pass
 
 
-async def _team_id(conn: asyncpg.Connection, team: str) -> int:
+async def _team_id(conn: Connection, team: str) -> int:
     team_id = await conn.fetchval(
         "SELECT id FROM teams WHERE name = $1 OR id::text = $1 ORDER BY name = $1 DESC LIMIT 1",
         team,
@@ -37,7 +38,7 @@ async def _team_id(conn: asyncpg.Connection, team: str) -> int:
     return int(team_id)
 
 
-async def _add_key(conn: asyncpg.Connection, team_id: int, key: str | None) -> str:
+async def _add_key(conn: Connection, team_id: int, key: str | None) -> str:
     key = key or new_api_key()
     if len(key) < MIN_KEY_LENGTH:
         raise AdminError(f"an API key must have at least {MIN_KEY_LENGTH} characters")
@@ -55,9 +56,7 @@ async def _add_key(conn: asyncpg.Connection, team_id: int, key: str | None) -> s
     return key
 
 
-async def create_team(
-    conn: asyncpg.Connection, name: str, key: str | None = None
-) -> tuple[int, str]:
+async def create_team(conn: Connection, name: str, key: str | None = None) -> tuple[int, str]:
     """Create the team (or reuse it) and give it ``key`` or a new random key."""
     async with conn.transaction():
         team_id = await conn.fetchval(
@@ -68,7 +67,7 @@ async def create_team(
         return int(team_id), await _add_key(conn, int(team_id), key)
 
 
-async def rotate_key(conn: asyncpg.Connection, team: str, key: str | None = None) -> str:
+async def rotate_key(conn: Connection, team: str, key: str | None = None) -> str:
     async with conn.transaction():
         team_id = await _team_id(conn, team)
         await conn.execute(
@@ -78,7 +77,7 @@ async def rotate_key(conn: asyncpg.Connection, team: str, key: str | None = None
         return await _add_key(conn, team_id, key)
 
 
-async def revoke_keys(conn: asyncpg.Connection, team: str) -> int:
+async def revoke_keys(conn: Connection, team: str) -> int:
     team_id = await _team_id(conn, team)
     result = await conn.execute(
         "UPDATE api_keys SET revoked_at = now() WHERE team_id = $1 AND revoked_at IS NULL", team_id

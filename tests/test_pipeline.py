@@ -188,6 +188,7 @@ async def test_a_batch_delivered_twice_changes_nothing(
         " FROM customers WHERE team_id = $1",
         team.id,
     )
+    assert counts is not None
     assert dict(counts) == {"customers": 1, "identifiers": 2}  # email + own customer id
 
 

@@ -1,0 +1,1 @@
+"""The write-path benchmark (``make bench``)."""

@@ -1,0 +1,200 @@
+"""The identity and event policy of ``consumers.plan``, without I/O."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from consumers.plan import CustomerState, Plan, plan_batch
+from schemas.messages import EventData, Identifiers, Operation, WriteMessage, new_message_id
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+WINDOW = timedelta(minutes=20)
+TEAM = 1
+
+
+def msg(
+    op: Operation = "upsert_customer",
+    at: int = 0,
+    event: EventData | None = None,
+    create: bool = True,
+    agent: str | None = None,
+    attrs: dict[str, Any] | None = None,
+    **ids: str,
+) -> WriteMessage:
+    when = T0 + timedelta(minutes=at)
+    return WriteMessage(
+        id=new_message_id(),
+        team_id=TEAM,
+        op=op,
+        identifiers=Identifiers(**ids),
+        occurred_at=when,
+        received_at=when,
+        attributes=attrs or {},
+        event=event,
+        create_if_missing=create,
+        user_agent=agent,
+    )
+
+
+def customer(ref: int, at: int = 0, external_id: str | None = None, **attrs: Any) -> CustomerState:
+    return CustomerState(
+        ref=ref,
+        team_id=TEAM,
+        attributes=dict(attrs),
+        versions={k: f"{at:020d}" for k in attrs},
+        first_seen_at=T0 + timedelta(minutes=at),
+        last_updated_at=T0 + timedelta(minutes=at),
+        external_ids={external_id} if external_id else set(),
+    )
+
+
+def plan(
+    messages: list[WriteMessage],
+    owners: dict[tuple[str, str], int] | None = None,
+    customers: list[CustomerState] | None = None,
+) -> Plan:
+    return plan_batch(
+        messages,
+        {(TEAM, kind, value): ref for (kind, value), ref in (owners or {}).items()},
+        {c.ref: c for c in customers or []},
+        WINDOW,
+    )
+
+
+def test_unknown_identifiers_create_one_customer_with_all_of_them() -> None:
+    p = plan([msg(email="a@x.io", phone="+14155550100", attrs={"name": "A"})])
+    assert len(p.created) == 1 and p.created[0].attributes == {"name": "A"}
+    assert {(k, v) for _, k, v, _ in p.identifiers} == {
+        ("email", "a@x.io"),
+        ("phone", "+14155550100"),
+    }
+
+
+def test_a_write_naming_two_customers_merges_them_into_the_oldest() -> None:
+    old, new = customer(10, at=0, name="Old", plan="a"), customer(20, at=5, plan="b")
+    p = plan(
+        [msg(email="a@x.io", phone="+14155550100", at=10)],
+        owners={("email", "a@x.io"): 20, ("phone", "+14155550100"): 10},
+        customers=[old, new],
+    )
+    assert [(m.merged_id, m.survivor_ref) for m in p.merges] == [(20, 10)]
+    (survivor,) = p.updated
+    assert survivor.ref == 10
+    # Per attribute, the newest event time wins: "plan" was set later on the newer one.
+    assert survivor.attributes == {"name": "Old", "plan": "b"}
+
+
+def test_customers_with_different_external_ids_are_never_merged() -> None:
+    a, b = customer(1, external_id="ext-a"), customer(2, external_id="ext-b")
+    p = plan(
+        [msg(email="b@x.io", external_id="ext-a", attrs={"seen": True})],
+        owners={("email", "b@x.io"): 2, ("external_id", "ext-a"): 1},
+        customers=[a, b],
+    )
+    assert p.merges == []
+    assert [c.ref for c in p.updated] == [1]  # the write goes to the external id's customer
+    assert p.identifiers == []  # b@x.io stays with customer 2
+
+
+def test_a_new_external_id_for_a_customer_that_has_one_starts_a_new_customer() -> None:
+    a = customer(1, external_id="ext-a")
+    p = plan(
+        [msg(email="a@x.io", external_id="ext-new")], owners={("email", "a@x.io"): 1}, customers=[a]
+    )
+    assert len(p.created) == 1 and p.merges == []
+    assert [(k, v) for _, k, v, _ in p.identifiers] == [("external_id", "ext-new")]
+
+
+def test_older_attribute_update_does_not_overwrite_newer_value() -> None:
+    p = plan(
+        [
+            msg(email="a@x.io", at=10, attrs={"plan": "new"}),
+            msg(email="a@x.io", at=5, attrs={"plan": "old", "name": "N"}),
+        ]
+    )
+    assert p.created[0].attributes == {"plan": "new", "name": "N"}
+
+
+def test_delete_is_ordered_with_writes_before_and_after() -> None:
+    existing = customer(7, name="Gone")
+    p = plan(
+        [
+            msg(email="a@x.io", event=EventData(name="before")),
+            msg("delete_customer", email="a@x.io"),
+            msg(email="a@x.io", at=1, attrs={"fresh": True}),
+        ],
+        owners={("email", "a@x.io"): 7},
+        customers=[existing],
+    )
+    assert p.deleted == [7]
+    assert [c.attributes for c in p.created] == [{"fresh": True}]
+    assert p.events == []  # the event before the delete was erased with the customer
+
+
+def test_write_requiring_an_existing_customer_is_discarded_when_unknown() -> None:
+    m = msg(email="nobody@x.io", create=False, event=EventData(name="update", kind="update"))
+    p = plan([m])
+    assert p.created == [] and p.outcomes == {m.id: "discarded:unknown_customer"}
+
+
+def test_unknown_customer_id_is_never_created() -> None:
+    m = msg(customer_id="999", event=EventData(name="x"))
+    p = plan([m])
+    assert p.created == [] and p.outcomes[m.id] == "discarded:unknown_customer"
+
+
+def test_confirmations_are_kept_once_per_order() -> None:
+    first, again = (
+        msg(
+            email="a@x.io",
+            event=EventData(name="confirmation", kind="confirmation", order_id="o-1"),
+        )
+        for _ in range(2)
+    )
+    p = plan([first, again])
+    assert [e.message.id for e in p.events] == [first.id]
+    assert p.outcomes == {again.id: "discarded:duplicate_confirmation"}
+
+
+def test_email_opens_at_most_one_per_twenty_minutes_of_event_time() -> None:
+    opens = [
+        msg(email="a@x.io", at=at, event=EventData(name="email_open", kind="email_open"))
+        for at in (0, 5, 19, 21, 30)
+    ]
+    p = plan(opens)
+    assert [e.message.occurred_at for e in p.events] == [T0, T0 + timedelta(minutes=21)]
+    assert sum(p.discarded.values()) == 3
+
+
+def test_bot_events_are_not_stored() -> None:
+    bot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+    m = msg(email="a@x.io", event=EventData(name="view"), agent=bot)
+    p = plan([m])
+    assert p.events == [] and p.outcomes == {m.id: "discarded:bot"}
+
+
+def test_only_the_newest_version_of_a_client_event_is_written() -> None:
+    newer = msg(
+        email="a@x.io", at=10, event=EventData(name="t", client_event_id="e1", body={"v": 2})
+    )
+    older = msg(
+        email="a@x.io", at=1, event=EventData(name="t", client_event_id="e1", body={"v": 1})
+    )
+    p = plan([newer, older])
+    assert [e.message.id for e in p.events] == [newer.id]
+
+
+def test_merge_chain_within_one_batch_ends_in_one_customer() -> None:
+    p = plan(
+        [
+            msg(email="a@x.io", at=0),
+            msg(phone="+14155550100", at=1),
+            msg(external_id="x1", at=2),
+            msg(email="a@x.io", phone="+14155550100", at=3),
+            msg(phone="+14155550100", external_id="x1", at=4),
+        ]
+    )
+    assert len(p.created) == 1
+    assert {k for _, k, _, _ in p.identifiers} == {"email", "phone", "external_id"}
+    assert len({ref for *_, ref in p.identifiers}) == 1

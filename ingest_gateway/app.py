@@ -23,7 +23,7 @@ from ingest_gateway.errors import (
 )
 from ingest_gateway.publisher import Publisher
 from ingest_gateway.responses import JSON
-from ingest_gateway.routes import customers_api
+from ingest_gateway.routes import batch_api, customers_api
 from schemas.config import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default_response_class=JSON,
     )
     app.include_router(customers_api.router)
+    app.include_router(batch_api.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz(request: Request) -> Response:

@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(5 * 1024 * 1024, ge=1024)
     max_json_depth: int = Field(32, ge=2)
     max_batch_items: int = Field(5000, ge=1)
+    max_item_bytes: int = Field(32 * 1024, ge=256)  # per item of POST /api/1.0/batch
     publish_timeout_s: float = Field(10.0, gt=0)
     producer_linger_ms: int = Field(5, ge=0)
     producer_max_batch_bytes: int = Field(1024 * 1024, ge=16384)

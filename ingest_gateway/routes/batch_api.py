@@ -1,0 +1,196 @@
+"""Batched writes: events and customer upserts, many per request, answered per item.
+
+``POST /api/1.0/batch`` with ``{"items": [...]}``; each item is either
+
+- ``{"type": "event", "email": ..., "eventName": ..., "externalId": ..., "body": {...}}``
+- ``{"type": "customer", "email": ..., "attributes": {...}}``
+
+and names its customer by ``email``, ``phone``, ``customerId`` and/or
+``customerExternalId`` (several at once assert they are one person). Optional:
+``occurredAt`` (RFC 3339 with a time zone; default: when received), and for events
+``eventId`` (a client id: a later item with the same id replaces the event).
+
+The answer is ``{"accepted": n, "rejected": m, "items": [...]}`` with one entry per
+item, in order: ``{"index", "status": "accepted", "id"}`` or ``{"index", "status":
+"rejected", "error"}``. A bad item never fails the others; the accepted ones are
+published together and the answer (200) comes once Kafka acknowledged all of them
+(503 and nothing to trust when it did not: retry with ``eventId`` to stay idempotent).
+
+Limits (README "Batch endpoint"): ``MAX_BATCH_ITEMS`` items (default 5,000) and
+``MAX_BODY_BYTES`` bytes (default 5 MB) per request, ``MAX_ITEM_BYTES`` bytes per
+item (default 32 KB), JSON nested at most ``MAX_JSON_DEPTH`` levels.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from ingest_gateway.auth import TeamId
+from ingest_gateway.body import check_depth, check_storable
+from ingest_gateway.errors import ApiError
+from ingest_gateway.responses import JSON
+from ingest_gateway.writes import accept, end_user_agent, identifiers_or_400
+from schemas.config import Settings
+from schemas.messages import (
+    EventData,
+    Identifiers,
+    WriteMessage,
+    new_message_id,
+    utcnow,
+)
+
+PREFIX = "/api/1.0"
+API = "batch_api"
+
+router = APIRouter(prefix=PREFIX, tags=["Batch API (api/1.0)"])
+
+
+class _Envelope(msgspec.Struct):
+    # Items stay raw here so that each is decoded (and refused) on its own.
+    items: list[msgspec.Raw]
+
+
+class _Named(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
+    email: str | None = None
+    phone: str | None = None
+    customer_id: str | int | None = None
+    customer_external_id: str | int | None = None
+    occurred_at: datetime | None = None
+
+    def identifiers(self) -> Identifiers:
+        return Identifiers(
+            email=self.email,
+            phone=self.phone,
+            customer_id=None if self.customer_id is None else str(self.customer_id),
+            external_id=(
+                None if self.customer_external_id is None else str(self.customer_external_id)
+            ),
+        )
+
+
+class _EventItem(_Named, tag="event", tag_field="type"):
+    event_name: str
+    external_id: str | int | None = None
+    event_id: str | None = None
+    body: dict[str, Any] = {}
+
+
+class _CustomerItem(_Named, tag="customer", tag_field="type"):
+    attributes: dict[str, Any] = {}
+
+
+_item_decoder = msgspec.json.Decoder(_EventItem | _CustomerItem)
+_envelope_decoder = msgspec.json.Decoder(_Envelope)
+
+
+class ItemError(Exception):
+    """One item cannot be accepted; the others go on."""
+
+
+def _free_form_ok(raw: bytes, value: Any, max_depth: int) -> None:
+    """Depth and NUL checks, walking the value only when the raw bytes could fail them."""
+    # A JSON text cannot nest deeper than it has brackets, and a NUL can only be
+    # written as the escape \u0000: most items skip the walk altogether.
+    if raw.count(b"{") + raw.count(b"[") > max_depth - 1:
+        check_depth(value, max_depth)
+    if b"\\u0000" in raw:
+        check_storable(value)
+
+
+def _message(
+    request: Request,
+    team_id: int,
+    raw: bytes,
+    settings: Settings,
+    now: datetime,
+) -> WriteMessage:
+    if len(raw) > settings.max_item_bytes:
+        raise ItemError(f"The item is larger than the limit of {settings.max_item_bytes} bytes")
+    try:
+        item = _item_decoder.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise ItemError(f"Invalid item: {exc}") from exc
+    except RecursionError as exc:
+        raise ItemError(f"JSON nested deeper than {settings.max_json_depth} levels") from exc
+    occurred_at = item.occurred_at or now
+    if occurred_at.tzinfo is None:
+        raise ItemError("occurredAt needs a time zone (e.g. 2024-05-01T12:00:00Z)")
+    try:
+        identifiers = identifiers_or_400(item.identifiers())
+    except ApiError as exc:
+        detail = f": {exc.description}" if exc.description else ""
+        raise ItemError(exc.message + detail) from exc
+    try:
+        if isinstance(item, _EventItem):
+            name = item.event_name
+            if not name.strip() or len(name) > 255 or "\x00" in name:
+                raise ItemError("The event name must be 1 to 255 characters")
+            _free_form_ok(raw, item.body, settings.max_json_depth)
+            external_id = None if item.external_id is None else str(item.external_id)
+            event = EventData(
+                name=name, body=item.body, external_id=external_id, client_event_id=item.event_id
+            )
+            return WriteMessage(
+                id=new_message_id(),
+                team_id=team_id,
+                op="track_event",
+                identifiers=identifiers,
+                occurred_at=occurred_at,
+                received_at=now,
+                event=event,
+                user_agent=end_user_agent(request, item.body),
+                api=API,
+            )
+        _free_form_ok(raw, item.attributes, settings.max_json_depth)
+        return WriteMessage(
+            id=new_message_id(),
+            team_id=team_id,
+            op="upsert_customer",
+            identifiers=identifiers,
+            occurred_at=occurred_at,
+            received_at=now,
+            attributes=item.attributes,
+            user_agent=end_user_agent(request),
+            api=API,
+        )
+    except ApiError as exc:
+        raise ItemError(exc.message) from exc
+
+
+@router.post("/batch", summary="Batch of events and customer upserts, with per-item results")
+async def batch(team_id: TeamId, request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    raw = await request.body()
+    try:
+        envelope = _envelope_decoder.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise ApiError(400, f'Expected {{"items": [...]}}: {exc}') from exc
+    except RecursionError as exc:
+        raise ApiError(400, f"JSON nested deeper than {settings.max_json_depth} levels") from exc
+    if not envelope.items:
+        raise ApiError(400, "The batch has no items")
+    if len(envelope.items) > settings.max_batch_items:
+        raise ApiError(413, f"At most {settings.max_batch_items} items per request")
+    now = utcnow()
+    messages: list[WriteMessage] = []
+    results: list[dict[str, Any]] = []
+    for index, item in enumerate(envelope.items):
+        try:
+            message = _message(request, team_id, bytes(item), settings, now)
+        except ItemError as exc:
+            results.append({"index": index, "status": "rejected", "error": str(exc)})
+            continue
+        messages.append(message)
+        results.append({"index": index, "status": "accepted", "id": message.id})
+    accepted = await accept(request, messages)
+    if accepted.outcomes is not None:
+        for result in results:
+            if "id" in result:
+                result["outcome"] = accepted.outcomes.get(result["id"], "unknown")
+    answer = {"accepted": len(messages), "rejected": len(results) - len(messages), "items": results}
+    return JSON(answer, status_code=202 if accepted.timed_out else 200)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -153,7 +154,7 @@ async def run_workload(
     log_dir: Path,
     consumers: int,
     kill_midway: bool = False,
-) -> dict:
+) -> dict[Any, Any]:
     run = Run(base, service_urls, log_dir)
     runs.append(run)
     team_id = await run.setup()

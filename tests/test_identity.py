@@ -1,0 +1,244 @@
+"""Identity resolution, merges, erasure and event rules, through the real Kafka and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from schemas.config import Settings
+from schemas.messages import EventData, Identifiers, Operation, WriteMessage, encode
+from schemas.topics import partition_key
+from tests.conftest import Team
+from tests.support import eventually
+
+T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def write(
+    team: Team,
+    at: float = 0,
+    op: Operation = "upsert_customer",
+    attrs: dict[str, Any] | None = None,
+    event: EventData | None = None,
+    **ids: str,
+) -> WriteMessage:
+    when = T0 + timedelta(minutes=at)
+    return WriteMessage(
+        id=str(uuid.uuid4()),
+        team_id=team.id,
+        op=op,
+        identifiers=Identifiers(**ids),
+        occurred_at=when,
+        received_at=when,
+        attributes=attrs or {},
+        event=event,
+    )
+
+
+@pytest.fixture
+async def apply(settings: Settings, gateway: str, db: asyncpg.Pool):  # type: ignore[no-untyped-def]
+    """Publish messages (one at a time, in order) and wait until the consumer processed them."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True
+    )
+    await producer.start()
+
+    async def run(*messages: WriteMessage) -> None:
+        for m in messages:
+            await producer.send_and_wait(
+                settings.writes_topic, encode(m), key=partition_key(m.team_id, m.identifiers)
+            )
+        ids = [uuid.UUID(m.id) for m in messages]
+
+        async def done() -> bool:
+            n = await db.fetchval(
+                "SELECT count(*) FROM processed_messages WHERE message_id = ANY($1)", ids
+            )
+            return bool(n == len(set(ids)))
+
+        await eventually(done)
+
+    yield run
+    await producer.stop()
+
+
+async def owner(db: asyncpg.Pool, team: Team, kind: str, value: str) -> int | None:
+    found = await db.fetchval(
+        "SELECT customer_id FROM customer_identifiers WHERE team_id = $1 AND kind = $2"
+        " AND value = $3",
+        team.id,
+        kind,
+        value,
+    )
+    return None if found is None else int(found)
+
+
+async def attributes(db: asyncpg.Pool, customer_id: int) -> dict[str, Any]:
+    raw = await db.fetchval("SELECT attributes::text FROM customers WHERE id = $1", customer_id)
+    return dict(orjson.loads(raw))
+
+
+async def test_merge_keeps_the_oldest_moves_everything_and_old_id_still_resolves(
+    apply: Any, db: asyncpg.Pool, team: Team
+) -> None:
+    email, phone = f"{unique('m')}@example.com", "+14155550123"
+    await apply(
+        write(team, at=0, email=email, attrs={"name": "Old", "plan": "free"}),
+        write(team, at=5, phone=phone, attrs={"plan": "gold"}),
+        write(team, at=6, phone=phone, event=EventData(name="view")),
+    )
+    older, newer = await owner(db, team, "email", email), await owner(db, team, "phone", phone)
+    assert older is not None and newer is not None and older != newer
+
+    await apply(write(team, at=10, email=email, phone=phone))
+
+    assert await owner(db, team, "phone", phone) == older
+    assert await owner(db, team, "customer_id", str(newer)) == older  # old id resolves
+    assert await attributes(db, older) == {"name": "Old", "plan": "gold"}  # newest wins
+    assert await db.fetchval("SELECT count(*) FROM customers WHERE id = $1", newer) == 0
+    assert await db.fetchval("SELECT count(*) FROM events WHERE customer_id = $1", older) == 1
+    merge = await db.fetchrow(
+        "SELECT merged_customer_id, survivor_customer_id FROM customer_merges WHERE team_id = $1",
+        team.id,
+    )
+    assert merge is not None and tuple(merge) == (newer, older)
+
+    # A later write by the merged-away id lands on the survivor.
+    await apply(write(team, at=11, customer_id=str(newer), attrs={"via": "old id"}))
+    assert (await attributes(db, older))["via"] == "old id"
+
+
+async def test_conflicting_external_ids_never_merge(
+    apply: Any, db: asyncpg.Pool, team: Team
+) -> None:
+    a, b = f"{unique('a')}@example.com", f"{unique('b')}@example.com"
+    await apply(
+        write(team, at=0, email=a, external_id="ext-a"),
+        write(team, at=1, email=b, external_id="ext-b"),
+        write(team, at=2, email=b, external_id="ext-a", attrs={"touched": True}),
+    )
+    first, second = await owner(db, team, "email", a), await owner(db, team, "email", b)
+    assert first != second
+    assert await owner(db, team, "external_id", "ext-a") == first
+    assert first is not None and (await attributes(db, first)) == {"touched": True}
+    assert (
+        await db.fetchval("SELECT count(*) FROM customer_merges WHERE team_id = $1", team.id) == 0
+    )
+
+
+async def test_delete_erases_everything_and_a_later_event_starts_afresh(
+    apply: Any, db: asyncpg.Pool, team: Team
+) -> None:
+    email = f"{unique('d')}@example.com"
+    await apply(
+        write(team, at=0, email=email, phone="+14155550199", attrs={"name": "X"}),
+        write(team, at=1, email=email, event=EventData(name="view", body={"secret": 1})),
+    )
+    gone = await owner(db, team, "email", email)
+    await apply(write(team, at=2, op="delete_customer", email=email))
+    assert await db.fetchval("SELECT count(*) FROM customers WHERE id = $1", gone) == 0
+    assert (
+        await db.fetchval("SELECT count(*) FROM customer_identifiers WHERE customer_id = $1", gone)
+        == 0
+    )
+    assert await db.fetchval("SELECT count(*) FROM events WHERE customer_id = $1", gone) == 0
+    assert await owner(db, team, "phone", "+14155550199") is None
+
+    await apply(write(team, at=3, email=email, event=EventData(name="signup")))
+    fresh = await owner(db, team, "email", email)
+    assert fresh is not None and fresh != gone
+    assert await attributes(db, fresh) == {}
+
+
+async def test_client_event_id_replaces_and_older_version_does_not(
+    apply: Any, db: asyncpg.Pool, team: Team
+) -> None:
+    email, event_id = f"{unique('c')}@example.com", unique("evt")
+
+    def version(at: float, v: int) -> WriteMessage:
+        return write(
+            team,
+            at=at,
+            op="track_event",
+            email=email,
+            event=EventData(name="order_shipped", client_event_id=event_id, body={"v": v}),
+        )
+
+    v1, v3, v2 = version(1, 1), version(3, 3), version(2, 2)
+    await apply(v1)
+    await apply(v3)
+    await apply(v2)  # older than the stored version: ignored
+    rows = await db.fetch(
+        "SELECT id, body::text FROM events WHERE team_id = $1 AND client_event_id = $2",
+        team.id,
+        event_id,
+    )
+    assert len(rows) == 1
+    assert orjson.loads(rows[0]["body"]) == {"v": 3}
+    assert str(rows[0]["id"]) == v1.id  # the event keeps its id across versions
+
+
+async def test_event_rules_discard_and_count(apply: Any, db: asyncpg.Pool, team: Team) -> None:
+    email = f"{unique('r')}@example.com"
+    order = unique("order")
+    bot = "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)"
+    confirm = EventData(name="confirmation", kind="confirmation", order_id=order)
+    opened = EventData(name="email_open", kind="email_open")
+    bot_event = WriteMessage(
+        id=str(uuid.uuid4()),
+        team_id=team.id,
+        op="track_event",
+        identifiers=Identifiers(email=email),
+        occurred_at=T0,
+        received_at=T0,
+        event=EventData(name="view"),
+        user_agent=bot,
+    )
+    await apply(
+        write(team, at=0, op="track_event", email=email, event=confirm),
+        write(team, at=1, op="track_event", email=email, event=confirm),
+        write(team, at=0, op="track_event", email=email, event=opened),
+        write(team, at=10, op="track_event", email=email, event=opened),
+        write(team, at=25, op="track_event", email=email, event=opened),
+        bot_event,
+    )
+    kinds = await db.fetch(
+        "SELECT kind, count(*) FROM events WHERE team_id = $1 GROUP BY kind ORDER BY kind", team.id
+    )
+    assert [tuple(r) for r in kinds] == [("confirmation", 1), ("email_open", 2)]
+    counts = await db.fetch(
+        "SELECT rule, count FROM discarded_events WHERE team_id = $1 ORDER BY rule", team.id
+    )
+    assert [tuple(r) for r in counts] == [
+        ("bot", 1),
+        ("duplicate_confirmation", 1),
+        ("email_open_window", 1),
+    ]
+
+
+async def test_event_types_are_per_team(apply: Any, db: asyncpg.Pool, team: Team) -> None:
+    name = unique("type")
+    await apply(
+        write(
+            team, op="track_event", email=f"{unique('t')}@example.com", event=EventData(name=name)
+        ),
+        write(
+            team, op="track_event", email=f"{unique('t')}@example.com", event=EventData(name=name)
+        ),
+    )
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM event_types WHERE team_id = $1 AND name = $2", team.id, name
+        )
+        == 1
+    )

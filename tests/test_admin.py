@@ -1,0 +1,67 @@
+"""``ingest-admin``: teams and keys, on the real PostgreSQL."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+
+import asyncpg
+
+from ingest_gateway.auth import KeyCache, team_for_key
+from ingest_gateway.keys import hash_api_key
+from tests.support import BIN
+
+
+def admin(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "ingest-admin"), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"},
+    )
+
+
+def printed_key(output: str) -> str:
+    return next(
+        line.split(": ", 1)[1] for line in output.splitlines() if line.startswith("api key")
+    )
+
+
+async def test_create_list_rotate_revoke(database_url: str, db: asyncpg.Pool) -> None:
+    name = f"acme-{uuid.uuid4().hex[:6]}"
+    created = admin(database_url, "create-team", name)
+    assert created.returncode == 0, created.stderr
+    first = printed_key(created.stdout)
+    team_id = await team_for_key(db, KeyCache(), first)
+    assert team_id is not None
+
+    # Keys are stored hashed: the key itself is nowhere in the table.
+    stored = await db.fetch("SELECT key_hash, key_prefix FROM api_keys WHERE team_id = $1", team_id)
+    assert [bytes(r["key_hash"]) for r in stored] == [hash_api_key(first)]
+    assert first.encode() not in bytes(stored[0]["key_hash"])
+
+    listing = admin(database_url, "list-teams")
+    assert name in listing.stdout and first[:6] in listing.stdout
+
+    rotated = admin(database_url, "rotate-key", name)
+    second = printed_key(rotated.stdout)
+    assert await team_for_key(db, KeyCache(), first) is None
+    assert await team_for_key(db, KeyCache(), second) == team_id
+
+    revoked = admin(database_url, "revoke-key", name)
+    assert revoked.stdout.strip() == "revoked 1 key(s)"
+    assert await team_for_key(db, KeyCache(), second) is None
+
+
+async def test_a_fixed_key_chosen_by_the_caller(database_url: str, db: asyncpg.Pool) -> None:
+    fixed = f"3645a8a3-5b83-459a-9bea-{uuid.uuid4().hex[:12]}"
+    result = admin(database_url, "create-team", f"fixed-{uuid.uuid4().hex[:6]}", "--key", fixed)
+    assert printed_key(result.stdout) == fixed
+    assert await team_for_key(db, KeyCache(), fixed) is not None
+
+    taken = admin(database_url, "create-team", f"thief-{uuid.uuid4().hex[:6]}", "--key", fixed)
+    assert taken.returncode == 1
+    assert "already belongs to another team" in taken.stderr
+    short = admin(database_url, "create-team", "short", "--key", "abc")
+    assert short.returncode == 1 and "at least 16" in short.stderr

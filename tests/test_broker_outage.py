@@ -17,7 +17,7 @@ import pytest
 
 from schemas.config import Settings
 from tests.conftest import Team, create_topics, settings_env
-from tests.support import REPO, BIN, Process, free_port, wait_for_http
+from tests.support import BIN, REPO, Process, free_port, wait_for_http
 
 KAFKA_SH = REPO / "deploy" / "kafka" / "kafka.sh"
 

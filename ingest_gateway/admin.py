@@ -5,6 +5,9 @@
     ingest-admin rotate-key TEAM [--key KEY]    new key; the old ones are revoked
     ingest-admin revoke-key TEAM                revoke every key of the team
 
+Event groups (``create-event-group``, ``list-event-groups``, ``add-event-types``,
+``remove-event-types``, ``delete-event-group``): see ``event_group_admin``.
+
 Keys are printed once and stored only as SHA-256 digests. ``--key`` sets a key
 chosen by the caller, for clients whose key is fixed in their code.
 """
@@ -17,6 +20,7 @@ import sys
 
 import asyncpg
 
+from ingest_gateway import event_group_admin
 from ingest_gateway.keys import hash_api_key, key_prefix, new_api_key
 from schemas.config import get_settings
 from schemas.pg import Connection
@@ -95,6 +99,11 @@ async def _run(args: argparse.Namespace) -> str:
             return f"api key: {await rotate_key(conn, args.team, args.key)}"
         if args.command == "revoke-key":
             return f"revoked {await revoke_keys(conn, args.team)} key(s)"
+        if args.command in event_group_admin.COMMANDS:
+            try:
+                return await event_group_admin.run(conn, args, await _team_id(conn, args.team))
+            except event_group_admin.CommandError as exc:
+                raise AdminError(str(exc)) from exc
         rows = await conn.fetch(
             "SELECT t.id, t.name, t.created_at,"
             " coalesce(string_agg(k.key_prefix || '…', ', ') FILTER"
@@ -120,6 +129,7 @@ def parser() -> argparse.ArgumentParser:
     rotate.add_argument("--key")
     revoke = sub.add_parser("revoke-key", help="revoke every key of a team")
     revoke.add_argument("team", help="team name or id")
+    event_group_admin.add_parsers(sub)
     return p
 
 

@@ -23,7 +23,14 @@ from ingest_gateway.errors import (
 )
 from ingest_gateway.publisher import Publisher
 from ingest_gateway.responses import JSON
-from ingest_gateway.routes import batch_api, customers_api
+from ingest_gateway.routes import (
+    batch_api,
+    customers_api,
+    enterprise_events_api,
+    event_groups_api,
+    store_events_api,
+    user_events_api,
+)
 from schemas.config import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -80,6 +87,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(customers_api.router)
     app.include_router(batch_api.router)
+    app.include_router(user_events_api.router)
+    app.include_router(event_groups_api.router)
+    app.include_router(enterprise_events_api.router)
+    app.include_router(store_events_api.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz(request: Request) -> Response:

@@ -24,7 +24,7 @@ item (default 32 KB), JSON nested at most ``MAX_JSON_DEPTH`` levels.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 from fastapi import APIRouter, Request
@@ -108,6 +108,7 @@ def _message(
     raw: bytes,
     settings: Settings,
     now: datetime,
+    header_agent: str | None,
 ) -> WriteMessage:
     if len(raw) > settings.max_item_bytes:
         raise ItemError(f"The item is larger than the limit of {settings.max_item_bytes} bytes")
@@ -143,7 +144,11 @@ def _message(
                 occurred_at=occurred_at,
                 received_at=now,
                 event=event,
-                user_agent=end_user_agent(request, item.body),
+                user_agent=(
+                    end_user_agent(request, item.body)
+                    if "user_agent" in item.body or "userAgent" in item.body
+                    else header_agent
+                ),
                 api=API,
             )
         _free_form_ok(raw, item.attributes, settings.max_json_depth)
@@ -155,7 +160,7 @@ def _message(
             occurred_at=occurred_at,
             received_at=now,
             attributes=item.attributes,
-            user_agent=end_user_agent(request),
+            user_agent=header_agent,
             api=API,
         )
     except ApiError as exc:
@@ -177,11 +182,12 @@ async def batch(team_id: TeamId, request: Request) -> Response:
     if len(envelope.items) > settings.max_batch_items:
         raise ApiError(413, f"At most {settings.max_batch_items} items per request")
     now = utcnow()
+    header_agent = end_user_agent(request)
     messages: list[WriteMessage] = []
     results: list[dict[str, Any]] = []
     for index, item in enumerate(envelope.items):
         try:
-            message = _message(request, team_id, bytes(item), settings, now)
+            message = _message(request, team_id, bytes(item), settings, now, header_agent)
         except ItemError as exc:
             results.append({"index": index, "status": "rejected", "error": str(exc)})
             continue

@@ -14,7 +14,9 @@ from fastapi.responses import Response
 from ingest_gateway.auth import TeamId
 from ingest_gateway.body import read_json, read_key_values
 from ingest_gateway.errors import ApiError, register_error_format
+from ingest_gateway.queries.events import Db
 from ingest_gateway.responses import JSON
+from ingest_gateway.routes.common import WAIT_PARAMETERS, responses, write_body
 from ingest_gateway.store import (
     count_customers,
     customer_by_identifier,
@@ -42,6 +44,77 @@ register_error_format(PREFIX, _error)
 _IDENTITY_KEYS = {"email"}
 
 
+# -- examples from the Postman collection (OpenAPI) -------------------------------
+
+_GEORGE = {
+    "name": "George",
+    "email": "george.olah@selgora.com",
+    "signupDate": "1924-06-19 00:00:00",
+    "pricingPlan": "gold",
+    "lastloginDate": "2019-06-24 00:00:00",
+}
+_NOT_FOUND = {"error": "Customer with email george.olah@selgora.com was not found."}
+_FORM = {
+    "signupDate": "2019-07-07 12:22:22",
+    "projects": "4",
+    "tasks": "15",
+    "hasFinishedOnboarding": "0",
+    "name": "George",
+}
+_FORM_BODY = {
+    "required": False,
+    "content": {
+        media: {"schema": {"type": "object", "additionalProperties": True}, "example": _FORM}
+        for media in (
+            "multipart/form-data",
+            "application/x-www-form-urlencoded",
+            "application/json",
+        )
+    },
+}
+_BATCH = [
+    {
+        "email": "george.olah@selgora.com",
+        "signupDate": "2019-07-19 12:22:00",
+        "projects": "3",
+        "tasks": "15",
+        "hasFinishedOnboarding": "0",
+        "name": "George",
+    },
+    {
+        "email": "mycustomer@gmail.com",
+        "signupDate": "2019-05-17 14:22:00",
+        "campaigns": "2",
+        "emailsSent": "1504",
+        "hasFinishedOnboarding": "0",
+        "name": "George",
+        "secondary_email": "personal@yahoo.com",
+    },
+]
+_LIST = {
+    "metadata": {
+        "numberOfResults": 112,
+        "startingFrom": "15",
+        "itemsPerPage": "5",
+        "nextPageUrl": "http://localhost/api/1.0/customers?startingFrom=20&itemsPerPage=5",
+    },
+    "results": [
+        {
+            "name": "Mr. Buck Torp",
+            "email": "lemke.gilberto@hotmail.com",
+            "lastloginDate": "2019-05-06 23:11:42",
+            "pricingPlan": "gold",
+        }
+    ],
+}
+_EVENT_BODY = {
+    "key": "Here can be any json that makes sense for you such",
+    "key2": [{"key3": "can have arrays and multilevel elements in it"}],
+    "hello": "Enjoy life!",
+}
+_UNAUTHORISED = {"error": "Missing API key"}
+
+
 def _accepted_headers(message_ids: list[str]) -> dict[str, str]:
     return {"X-Message-Id": ",".join(message_ids)} if len(message_ids) <= 20 else {}
 
@@ -50,7 +123,15 @@ def _not_found(email: str) -> ApiError:
     return ApiError(404, f"Customer with email {email} was not found.")
 
 
-@router.get("/customer/{email}", summary="Get customer data")
+@router.get(
+    "/customer/{email}",
+    summary="Get customer data",
+    responses=responses(
+        (200, "Get a customer data", _GEORGE),
+        ("4XX", "404 Customer was not found", _NOT_FOUND),
+        ("4XX", "Missing API key", _UNAUTHORISED),
+    ),
+)
 async def get_customer(email: str, team_id: TeamId, request: Request) -> Response:
     try:
         normalised = normalise_email(email)
@@ -62,7 +143,20 @@ async def get_customer(email: str, team_id: TeamId, request: Request) -> Respons
     return JSON(flat_customer(row["attributes"], normalised))
 
 
-@router.post("/customer/{email}", summary="Create or update customer")
+@router.post(
+    "/customer/{email}",
+    summary="Create or update customer",
+    openapi_extra={"requestBody": _FORM_BODY, "parameters": WAIT_PARAMETERS},
+    responses=responses(
+        (200, "Create Customer", {"email": "name@yourcompany.com", **_FORM}),
+        (
+            202,
+            "Accepted; the wait for the consumers ran out",
+            {"id": "0190...", "status": "accepted"},
+        ),
+        ("4XX", "Invalid email", {"error": "Invalid email"}),
+    ),
+)
 async def upsert_customer(email: str, team_id: TeamId, request: Request) -> Response:
     identifiers = identifiers_or_400(Identifiers(email=email))
     attributes = await read_key_values(request, request.app.state.settings.max_json_depth)
@@ -83,7 +177,15 @@ async def upsert_customer(email: str, team_id: TeamId, request: Request) -> Resp
     return JSON({"email": identifiers.email, **attributes}, headers=headers)
 
 
-@router.delete("/customer/{email}", summary="Delete a customer")
+@router.delete(
+    "/customer/{email}",
+    summary="Delete a customer",
+    openapi_extra={"parameters": WAIT_PARAMETERS},
+    responses=responses(
+        (200, "Delete a customer", {"success": True}),
+        ("4XX", "Invalid email", {"error": "Invalid email"}),
+    ),
+)
 async def delete_customer(email: str, team_id: TeamId, request: Request) -> Response:
     identifiers = identifiers_or_400(Identifiers(email=email))
     message = new_write(request, team_id, "delete_customer", identifiers, api=API)
@@ -91,12 +193,21 @@ async def delete_customer(email: str, team_id: TeamId, request: Request) -> Resp
     return JSON({"success": True}, headers=_accepted_headers(accepted.message_ids))
 
 
-@router.get("/customers", summary="Get a list of customers")
+@router.get(
+    "/customers",
+    summary="Get a list of customers",
+    responses=responses(
+        (200, "Get a list of customers", _LIST),
+        ("4XX", "Invalid parameter", {"error": "Invalid parameter itemsPerPage: ..."}),
+    ),
+)
 async def get_customers(
     team_id: TeamId,
     request: Request,
-    starting_from: int = Query(0, alias="startingFrom", ge=0),
-    items_per_page: int = Query(50, alias="itemsPerPage", ge=1, le=1000),
+    starting_from: int = Query(0, alias="startingFrom", ge=0, examples=[15]),
+    items_per_page: int = Query(
+        50, alias="itemsPerPage", ge=1, le=1000, description="Default 50", examples=[5]
+    ),
 ) -> Response:
     db = request.app.state.db
     total = await count_customers(db, team_id)
@@ -121,7 +232,26 @@ async def get_customers(
     )
 
 
-@router.post("/customers", summary="Batch create/update customers")
+@router.post(
+    "/customers",
+    summary="Batch create/update customers",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "array"}, "example": _BATCH}},
+        },
+        "parameters": WAIT_PARAMETERS,
+    },
+    responses=responses(
+        (200, "Batch Create/Update Customers", [{**_BATCH[0], "pricingPlan": "gold"}, _BATCH[1]]),
+        (
+            202,
+            "Accepted; the wait for the consumers ran out",
+            [{"id": "0190...", "status": "accepted"}],
+        ),
+        ("4XX", "Not an array", {"error": "Expected a JSON array of customers"}),
+    ),
+)
 async def upsert_customers(team_id: TeamId, request: Request) -> Response:
     settings = request.app.state.settings
     entries = await read_json(request, settings.max_json_depth)
@@ -145,11 +275,55 @@ async def upsert_customers(team_id: TeamId, request: Request) -> Response:
             )
         )
         saved.append({"email": identifiers.email, **attributes})
+    # The answer lists "the saved customers with their attributes": the stored ones
+    # under the ones sent. Read before publishing, so that a failed read never turns
+    # an accepted write into an error.
+    db = request.app.state.db
+    emails = [m.identifiers.email or "" for m in messages]
+    before = await _stored_by_email(db, team_id, emails) if messages else {}
     accepted = await accept(request, messages)
-    return JSON(saved, headers=_accepted_headers(accepted.message_ids))
+    headers = _accepted_headers(accepted.message_ids)
+    if accepted.timed_out:
+        return JSON(
+            [{"id": m.id, "status": "accepted"} for m in messages], status_code=202, headers=headers
+        )
+    if accepted.waited:
+        after = await _stored_by_email(db, team_id, emails)
+        saved = [after.get(e, entry) for e, entry in zip(emails, saved, strict=True)]
+    else:
+        saved = [before.get(e, {}) | entry for e, entry in zip(emails, saved, strict=True)]
+    return JSON(saved, headers=headers)
 
 
-@router.delete("/customers", summary="Batch delete customers")
+async def _stored_by_email(db: Db, team_id: int, emails: list[str]) -> dict[str, dict[str, Any]]:
+    rows = await db.fetch(
+        "SELECT i.value, c.attributes::text AS attributes"
+        "  FROM customer_identifiers i JOIN customers c ON c.id = i.customer_id"
+        " WHERE i.team_id = $1 AND i.kind = 'email' AND i.value = ANY($2::text[])",
+        team_id,
+        emails,
+    )
+    return {r["value"]: flat_customer(r["attributes"], r["value"]) for r in rows}
+
+
+@router.delete(
+    "/customers",
+    summary="Batch delete customers",
+    openapi_extra=write_body(
+        {"Batch Delete Customers": {"emails": [_BATCH[0]["email"], "hello@selgora.com"]}}
+    ),
+    responses=responses(
+        (
+            200,
+            "Batch Delete Customers",
+            {
+                "deletedCustomers": [],
+                "couldNotDelete": ["george.olah@selgora.com", "hello@selgora.com"],
+            },
+        ),
+        ("4XX", "Bad body", {"error": 'Expected {"emails": [...]}'}),
+    ),
+)
 async def delete_customers(team_id: TeamId, request: Request) -> Response:
     settings = request.app.state.settings
     # The collection sends this JSON body with a form content type: read it as JSON.
@@ -181,7 +355,24 @@ async def delete_customers(team_id: TeamId, request: Request) -> Response:
     )
 
 
-@router.post("/events/{event_name}/{customer_email}/{external_id}", summary="Create event")
+@router.post(
+    "/events/{event_name}/{customer_email}/{external_id}",
+    summary="Create event",
+    openapi_extra=write_body({"Create event": _EVENT_BODY}, required=False),
+    responses=responses(
+        (
+            200,
+            "Create event",
+            {
+                "id": "0190...",
+                "eventName": "task.created",
+                "externalId": "3321",
+                "body": _EVENT_BODY,
+            },
+        ),
+        ("4XX", "Invalid email", {"error": "Invalid email"}),
+    ),
+)
 async def create_event(
     event_name: str, customer_email: str, external_id: str, team_id: TeamId, request: Request
 ) -> Response:

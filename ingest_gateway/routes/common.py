@@ -1,0 +1,121 @@
+"""Helpers shared by the API modules: OpenAPI declarations, paging, sorting, write answers.
+
+Routes read their bodies themselves (orjson, no pydantic on the write path), so
+FastAPI cannot infer request bodies; ``json_body`` declares them, with the
+document's examples, through ``openapi_extra``. ``responses`` declares answers
+with examples; declaring a ``4XX`` entry also keeps FastAPI from advertising its
+422 validation answer, which these APIs never give (bad parameters are 400).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ingest_gateway.errors import ApiError
+
+# Ids are bigint in PostgreSQL; longer digit strings cannot name a row.
+_MAX_BIGINT = 2**63 - 1
+
+
+def json_body(examples: dict[str, Any], *, required: bool = True) -> dict[str, Any]:
+    """``openapi_extra`` for a JSON request body; ``examples`` maps a name to a value."""
+    return {
+        "requestBody": {
+            "required": required,
+            "content": {
+                "application/json": {
+                    "schema": {"type": "object"},
+                    "examples": {name: {"value": value} for name, value in examples.items()},
+                }
+            },
+        }
+    }
+
+
+# The optional wait for the consumers (``ingest_gateway.waiting``), on every write.
+WAIT_PARAMETERS = [
+    {
+        "name": "Prefer",
+        "in": "header",
+        "required": False,
+        "description": "return=representation: answer after the consumers applied the write,"
+        " with the stored representation (202 with the message id if the bounded wait runs out)",
+        "schema": {"type": "string"},
+        "example": "return=representation",
+    },
+    {
+        "name": "wait",
+        "in": "query",
+        "required": False,
+        "description": "true: the same as Prefer: return=representation",
+        "schema": {"type": "boolean"},
+    },
+]
+
+
+def write_body(examples: dict[str, Any], *, required: bool = True) -> dict[str, Any]:
+    """``json_body`` for a write through Kafka: also declares the optional wait."""
+    return json_body(examples, required=required) | {"parameters": WAIT_PARAMETERS}
+
+
+def responses(*answers: tuple[int | str, str, Any]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses from (status, summary, example body) triples; a status may repeat."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for status, summary, example in answers:
+        entry = out.setdefault(
+            status,
+            {"description": summary, "content": {"application/json": {"examples": {}}}},
+        )
+        examples = entry["content"]["application/json"]["examples"]
+        examples[summary if summary not in examples else f"{summary} ({len(examples)})"] = {
+            "value": example
+        }
+    return out
+
+
+def row_id(value: str | int | None) -> int | None:
+    """A stored bigint id from its decimal-string form; None when it cannot be one."""
+    if isinstance(value, bool) or value is None:
+        return None
+    text = str(value).strip()
+    if not text.isdigit() or not text.isascii():
+        return None
+    number = int(text)
+    return number if 0 < number <= _MAX_BIGINT else None
+
+
+def sort_order(
+    sort_field: str | None, sort_direction: str | None, columns: dict[str, str], default: str
+) -> tuple[str, bool]:
+    """(SQL column, descending) from the documents' ``sort_field``/``sort_direction``.
+
+    ``columns`` maps the public field names to SQL expressions: only those are
+    ever put into SQL text.
+    """
+    field = sort_field or default
+    column = columns.get(field)
+    if column is None:
+        allowed = ", ".join(sorted(columns))
+        raise ApiError(400, f"Invalid sort_field {field!r}; one of: {allowed}", field="sort_field")
+    direction = (sort_direction or "ASC").upper()
+    if direction not in {"ASC", "DESC"}:
+        raise ApiError(400, "Invalid sort_direction; one of: ASC, DESC", field="sort_direction")
+    return column, direction == "DESC"
+
+
+def message_id_headers(message_ids: list[str]) -> dict[str, str]:
+    return {"X-Message-Id": ",".join(message_ids)} if len(message_ids) <= 20 else {}
+
+
+def rest_api_error(status: int, message: str, description: str | None, field: str | None) -> Any:
+    """Error envelope of the ``/rest-api/...`` documents (002, 003), which show none.
+
+    ``{"error": {"code": 404, "message": "...", "description"?: "...", "field"?: "..."}}``,
+    beside their ``{"data": ...}`` success envelope.
+    """
+    error: dict[str, Any] = {"code": status, "message": message}
+    if description:
+        error["description"] = description
+    if field:
+        error["field"] = field
+    return {"error": error}

@@ -1,0 +1,322 @@
+"""Events with property records (seed 003), under ``/rest-api/enterprise-interface/v1.0``.
+
+- ``POST /events`` ``{"event": {"event_type_id", "customer_id", "external_id"},
+  "property_records": [{"property_id", "property_value"}]}`` answers 201
+  ``{"data": {"event_id"}}`` once Kafka acknowledged the write. The id is the write's
+  message id, which becomes ``events.id``: it is valid at once (``GET`` finds it as
+  soon as the consumers applied it). ``event_type_id`` and ``customer_id`` must name
+  the team's event type and customer (checked in PostgreSQL before publishing):
+  otherwise 422 naming the field, and nothing is written.
+- ``GET /events`` (``count``, ``offset``, ``sort_field``, ``sort_direction``,
+  ``event_type_id``), ``GET /events/{event_id}``, ``GET /events/{event_id}/property-records``.
+
+Events are shown in the document's fields whichever API wrote them: ``data`` is the
+event body as a JSON string (for events written here, ``{property_id: property_value}``
+of the records, over an optional ``event.data`` object), ``created_at`` the event time
+in UTC, ``secondary_external_id`` null (the store does not keep one; a non-null value
+is refused rather than dropped) and ``state`` 1.
+
+Auth and errors as seed 002: Basic (API key as password) or ``X-API-KEY``;
+``{"error": {"code", "message", "description"?, "field"?}}``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from ingest_gateway.auth import TeamId
+from ingest_gateway.body import read_json
+from ingest_gateway.errors import ApiError, register_error_format
+from ingest_gateway.queries import events as q
+from ingest_gateway.responses import JSON
+from ingest_gateway.routes.common import (
+    message_id_headers,
+    responses,
+    rest_api_error,
+    row_id,
+    sort_order,
+    write_body,
+)
+from ingest_gateway.writes import accept, new_write
+from schemas.identity import InvalidIdentifier, normalise_customer_id
+from schemas.messages import EventData, Identifiers
+
+PREFIX = "/rest-api/enterprise-interface/v1.0"
+API = "enterprise_events_api"
+MAX_COUNT = 1000
+MAX_TEXT = 255
+MAX_PROPERTY_RECORDS = 1000
+
+router = APIRouter(prefix=PREFIX, tags=["Events (seed 003)"])
+register_error_format(PREFIX, rest_api_error)
+
+# -- examples from the document ---------------------------------------------------
+
+_CREATE = {
+    "event": {
+        "event_type_id": "8bed991c68a470e7aaeffbf048",
+        "customer_id": "85bc5819e09dab95437552ce79",
+        "external_id": "aaabbbccc",
+    },
+    "property_records": [{"property_id": "has_purchase", "property_value": "true"}],
+}
+_EVENT = {
+    "event_id": "8bed991c68a470e7aaeffbf048",
+    "event_type_id": "8bed991c68a470e7aaeffbf048",
+    "customer_id": "85bc5819e09dab95437552ce79",
+    "external_id": "157613",
+    "data": '{"test":10,"test2":20}',
+    "created_at": "2017-06-20 16:59:49",
+    "secondary_external_id": None,
+    "state": 1,
+}
+_LIST = {
+    "data": {
+        "events": [
+            _EVENT,
+            {
+                **_EVENT,
+                "event_id": "8bda8a4854394325e2748a5005",
+                "external_id": "3624",
+                "created_at": "2018-04-20 15:58:04",
+            },
+        ],
+        "total_items": 114,
+    }
+}
+_RECORDS = {
+    "data": {
+        "property_records": [{"property_id": "has_purchase", "property_value": "true"}],
+        "total_items": 1,
+    }
+}
+_UNKNOWN_TYPE = {
+    "error": {
+        "code": 422,
+        "message": "Unknown event_type_id '8bed991c68a470e7aaeffbf048'",
+        "field": "event.event_type_id",
+    }
+}
+_NOT_FOUND = {"error": {"code": 404, "message": "Event 8bed991c68a470e7aaeffbf048 was not found"}}
+
+# -- create ----------------------------------------------------------------------
+
+
+def _invalid(field: str, rule: str) -> ApiError:
+    return ApiError(400, f"Invalid {field}: {rule}", field=field)
+
+
+def _id_text(value: Any) -> str | None:
+    """Ids may come as JSON strings or numbers; they are strings from here on."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _records(value: Any) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _invalid("property_records", "must be an array of property records")
+    if len(value) > MAX_PROPERTY_RECORDS:
+        raise _invalid("property_records", f"at most {MAX_PROPERTY_RECORDS} records")
+    records = []
+    for i, record in enumerate(value):
+        field = f"property_records[{i}]"
+        if not isinstance(record, dict):
+            raise _invalid(field, "must be an object with property_id and property_value")
+        property_id = _id_text(record.get("property_id"))
+        if not property_id or len(property_id) > MAX_TEXT:
+            raise _invalid(f"{field}.property_id", f"required, 1 to {MAX_TEXT} characters")
+        if "property_value" not in record:
+            raise _invalid(f"{field}.property_value", "required")
+        records.append({"property_id": property_id, "property_value": record["property_value"]})
+    return records
+
+
+def _data(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, str):  # the document shows data as a JSON string
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            raise _invalid("event.data", "must be a JSON object or its JSON text") from exc
+    if not isinstance(value, dict):
+        raise _invalid("event.data", "must be a JSON object or its JSON text")
+    return value
+
+
+@router.post(
+    "/events",
+    summary="Create a new event",
+    status_code=201,
+    openapi_extra=write_body({"document example": _CREATE}),
+    responses=responses(
+        (201, "Created", {"data": {"event_id": "85c7c9d1ccf6c6dfed34edc8d2"}}),
+        (201, "Created, with Prefer: return=representation", {"data": _EVENT}),
+        (202, "Accepted; the wait for the consumers ran out", {"data": {"event_id": "0190..."}}),
+        ("4XX", "Unknown event type", _UNKNOWN_TYPE),
+    ),
+)
+async def create_event(team_id: TeamId, request: Request) -> Response:
+    payload = await read_json(request, request.app.state.settings.max_json_depth)
+    if not isinstance(payload, dict):
+        raise ApiError(400, "Expected a JSON object with event and property_records")
+    event = payload.get("event")
+    if not isinstance(event, dict):
+        raise _invalid("event", "required, an Event object")
+    raw_type_id = _id_text(event.get("event_type_id"))
+    if not raw_type_id:
+        raise _invalid("event.event_type_id", "required, the id of an event type")
+    raw_customer_id = _id_text(event.get("customer_id"))
+    if not raw_customer_id:
+        raise _invalid("event.customer_id", "required, the id of a customer")
+    external_id = _id_text(event.get("external_id"))
+    if event.get("external_id") is not None and (not external_id or len(external_id) > MAX_TEXT):
+        raise _invalid("event.external_id", f"a string of 1 to {MAX_TEXT} characters")
+    if event.get("secondary_external_id") is not None:
+        raise _invalid("event.secondary_external_id", "not supported; send null or leave out")
+    records = _records(payload.get("property_records"))
+    body = _data(event.get("data")) | {r["property_id"]: r["property_value"] for r in records}
+
+    db = request.app.state.db
+    unknown_type = ApiError(
+        422, f"Unknown event_type_id {raw_type_id!r}", field="event.event_type_id"
+    )
+    unknown_customer = ApiError(
+        422, f"Unknown customer_id {raw_customer_id!r}", field="event.customer_id"
+    )
+    type_id = row_id(raw_type_id)
+    if type_id is None:  # ids are decimal strings: this one names no event type
+        raise unknown_type
+    try:
+        customer_id = normalise_customer_id(raw_customer_id)
+    except InvalidIdentifier as exc:
+        raise unknown_customer from exc
+    type_name, customer = await q.event_type_and_customer(db, team_id, type_id, customer_id)
+    if type_name is None:
+        raise unknown_type
+    if customer is None:
+        raise unknown_customer
+
+    message = new_write(
+        request,
+        team_id,
+        "track_event",
+        Identifiers(customer_id=customer_id),
+        event=EventData(
+            name=type_name, body=body, external_id=external_id, properties=records or None
+        ),
+        create_if_missing=False,
+        api=API,
+    )
+    accepted = await accept(request, [message])
+    headers = message_id_headers(accepted.message_ids)
+    created = {"data": {"event_id": message.id}}
+    if accepted.timed_out:
+        return JSON(created, status_code=202, headers=headers)
+    if accepted.outcomes is not None:
+        outcome = accepted.outcomes.get(message.id, "")
+        if outcome == "discarded:unknown_customer":  # deleted since the check above
+            raise unknown_customer
+        if outcome != "applied":
+            return JSON({"data": {"event_id": message.id, "outcome": outcome}}, headers=headers)
+        row = await q.get_event(db, team_id, uuid.UUID(message.id))
+        if row is not None:
+            return JSON({"data": q.event_view(row)}, status_code=201, headers=headers)
+    return JSON(created, status_code=201, headers=headers)
+
+
+# -- reads -----------------------------------------------------------------------
+
+
+def _event_uuid(event_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(event_id)
+    except ValueError as exc:
+        raise ApiError(404, f"Event {event_id} was not found") from exc
+
+
+@router.get(
+    "/events",
+    summary="Get information about all events",
+    responses=responses(
+        (200, "Events", _LIST),
+        (
+            "4XX",
+            "Invalid parameter",
+            {"error": {"code": 400, "message": "Invalid sort_field 'x'", "field": "sort_field"}},
+        ),
+    ),
+)
+async def list_events(
+    team_id: TeamId,
+    request: Request,
+    count: int = Query(100, ge=0, le=MAX_COUNT, description="Records to return (default 100)"),
+    offset: int = Query(0, ge=0, description="Records to skip (default 0)"),
+    sort_field: str | None = Query(
+        None,
+        description="One of event_id (default), created_at, event_type_id, customer_id,"
+        " external_id",
+    ),
+    sort_direction: str | None = Query(None, description="ASC or DESC", examples=["DESC"]),
+    event_type_id: str | None = Query(
+        None, description="The id of an event type", examples=["8bed991c68a470e7aaeffbf048"]
+    ),
+) -> Response:
+    column, descending = sort_order(sort_field, sort_direction, q.EVENT_SORT_COLUMNS, "event_id")
+    type_id = None
+    if event_type_id:
+        type_id = row_id(event_type_id)
+        if type_id is None:  # no event type has such an id: nothing matches
+            return JSON({"data": {"events": [], "total_items": 0}})
+    total, rows = await q.list_events(
+        request.app.state.db,
+        team_id,
+        event_type_id=type_id,
+        sort_column=column,
+        descending=descending,
+        offset=offset,
+        count=count,
+    )
+    return JSON({"data": {"events": [q.event_view(r) for r in rows], "total_items": total}})
+
+
+@router.get(
+    "/events/{event_id}",
+    summary="Get information about a specific event",
+    responses=responses((200, "Event", {"data": _EVENT}), ("4XX", "Unknown event", _NOT_FOUND)),
+)
+async def get_event(event_id: str, team_id: TeamId, request: Request) -> Response:
+    row = await q.get_event(request.app.state.db, team_id, _event_uuid(event_id))
+    if row is None:
+        raise ApiError(404, f"Event {event_id} was not found")
+    return JSON({"data": q.event_view(row)})
+
+
+@router.get(
+    "/events/{event_id}/property-records",
+    summary="Get a list of all property records of an event",
+    responses=responses((200, "Property records", _RECORDS), ("4XX", "Unknown", _NOT_FOUND)),
+)
+async def get_property_records(
+    event_id: str,
+    team_id: TeamId,
+    request: Request,
+    count: int = Query(100, ge=0, le=MAX_COUNT),
+    offset: int = Query(0, ge=0),
+) -> Response:
+    row = await q.get_event(request.app.state.db, team_id, _event_uuid(event_id))
+    if row is None:
+        raise ApiError(404, f"Event {event_id} was not found")
+    records = q.property_records(row)
+    page = records[offset : offset + count]
+    return JSON({"data": {"property_records": page, "total_items": len(records)}})

@@ -1,0 +1,370 @@
+"""Event groups of seed 002, under ``/rest-api/customer-interface/v1.0``.
+
+The document's two reads, as it shows them:
+
+- ``GET /event-groups`` with ``count`` (default 100), ``offset`` (default 0),
+  ``sort_field``, ``sort_direction`` (``ASC``/``DESC``), ``name`` (part of the name,
+  case-insensitive) and ``text_id``: ``{"data": {"event_groups": [...], "total_items": N}}``;
+- ``GET /event-groups/{event_group_id}``: ``{"data": EventGroup}``, 404 when unknown.
+
+The document only reads groups, so this module adds a way to make them (also in
+``ingest-admin``): ``POST``/``PATCH``/``DELETE`` on groups, and ``GET``/``PUT``/``DELETE``
+``/event-groups/{id}/event-types/{event_type_id}`` for membership, plus
+``GET``/``POST /event-types`` to find or create the event types (so that seed 003
+clients can learn an ``event_type_id``). These write PostgreSQL directly: they
+are team configuration, not customer traffic.
+
+Auth: the team API key as the password of HTTP Basic (as the document shows; the
+user name is ignored), or in ``X-API-KEY`` / ``?apiKey=``. Errors:
+``{"error": {"code", "message", "description"?, "field"?}}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from ingest_gateway.auth import TeamId
+from ingest_gateway.body import read_json
+from ingest_gateway.errors import ApiError, register_error_format
+from ingest_gateway.queries import event_groups as q
+from ingest_gateway.responses import JSON
+from ingest_gateway.routes.common import (
+    json_body,
+    responses,
+    rest_api_error,
+    row_id,
+    sort_order,
+)
+
+PREFIX = "/rest-api/customer-interface/v1.0"
+MAX_COUNT = 1000
+MAX_TEXT = 255
+
+router = APIRouter(prefix=PREFIX, tags=["Event groups (seed 002)"])
+register_error_format(PREFIX, rest_api_error)
+
+# -- examples from the document ---------------------------------------------------
+
+_GROUP = {
+    "event_group_id": "86e05affc7a7abefcd513ab400",
+    "name": "Shopping Cart",
+    "text_id": "shopping_cart",
+    "state": 1,
+}
+_LIST = {
+    "data": {
+        "event_groups": [
+            _GROUP,
+            {
+                "event_group_id": "83d1d11ea3884a5d33253fe214",
+                "name": "Tasks",
+                "text_id": "tasks",
+                "state": 1,
+            },
+            {
+                "event_group_id": "8dcc271b9b80de8b3d1a525052",
+                "name": "Points",
+                "text_id": "points",
+                "state": 1,
+            },
+            {
+                "event_group_id": "81c6c712e8888c73d480cbbdb0",
+                "name": "Shipments",
+                "text_id": "shipments",
+                "state": 1,
+            },
+        ],
+        "total_items": 4,
+    }
+}
+_NOT_FOUND = {"error": {"code": 404, "message": "Event group 42 was not found"}}
+_BAD_SORT = {
+    "error": {
+        "code": 400,
+        "message": "Invalid sort_direction; one of: ASC, DESC",
+        "field": "sort_direction",
+    }
+}
+_UNAUTHORISED = {"error": {"code": 401, "message": "Missing API key"}}
+_TYPES = {
+    "data": {"event_types": [{"event_type_id": "7", "name": "cart.updated"}], "total_items": 1}
+}
+
+# -- helpers ---------------------------------------------------------------------
+
+
+def _group_id(event_group_id: str) -> int:
+    group_id = row_id(event_group_id)
+    if group_id is None:
+        raise ApiError(404, f"Event group {event_group_id} was not found")
+    return group_id
+
+
+def _text(payload: dict[str, Any], field: str, *, required: bool) -> str | None:
+    value = payload.get(field)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_TEXT:
+        raise ApiError(400, f"{field} must be a string of 1 to {MAX_TEXT} characters", field=field)
+    return value.strip()
+
+
+def _state(payload: dict[str, Any], default: int | None) -> int | None:
+    value = payload.get("state", default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 32767:
+        raise ApiError(400, "state must be an integer from 0 to 32767", field="state")
+    return value
+
+
+async def _object_body(request: Request) -> dict[str, Any]:
+    payload = await read_json(request, request.app.state.settings.max_json_depth)
+    if not isinstance(payload, dict):
+        raise ApiError(400, "Expected a JSON object")
+    return payload
+
+
+def _conflict(text_id: str | None) -> ApiError:
+    return ApiError(409, f"An event group with text_id {text_id!r} exists", field="text_id")
+
+
+# -- the document's reads --------------------------------------------------------
+
+
+@router.get(
+    "/event-groups",
+    summary="List of all event groups",
+    responses=responses(
+        (200, "Event groups", _LIST),
+        ("4XX", "Invalid parameter", _BAD_SORT),
+        ("4XX", "Missing or wrong credentials", _UNAUTHORISED),
+    ),
+)
+async def list_event_groups(
+    team_id: TeamId,
+    request: Request,
+    count: int = Query(100, ge=0, le=MAX_COUNT, description="Records to return (default 100)"),
+    offset: int = Query(0, ge=0, description="Records to skip (default 0)"),
+    sort_field: str | None = Query(
+        None, description="One of event_group_id, name, text_id, state, created_at"
+    ),
+    sort_direction: str | None = Query(None, description="ASC or DESC", examples=["ASC"]),
+    name: str | None = Query(None, description="Name or part of the name", examples=["Cart"]),
+    text_id: str | None = Query(None, description="Text id", examples=["shopping_cart"]),
+) -> Response:
+    column, descending = sort_order(
+        sort_field, sort_direction, q.GROUP_SORT_COLUMNS, "event_group_id"
+    )
+    total, rows = await q.list_groups(
+        request.app.state.db,
+        team_id,
+        name=name,
+        text_id=text_id,
+        sort_column=column,
+        descending=descending,
+        offset=offset,
+        count=count,
+    )
+    groups = [q.group_view(r) for r in rows]
+    return JSON({"data": {"event_groups": groups, "total_items": total}})
+
+
+@router.get(
+    "/event-groups/{event_group_id}",
+    summary="Detail of a specific event group",
+    responses=responses(
+        (200, "Event group", {"data": _GROUP}), ("4XX", "Unknown event group", _NOT_FOUND)
+    ),
+)
+async def get_event_group(event_group_id: str, team_id: TeamId, request: Request) -> Response:
+    row = await q.get_group(request.app.state.db, team_id, _group_id(event_group_id))
+    if row is None:
+        raise ApiError(404, f"Event group {event_group_id} was not found")
+    return JSON({"data": q.group_view(row)})
+
+
+# -- configuration: groups -------------------------------------------------------
+
+_NEW_GROUP = {"name": "Shopping Cart", "text_id": "shopping_cart", "state": 1}
+
+
+@router.post(
+    "/event-groups",
+    summary="Create an event group (not in the document)",
+    status_code=201,
+    openapi_extra=json_body({"new group": _NEW_GROUP}),
+    responses=responses(
+        (201, "Created", {"data": {**_GROUP, "event_group_id": "1"}}),
+        (
+            "4XX",
+            "Text id taken",
+            {
+                "error": {
+                    "code": 409,
+                    "message": "An event group with text_id 'shopping_cart' exists",
+                    "field": "text_id",
+                }
+            },
+        ),
+    ),
+)
+async def create_event_group(team_id: TeamId, request: Request) -> Response:
+    payload = await _object_body(request)
+    name = _text(payload, "name", required=True)
+    text_id = _text(payload, "text_id", required=True)
+    state = _state(payload, 1)
+    assert name is not None and text_id is not None and state is not None
+    try:
+        row = await q.create_group(request.app.state.db, team_id, name, text_id, state)
+    except asyncpg.UniqueViolationError as exc:
+        raise _conflict(text_id) from exc
+    return JSON({"data": q.group_view(row)}, status_code=201)
+
+
+@router.patch(
+    "/event-groups/{event_group_id}",
+    summary="Change an event group's name, text id or state (not in the document)",
+    openapi_extra=json_body({"rename": {"name": "Cart"}, "disable": {"state": 0}}),
+    responses=responses((200, "Changed", {"data": _GROUP}), ("4XX", "Unknown", _NOT_FOUND)),
+)
+async def update_event_group(event_group_id: str, team_id: TeamId, request: Request) -> Response:
+    group_id = _group_id(event_group_id)
+    payload = await _object_body(request)
+    text_id = _text(payload, "text_id", required=False)
+    changes = {
+        "name": _text(payload, "name", required=False),
+        "text_id": text_id,
+        "state": _state(payload, None),
+    }
+    try:
+        row = await q.update_group(request.app.state.db, team_id, group_id, changes)
+    except asyncpg.UniqueViolationError as exc:
+        raise _conflict(text_id) from exc
+    if row is None:
+        raise ApiError(404, f"Event group {event_group_id} was not found")
+    return JSON({"data": q.group_view(row)})
+
+
+@router.delete(
+    "/event-groups/{event_group_id}",
+    summary="Delete an event group (not in the document)",
+    status_code=204,
+    responses=responses(("4XX", "Unknown", _NOT_FOUND)),
+)
+async def delete_event_group(event_group_id: str, team_id: TeamId, request: Request) -> Response:
+    if not await q.delete_group(request.app.state.db, team_id, _group_id(event_group_id)):
+        raise ApiError(404, f"Event group {event_group_id} was not found")
+    return Response(status_code=204)
+
+
+# -- configuration: membership ---------------------------------------------------
+
+
+@router.get(
+    "/event-groups/{event_group_id}/event-types",
+    summary="Event types in a group (not in the document)",
+    responses=responses((200, "Members", _TYPES), ("4XX", "Unknown", _NOT_FOUND)),
+)
+async def get_group_event_types(event_group_id: str, team_id: TeamId, request: Request) -> Response:
+    db = request.app.state.db
+    group_id = _group_id(event_group_id)
+    if await q.get_group(db, team_id, group_id) is None:
+        raise ApiError(404, f"Event group {event_group_id} was not found")
+    types = [dict(r) for r in await q.group_event_types(db, team_id, group_id)]
+    return JSON({"data": {"event_types": types, "total_items": len(types)}})
+
+
+async def _member_ids(
+    request: Request, team_id: int, event_group_id: str, event_type_id: str
+) -> tuple[int, int]:
+    db = request.app.state.db
+    group_id = _group_id(event_group_id)
+    if await q.get_group(db, team_id, group_id) is None:
+        raise ApiError(404, f"Event group {event_group_id} was not found")
+    type_id = row_id(event_type_id)
+    if type_id is None or await q.event_type(db, team_id, type_id) is None:
+        raise ApiError(404, f"Event type {event_type_id} was not found", field="event_type_id")
+    return group_id, type_id
+
+
+@router.put(
+    "/event-groups/{event_group_id}/event-types/{event_type_id}",
+    summary="Put an event type in a group (not in the document)",
+    status_code=204,
+    responses=responses(("4XX", "Unknown group or event type", _NOT_FOUND)),
+)
+async def add_group_event_type(
+    event_group_id: str, event_type_id: str, team_id: TeamId, request: Request
+) -> Response:
+    group_id, type_id = await _member_ids(request, team_id, event_group_id, event_type_id)
+    await q.add_members(request.app.state.db, team_id, group_id, [type_id])
+    return Response(status_code=204)
+
+
+@router.delete(
+    "/event-groups/{event_group_id}/event-types/{event_type_id}",
+    summary="Take an event type out of a group (not in the document)",
+    status_code=204,
+    responses=responses(("4XX", "Unknown group or event type", _NOT_FOUND)),
+)
+async def remove_group_event_type(
+    event_group_id: str, event_type_id: str, team_id: TeamId, request: Request
+) -> Response:
+    group_id, type_id = await _member_ids(request, team_id, event_group_id, event_type_id)
+    await q.remove_members(request.app.state.db, team_id, group_id, [type_id])
+    return Response(status_code=204)
+
+
+# -- configuration: event types --------------------------------------------------
+
+
+@router.get(
+    "/event-types",
+    summary="Event types of the team (not in the document)",
+    responses=responses(
+        (200, "Event types", _TYPES),
+        (
+            "4XX",
+            "Invalid parameter",
+            {"error": {"code": 400, "message": "Invalid parameter count"}},
+        ),
+    ),
+)
+async def list_event_types(
+    team_id: TeamId,
+    request: Request,
+    count: int = Query(100, ge=0, le=MAX_COUNT),
+    offset: int = Query(0, ge=0),
+    name: str | None = Query(None, description="Name or part of the name"),
+) -> Response:
+    total, rows = await q.list_event_types(
+        request.app.state.db, team_id, name=name, offset=offset, count=count
+    )
+    return JSON({"data": {"event_types": [dict(r) for r in rows], "total_items": total}})
+
+
+@router.post(
+    "/event-types",
+    summary="Create an event type, or find it by name (not in the document)",
+    status_code=201,
+    openapi_extra=json_body({"new type": {"name": "cart.updated"}}),
+    responses=responses(
+        (201, "Created or found", {"data": {"event_type_id": "7", "name": "cart.updated"}}),
+        (
+            "4XX",
+            "Invalid name",
+            {"error": {"code": 400, "message": "name must be a string of 1 to 255 characters"}},
+        ),
+    ),
+)
+async def create_event_type(team_id: TeamId, request: Request) -> Response:
+    payload = await _object_body(request)
+    name = _text(payload, "name", required=True)
+    assert name is not None
+    ids = await q.ensure_event_types(request.app.state.db, team_id, [name])
+    return JSON({"data": {"event_type_id": str(ids[name]), "name": name}}, status_code=201)

@@ -1,0 +1,275 @@
+"""The ``event/`` endpoint of seed 001 (user + event objects), API version 1.
+
+Path: ``POST /api/v1/event/`` (also without the trailing slash, which the gateway
+strips). The document gives only "endpoint base ``event/``, version 1"; ``/api/v1``
+sits beside the Postman collection's ``/api/1.0`` and never collides with it.
+
+Body: ``{"user": {"email": ...} | {"_id": ...}, "event": {<type>: {...}, ...}}``.
+``_id`` is our customer id (a decimal string; merged-away ids still resolve). Each
+type in ``event`` becomes one canonical ``track_event`` write with
+``create_if_missing=False``:
+
+- ``update`` / ``login``: the fields become customer attributes; ``login`` also sets
+  ``lastLoginDate`` (``YYYY-MM-DD HH:MM:SS`` UTC, the attribute and format the
+  Postman collection asks for) unless sent. Given both ``_id`` and ``email``, the
+  email is added to that customer, as the document's login does for anonymous users.
+- ``generic``: ``{"event_name": ..., fields...}`` (also nested once more as the
+  document's example shows: ``{"generic": {"generic": {...}}}``), kind ``generic``.
+- ``confirmation``: kind ``confirmation``, deduplicated by ``orderId`` in the consumers.
+- ``email_open`` (or ``emailOpen``): at most one per customer per 20 minutes.
+- any other name: an event of that name (kind ``custom``).
+
+Events from bots are discarded by the consumers: the agent is the event's
+``user_agent``/``userAgent`` field, else a browser's ``User-Agent`` header.
+
+The user must exist: the gateway checks PostgreSQL first and answers 404 in the
+document's format, ``{"errors": [{"message", "description"}]}``, the format of
+every error here. Success: 200 ``{"results": {"message": "Event created", "email":
+"Event was created for the specified user"}}`` (the key is ``_id`` for users named
+by ``_id``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from ingest_gateway.auth import TeamId
+from ingest_gateway.body import read_json
+from ingest_gateway.errors import ApiError, register_error_format
+from ingest_gateway.queries.events import customer_for_identifier, event_view, events_by_ids
+from ingest_gateway.responses import JSON
+from ingest_gateway.routes.common import message_id_headers, responses, write_body
+from ingest_gateway.writes import accept, new_write
+from schemas.identity import InvalidIdentifier, normalise_customer_id, normalise_email
+from schemas.messages import EventData, EventKind, Identifiers, WriteMessage, utcnow
+
+PREFIX = "/api/v1"
+API = "user_events_api"
+LOGIN_ATTRIBUTE = "lastLoginDate"
+MAX_NAME = 255
+
+router = APIRouter(prefix=PREFIX, tags=["User events (seed 001)"])
+
+
+def _error(status: int, message: str, description: str | None, field: str | None) -> Any:
+    return {"errors": [{"message": message, "description": description or message}]}
+
+
+register_error_format(PREFIX, _error)
+
+# Event types with rules of their own, by name without case, "_" or "-".
+_KINDS: dict[str, EventKind] = {
+    "update": "update",
+    "login": "login",
+    "generic": "generic",
+    "confirmation": "confirmation",
+    "emailopen": "email_open",
+}
+# Request metadata that is not a customer attribute.
+_AGENT_FIELDS = ("user_agent", "userAgent")
+
+_CREATED = {
+    "results": {"message": "Event created", "email": "Event was created for the specified user"}
+}
+_MISSING_EVENT = {
+    "errors": [
+        {
+            "message": "Missing event information",
+            "description": "Please send event information along with user",
+        }
+    ]
+}
+_NO_USER = {
+    "errors": [
+        {
+            "message": "User not found",
+            "description": "The user must exist in the database beforehand.",
+        }
+    ]
+}
+
+
+def _kind(type_name: str) -> EventKind:
+    return _KINDS.get(type_name.lower().replace("_", "").replace("-", ""), "custom")
+
+
+def _user(payload: dict[str, Any]) -> tuple[Identifiers, str]:
+    """The user's identifiers and the key that named it (``email`` or ``_id``)."""
+    user = payload.get("user")
+    if not isinstance(user, dict) or not (user.get("email") or user.get("_id")):
+        raise ApiError(
+            400,
+            "Missing user information",
+            "Please send a user object with email or _id along with the event",
+        )
+    email = user.get("email")
+    raw_id = user.get("_id")
+    try:
+        address = normalise_email(email) if email else None
+    except (InvalidIdentifier, AttributeError) as exc:
+        raise ApiError(
+            400, "Invalid user information", f"{email!r} is not an email address"
+        ) from exc
+    customer_id = None
+    if raw_id not in (None, ""):
+        # An _id that is not one of our ids names nobody.
+        not_found = ApiError(404, "User not found", f"No user has _id {raw_id!r}.")
+        if isinstance(raw_id, bool) or not isinstance(raw_id, str | int):
+            raise not_found
+        try:
+            customer_id = normalise_customer_id(str(raw_id))
+        except InvalidIdentifier as exc:
+            raise not_found from exc
+    return Identifiers(email=address, customer_id=customer_id), "_id" if customer_id else "email"
+
+
+def _name(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME:
+        raise ApiError(
+            400,
+            "Invalid event information",
+            f"{what} must be a string of 1 to {MAX_NAME} characters",
+        )
+    return value.strip()
+
+
+def _order_id(fields: dict[str, Any]) -> str | None:
+    value = fields.get("orderId", fields.get("order_id"))
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ApiError(400, "Invalid event information", "orderId must be a string or a number")
+    return str(value)
+
+
+def _writes(
+    request: Request, team_id: int, identifiers: Identifiers, events: dict[str, Any]
+) -> list[WriteMessage]:
+    now = utcnow()
+    messages = []
+    for type_name, fields in events.items():
+        if not isinstance(fields, dict):
+            raise ApiError(
+                400, "Invalid event information", f"The {type_name!r} event must be an object"
+            )
+        kind = _kind(type_name)
+        attributes: dict[str, Any] = {}
+        order_id = None
+        name: str
+        if kind in ("update", "login"):
+            name = kind
+            attributes = {k: v for k, v in fields.items() if k not in _AGENT_FIELDS}
+            if kind == "login":
+                attributes.setdefault(LOGIN_ATTRIBUTE, now.strftime("%Y-%m-%d %H:%M:%S"))
+            body = fields
+        elif kind == "generic":
+            if set(fields) == {"generic"} and isinstance(fields["generic"], dict):
+                fields = fields["generic"]  # the document's example nests it twice
+            name = _name(fields.get("event_name"), "generic.event_name")
+            body = {k: v for k, v in fields.items() if k != "event_name"}
+        elif kind == "confirmation":
+            name, body, order_id = "confirmation", fields, _order_id(fields)
+        elif kind == "email_open":
+            name, body = "email_open", fields
+        else:
+            name, body = _name(type_name, "The event type"), fields
+        messages.append(
+            new_write(
+                request,
+                team_id,
+                "track_event",
+                identifiers,
+                attributes=attributes,
+                event=EventData(name=name, body=body, kind=kind, order_id=order_id),
+                occurred_at=now,
+                create_if_missing=False,
+                api=API,
+            )
+        )
+    return messages
+
+
+@router.post(
+    "/event",
+    summary="Create new event",
+    openapi_extra=write_body(
+        {
+            "update": {
+                "user": {"email": "alexandru@example.com"},
+                "event": {"update": {"firstname": "alexandru"}},
+            },
+            "generic": {
+                "user": {"email": "alexandru@example.com"},
+                "event": {
+                    "generic": {"generic": {"event_name": "my_event", "firstname": "alexandru"}}
+                },
+            },
+            "confirmation": {
+                "user": {"_id": "42"},
+                "event": {"confirmation": {"orderId": "A-1001", "total": 99.5}},
+            },
+            "email open": {
+                "user": {"email": "alexandru@example.com"},
+                "event": {"email_open": {"campaign": "spring"}},
+            },
+        }
+    ),
+    responses=responses(
+        (200, "Event created", _CREATED),
+        (
+            202,
+            "Accepted; the wait for the consumers ran out",
+            {"results": {"message": "Event accepted", "message_ids": ["0190..."]}},
+        ),
+        ("4XX", "Missing event information", _MISSING_EVENT),
+        ("4XX", "User not found", _NO_USER),
+    ),
+)
+async def create_event(team_id: TeamId, request: Request) -> Response:
+    payload = await read_json(request, request.app.state.settings.max_json_depth)
+    if not isinstance(payload, dict):
+        raise ApiError(400, "Invalid request", "Send a JSON object with user and event")
+    identifiers, named_by = _user(payload)
+    events = payload.get("event")
+    if not isinstance(events, dict) or not events:
+        raise ApiError(
+            400, "Missing event information", "Please send event information along with user"
+        )
+    messages = _writes(request, team_id, identifiers, events)
+
+    db = request.app.state.db
+    kind, value = (
+        ("customer_id", identifiers.customer_id)
+        if identifiers.customer_id
+        else (
+            "email",
+            identifiers.email,
+        )
+    )
+    if await customer_for_identifier(db, team_id, kind, value or "") is None:
+        raise ApiError(404, "User not found", "The user must exist in the database beforehand.")
+
+    accepted = await accept(request, messages)
+    headers = message_id_headers(accepted.message_ids)
+    results: dict[str, Any] = {
+        "message": "Event created",
+        named_by: "Event was created for the specified user",
+    }
+    if accepted.timed_out:
+        answer = {"message": "Event accepted", "message_ids": accepted.message_ids}
+        return JSON({"results": answer}, status_code=202, headers=headers)
+    if accepted.outcomes is not None:
+        outcomes = accepted.outcomes
+        if any(o == "discarded:unknown_customer" for o in outcomes.values()):
+            raise ApiError(404, "User not found", "The user no longer exists.")
+        applied = [m.id for m in messages if outcomes.get(m.id) == "applied"]
+        discarded = sorted({o.removeprefix("discarded:") for o in outcomes.values()} - {"applied"})
+        if not applied:
+            results["message"] = "Event discarded"
+        results["events"] = [event_view(r) for r in await events_by_ids(db, team_id, applied)]
+        if discarded:
+            results["discarded"] = discarded
+    return JSON({"results": results}, headers=headers)

@@ -1,0 +1,114 @@
+"""The ceilings: the same messages straight into Kafka, the same batches straight into PostgreSQL.
+
+Each runs in processes of its own, like the gateway and the consumers they stand in for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+import asyncpg
+import msgspec
+import uvloop
+from aiokafka import AIOKafkaProducer
+
+from bench.workload import messages
+from consumers.apply import EventTypeCache, apply_batch
+from schemas.config import Settings
+from schemas.messages import encode, new_message_id
+from schemas.topics import partition_key
+
+
+@dataclass(frozen=True)
+class CeilingResult:
+    messages: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds if self.seconds else 0.0
+
+
+async def _raw_kafka(
+    settings: Settings, topic: str, team_id: int, run: str, pool: int, duration_s: float
+) -> CeilingResult:
+    encoded = [
+        (partition_key(m.team_id, m.identifiers), encode(m))
+        for m in messages(team_id, run, pool, 20_000, seed=7)
+    ]
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id="bench-raw-kafka",
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=settings.producer_linger_ms,
+        max_batch_size=settings.producer_max_batch_bytes,
+        compression_type=settings.producer_compression,
+    )
+    await producer.start()
+    sent = 0
+    group = 1000
+    deadline = time.perf_counter() + duration_s
+
+    async def sender(offset: int) -> None:
+        nonlocal sent
+        i = offset
+        while time.perf_counter() < deadline:
+            futures = []
+            for _ in range(group):
+                key, value = encoded[i % len(encoded)]
+                futures.append(await producer.send(topic, value=value, key=key))
+                i += 1
+            await asyncio.gather(*futures)
+            sent += group
+
+    started = time.perf_counter()
+    try:
+        await asyncio.gather(*(sender(k * 2500) for k in range(4)))
+    finally:
+        elapsed = time.perf_counter() - started
+        await producer.stop()
+    return CeilingResult(sent, elapsed)
+
+
+def raw_kafka(
+    settings: Settings, topic: str, team_id: int, run: str, pool: int, duration_s: float
+) -> CeilingResult:
+    """Produce the batched-events scenario's messages with aiokafka, no HTTP."""
+    return uvloop.run(_raw_kafka(settings, topic, team_id, run, pool, duration_s))
+
+
+async def _raw_postgres(
+    settings: Settings, team_id: int, run: str, pool: int, duration_s: float, batch: int
+) -> CeilingResult:
+    templates = messages(team_id, run, pool, 20_000, seed=11)
+    conn = await asyncpg.connect(settings.database_url)
+    types = EventTypeCache()
+    window = timedelta(seconds=settings.email_open_window_s)
+    applied = 0
+    i = 0
+    deadline = time.perf_counter() + duration_s
+    started = time.perf_counter()
+    try:
+        while time.perf_counter() < deadline:
+            chunk = [
+                msgspec.structs.replace(templates[(i + k) % len(templates)], id=new_message_id())
+                for k in range(batch)
+            ]
+            i += batch
+            await apply_batch(conn, chunk, types, window)
+            applied += batch
+    finally:
+        elapsed = time.perf_counter() - started
+        await conn.close()
+    return CeilingResult(applied, elapsed)
+
+
+def raw_postgres(
+    settings: Settings, team_id: int, run: str, pool: int, duration_s: float, batch: int
+) -> CeilingResult:
+    """Apply batches of those messages with the consumers' own ``apply_batch``, no Kafka."""
+    return uvloop.run(_raw_postgres(settings, team_id, run, pool, duration_s, batch))

@@ -1,0 +1,135 @@
+"""Results as JSON, a Markdown table and PNG plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+COMPONENTS = ("gateway", "consumers", "kafka", "postgres", "loadgen")
+
+
+def _num(value: Any, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and digits:
+        return f"{value:,.{digits}f}"
+    return f"{round(value):,}"
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    rows = []
+    head = (
+        "| scenario | load | accepted ev/s | applied ev/s | HTTP p50 / p95 / p99 ms |"
+        " queryable p50 / p99 ms | peak lag | CPU s / 1k ev (gw / cons / kafka / pg / load) |"
+        " lost |"
+    )
+    rows.append(head)
+    rows.append("|" + "---|" * 9)
+    for s in results["scenarios"]:
+        cpu = s["cpu_per_1k"]
+        cpu_cell = " / ".join("-" if cpu.get(c) is None else f"{cpu[c]:.3f}" for c in COMPONENTS)
+        rows.append(
+            f"| {s['title']} | {s['load']} | {_num(s['accepted_per_s'])} |"
+            f" {_num(s['applied_per_s'])} |"
+            f" {_num(s['http_ms']['p50'], 1)} / {_num(s['http_ms']['p95'], 1)} /"
+            f" {_num(s['http_ms']['p99'], 1)} |"
+            f" {_num(s['queryable_ms']['p50'])} / {_num(s['queryable_ms']['p99'])} |"
+            f" {_num(s['peak_lag'])} | {cpu_cell} | {s['lost']} |"
+        )
+    c = results["ceilings"]
+    r = results["ratios"]
+    rows += [
+        "",
+        "| ceiling / baseline | writes/s | our batched (100) e2e as a ratio |",
+        "|---|---|---|",
+        f"| raw Kafka (aiokafka, no HTTP) | {_num(c.get('raw_kafka'))} |"
+        f" {_ratio(r.get('vs_raw_kafka'))} |",
+        f"| raw PostgreSQL (apply_batch, no Kafka) | {_num(c.get('raw_postgres'))} |"
+        f" {_ratio(r.get('vs_raw_postgres'))} |",
+        f"| lower ceiling | {_num(c.get('lower'))} | {_ratio(r.get('vs_lower_ceiling'))} |",
+        f"| naive FastAPI -> PostgreSQL, 1 event / request | {_num(c.get('naive_single'))} |"
+        f" single: {_ratio(r.get('single_vs_naive'))} |",
+        f"| naive FastAPI -> PostgreSQL, batches of 100 | {_num(c.get('naive_batch100'))} |"
+        f" {_ratio(r.get('vs_naive_batch100'))} |",
+    ]
+    t = results["targets"]
+    rows += ["", "| target | measured | met |", "|---|---|---|"]
+    rows += [f"| {x['target']} | {x['measured']} | {'yes' if x['met'] else 'NO'} |" for x in t]
+    cfg = results["config"]
+    rows += [
+        "",
+        f"Run {results['started']}: {cfg['gateway_workers']} gateway process(es),"
+        f" {cfg['consumer_processes']} consumer process(es), {cfg['loadgens']} load"
+        f" generator process(es), {cfg['cpus']} CPUs; `{results['command']}`.",
+    ]
+    return "\n".join(rows) + "\n"
+
+
+def plots(results: dict[str, Any], out: Path) -> list[Path]:
+    scenarios = results["scenarios"]
+    paths = []
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
+    for s in scenarios:
+        tl = s["timeline"]
+        top.plot(tl["t"], tl["accepted_per_s"], label=f"{s['name']} ({s['load']})")
+        bottom.plot(tl["applied_t"], tl["applied_per_s"], label=f"{s['name']} ({s['load']})")
+    top.set_ylabel("accepted writes/s (gateway)")
+    bottom.set_ylabel("applied writes/s (PostgreSQL)")
+    bottom.set_xlabel("seconds since the scenario started")
+    top.legend(fontsize=7)
+    top.grid(alpha=0.3)
+    bottom.grid(alpha=0.3)
+    fig.suptitle("Throughput over time")
+    fig.tight_layout()
+    paths.append(out / "throughput.png")
+    fig.savefig(paths[-1], dpi=90)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(10, 5))
+    for s in scenarios:
+        lat = s["latency_cdf"]
+        if lat["ms"]:
+            ax.plot(lat["ms"], lat["q"], label=f"{s['name']} ({s['load']})")
+    ax.set_xscale("log")
+    ax.set_xlabel("HTTP latency, ms (log)")
+    ax.set_ylabel("fraction of requests")
+    ax.axhline(0.99, color="grey", linestyle=":", linewidth=0.8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title("HTTP latency distribution (CDF)")
+    fig.tight_layout()
+    paths.append(out / "latency.png")
+    fig.savefig(paths[-1], dpi=90)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(10, 4))
+    for s in scenarios:
+        tl = s["timeline"]
+        ax.plot(tl["lag_t"], tl["lag"], label=f"{s['name']} ({s['load']})")
+    ax.set_xlabel("seconds since the scenario started")
+    ax.set_ylabel("consumer lag (messages)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title("Consumer lag over time")
+    fig.tight_layout()
+    paths.append(out / "lag.png")
+    fig.savefig(paths[-1], dpi=90)
+    plt.close(fig)
+    return paths
+
+
+def write(results: dict[str, Any], out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    (out / "results.md").write_text(markdown(results))
+    return [out / "results.json", out / "results.md", *plots(results, out)]

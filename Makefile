@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SERVICES_ENV := .local/services.env
 
-.PHONY: run test lint bench services stop migrate clean-data venv
+.PHONY: run test lint bench services stop migrate clean-data venv lag
 
 venv: $(STAMP)
 
@@ -41,3 +41,9 @@ stop:
 
 clean-data: stop
 	rm -rf .local/kafka/data .local/pg
+
+# Consumer-group lag as Kafka sees it (committed offset vs end of each partition).
+lag: services
+	source $(SERVICES_ENV) && java -cp '.local/kafka/libs/*' \
+	  org.apache.kafka.tools.consumer.group.ConsumerGroupCommand \
+	  --bootstrap-server "$$KAFKA_BOOTSTRAP_SERVERS" --describe --group "$${CONSUMER_GROUP:-ingest-writers}" 2>/dev/null

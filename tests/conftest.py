@@ -117,8 +117,14 @@ def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def consumer(settings: Settings, log_dir: Path) -> Iterator[Process]:
-    proc = Process("consumer", [str(BIN / "ingest-consumer")], settings_env(settings), log_dir)
+def consumer_metrics_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def consumer(settings: Settings, log_dir: Path, consumer_metrics_port: int) -> Iterator[Process]:
+    env = settings_env(settings, metrics_port=consumer_metrics_port)
+    proc = Process("consumer", [str(BIN / "ingest-consumer")], env, log_dir)
     yield proc
     proc.stop()
 

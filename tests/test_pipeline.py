@@ -237,3 +237,23 @@ async def test_bad_message_goes_to_dead_letter_topic_and_the_partition_moves_on(
     finally:
         await producer.stop()
         await dlq.stop()
+
+
+async def test_consumer_serves_prometheus_metrics_with_lag(
+    http: httpx.AsyncClient, team: Team, consumer_metrics_port: int
+) -> None:
+    await http.post(f"/api/1.0/customer/{email()}?wait=1", json={"m": 1}, headers=team.headers)
+
+    async def metrics() -> str | None:
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"http://127.0.0.1:{consumer_metrics_port}/metrics")).text
+        return text if 'ingest_consumer_lag{partition="0"}' in text else None
+
+    text = await eventually(metrics)
+    applied = next(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("ingest_consumer_messages_total ")
+    )
+    assert applied >= 1
+    assert "ingest_consumer_batch_seconds_count" in text

@@ -150,7 +150,9 @@ async def _claim(conn: Connection, messages: list[WriteMessage]) -> list[WriteMe
 async def _write_customers(conn: Connection, plan: Plan) -> dict[int, int]:
     """Deletes, creates, merges, identifiers, attribute updates. Returns ref -> id."""
     if plan.deleted:
-        # Identifiers and events go with the customer (ON DELETE CASCADE).
+        # Erasure: events explicitly (no foreign key on the hot table), identifiers by
+        # ON DELETE CASCADE.
+        await conn.execute("DELETE FROM events WHERE customer_id = ANY($1::bigint[])", plan.deleted)
         await conn.execute("DELETE FROM customers WHERE id = ANY($1::bigint[])", plan.deleted)
     ids: dict[int, int] = {}
     if plan.created:

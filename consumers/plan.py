@@ -57,12 +57,13 @@ class CustomerState:
     def age_key(self) -> tuple[datetime, bool, int]:
         return (self.first_seen_at, self.is_new, abs(self.ref))
 
-    def set_attributes(self, attributes: dict[str, Any], version: str) -> None:
+    def set_attributes(self, attributes: dict[str, Any], version: str, at: datetime) -> None:
         for name, value in attributes.items():
             if version >= self.versions.get(name, ""):
                 self.attributes[name] = value
                 self.versions[name] = version
                 self.changed = True
+                self.last_updated_at = max(self.last_updated_at, at)
 
     def absorb(self, other: CustomerState) -> None:
         """Combine ``other`` into this one: per attribute, the newest version wins."""
@@ -205,9 +206,8 @@ class _Planner:
         if message.occurred_at < survivor.first_seen_at:
             survivor.first_seen_at = message.occurred_at
             survivor.changed = True
-        if message.occurred_at > survivor.last_updated_at:
-            survivor.last_updated_at = message.occurred_at
-            survivor.changed = True
+        # An event alone leaves the customer row as it is: last_updated_at is the time
+        # of the newest attribute change, and not rewriting the row keeps event batches cheap.
         return survivor
 
     def write(self, message: WriteMessage) -> None:
@@ -221,7 +221,9 @@ class _Planner:
             return
         if message.attributes:
             customer.set_attributes(
-                message.attributes, rules.version(message.occurred_at, message.id)
+                message.attributes,
+                rules.version(message.occurred_at, message.id),
+                message.occurred_at,
             )
         if event is None:
             return

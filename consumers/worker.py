@@ -134,6 +134,8 @@ class Worker:
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=4 * 1024 * 1024,
             fetch_max_bytes=32 * 1024 * 1024,
+            fetch_min_bytes=s.consumer_fetch_min_bytes,
+            fetch_max_wait_ms=s.consumer_fetch_max_wait_ms,
         )
         producer = AIOKafkaProducer(
             bootstrap_servers=s.kafka_bootstrap_servers,

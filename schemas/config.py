@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     consumer_group: str = "ingest-writers"
     consumer_max_records: int = Field(2000, ge=1)
     consumer_poll_timeout_ms: int = Field(200, ge=1)
+    # The broker holds a fetch until this many bytes are ready or the wait ran out:
+    # fewer, larger batches (one transaction each) when writes trickle in one by one.
+    consumer_fetch_min_bytes: int = Field(64 * 1024, ge=1)
+    consumer_fetch_max_wait_ms: int = Field(50, ge=0)
     consumer_processes: int = Field(1, ge=1)
     max_transaction_retries: int = Field(8, ge=1)
     email_open_window_s: int = Field(20 * 60, ge=0)

@@ -3,9 +3,9 @@
 Per batch, whatever its size, about a dozen statements run:
 
 1. claim the message ids in ``processed_messages`` (a redelivered id is skipped);
-2. read the owners of every identifier the batch names, lock those customers
-   (``FOR UPDATE``, in id order) and read them again until the owners are stable:
-   a concurrent merge or delete in another consumer is seen, never overwritten;
+2. read the owners of every identifier the batch names and lock those customers
+   (``FOR UPDATE``, in id order): a concurrent merge or delete in another consumer
+   is waited for and seen, never overwritten;
 3. ``plan.plan_batch`` decides in Python what to create, merge, update, delete;
 4. the plan is written with ``unnest`` arrays and ``INSERT ... ON CONFLICT``.
 
@@ -27,8 +27,6 @@ from consumers.plan import CustomerState, IdentifierKey, Plan, plan_batch
 from schemas.messages import WriteMessage
 from schemas.pg import Connection
 
-_MAX_LOCK_ROUNDS = 10
-
 
 class ConcurrentChange(Exception):
     """Another transaction changed the identities this batch touches: retry the batch."""
@@ -45,49 +43,34 @@ class EventTypeCache:
         self.ids: dict[tuple[int, str], int] = {}
 
 
-async def _fetch_owners(conn: Connection, keys: list[IdentifierKey]) -> dict[IdentifierKey, int]:
+async def _read_locked_identities(
+    conn: Connection, keys: list[IdentifierKey]
+) -> tuple[dict[IdentifierKey, int], dict[int, asyncpg.Record]]:
+    """Owners of ``keys`` and their customer rows, locked ``FOR UPDATE`` in id order.
+
+    One statement is enough because an identifier only ever changes hands when its
+    customer is deleted (erasure, or being merged away): if a concurrent transaction
+    did that, the lock wait ends with the row gone and it is left out, so the key
+    looks unowned here. Creating it then collides with the identifier's unique key
+    and the batch is retried against the new owner (``ConcurrentChange``).
+    """
     rows = await conn.fetch(
         """
-        SELECT i.team_id, i.kind, i.value, i.customer_id
+        SELECT i.team_id AS key_team, i.kind, i.value, c.id, c.team_id,
+               c.attributes::text AS attributes, c.attribute_times::text AS attribute_times,
+               c.first_seen_at, c.last_updated_at
           FROM unnest($1::bigint[], $2::text[], $3::text[]) AS k (team_id, kind, value)
           JOIN customer_identifiers i USING (team_id, kind, value)
+          JOIN customers c ON c.id = i.customer_id
+         ORDER BY c.id
+           FOR UPDATE OF c
         """,
         [k[0] for k in keys],
         [k[1] for k in keys],
         [k[2] for k in keys],
     )
-    return {(r["team_id"], r["kind"], r["value"]): r["customer_id"] for r in rows}
-
-
-async def _lock_customers(conn: Connection, ids: set[int]) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        """
-        SELECT id, team_id, attributes::text AS attributes,
-               attribute_times::text AS attribute_times, first_seen_at, last_updated_at
-          FROM customers WHERE id = ANY($1::bigint[])
-         ORDER BY id
-           FOR UPDATE
-        """,
-        sorted(ids),
-    )
-
-
-async def _read_locked_identities(
-    conn: Connection, keys: list[IdentifierKey]
-) -> tuple[dict[IdentifierKey, int], dict[int, asyncpg.Record]]:
-    """Owners of ``keys`` and their customer rows, locked, stable against concurrent merges."""
-    owners = await _fetch_owners(conn, keys)
-    locked: dict[int, asyncpg.Record] = {}
-    for _ in range(_MAX_LOCK_ROUNDS):
-        missing = set(owners.values()) - locked.keys()
-        if missing:
-            for row in await _lock_customers(conn, missing):
-                locked[row["id"]] = row
-        again = await _fetch_owners(conn, keys)
-        if again == owners and set(owners.values()) <= locked.keys():
-            return owners, locked
-        owners = again
-    raise ConcurrentChange("identifier owners kept changing while locking")
+    owners = {(r["key_team"], r["kind"], r["value"]): r["id"] for r in rows}
+    return owners, {r["id"]: r for r in rows}
 
 
 async def _customer_states(
@@ -327,7 +310,7 @@ async def _write_events(
             column.append(value)
     if "plain" in groups:
         await conn.execute(
-            f"INSERT INTO events ({_EVENT_COLUMNS}) {_EVENT_ROWS} ON CONFLICT (id) DO NOTHING",
+            f"INSERT INTO events ({_EVENT_COLUMNS}) {_EVENT_ROWS} ON CONFLICT (team_id, id) DO NOTHING",
             *groups["plain"],
         )
     if "order" in groups:

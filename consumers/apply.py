@@ -310,7 +310,8 @@ async def _write_events(
             column.append(value)
     if "plain" in groups:
         await conn.execute(
-            f"INSERT INTO events ({_EVENT_COLUMNS}) {_EVENT_ROWS} ON CONFLICT (team_id, id) DO NOTHING",
+            f"INSERT INTO events ({_EVENT_COLUMNS}) {_EVENT_ROWS}"
+            " ON CONFLICT (team_id, id) DO NOTHING",
             *groups["plain"],
         )
     if "order" in groups:

@@ -267,6 +267,22 @@ _EVENT_COLUMNS = """id, team_id, customer_id, event_type_id, kind, external_id, 
                     version_message_id, stored_at"""
 # stored_at is the clock at the insert, near the commit (now() is the transaction's start):
 # stored_at - received_at is the ingest-to-queryable latency the benchmark reports.
+_COPY_COLUMNS = [
+    "id",
+    "team_id",
+    "customer_id",
+    "event_type_id",
+    "kind",
+    "external_id",
+    "client_event_id",
+    "order_id",
+    "source",
+    "body",
+    "properties",
+    "occurred_at",
+    "received_at",
+    "version_message_id",
+]
 _EVENT_ROWS = """
     SELECT id, team_id, customer_id, event_type_id, kind, external_id, client_event_id,
            order_id, source, body::jsonb, properties::jsonb, occurred_at, received_at, id,
@@ -309,10 +325,13 @@ async def _write_events(
         for column, value in zip(groups[group], values, strict=True):
             column.append(value)
     if "plain" in groups:
-        await conn.execute(
-            f"INSERT INTO events ({_EVENT_COLUMNS}) {_EVENT_ROWS}"
-            " ON CONFLICT (team_id, id) DO NOTHING",
-            *groups["plain"],
+        # Most events: COPY, the cheapest way in. No conflict is possible: the message
+        # ids were claimed in processed_messages by this transaction.
+        columns = groups["plain"]
+        await conn.copy_records_to_table(
+            "events",
+            columns=_COPY_COLUMNS,
+            records=zip(*columns, columns[0], strict=True),
         )
     if "order" in groups:
         kept = {

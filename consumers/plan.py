@@ -154,6 +154,15 @@ class _Planner:
         """The customer a write applies to, creating and merging as the policy says."""
         team = message.team_id
         named = message.identifiers.items()
+        if len(named) == 1:
+            # The common case: one identifier, already held. Nothing to attach or merge.
+            ref = self.owner((team, *named[0]))
+            if ref is not None:
+                customer = self.customers[ref]
+                if message.occurred_at < customer.first_seen_at:
+                    customer.first_seen_at = message.occurred_at
+                    customer.changed = True
+                return customer
         held = [(kind, value, self.owner((team, kind, value))) for kind, value in named]
         if any(kind == "customer_id" and ref is None for kind, _, ref in held):
             return None  # our own ids are never invented by a write

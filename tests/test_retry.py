@@ -42,7 +42,7 @@ async def applied(db: asyncpg.Pool, messages: list[WriteMessage]) -> dict[str, s
 async def test_deadlock_and_serialization_failures_are_retried(
     db: asyncpg.Pool, settings: Settings, team: Team, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = worker.apply_batch
+    real = worker.apply_batch  # type: ignore[attr-defined]
     aborts = [
         asyncpg.DeadlockDetectedError("deadlock detected"),
         asyncpg.SerializationError("could not serialize access"),

@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 
 import consumers.worker as worker
+from consumers.apply import apply_batch
 from consumers.worker import BatchApplier
 from schemas.config import Settings
 from schemas.messages import Identifiers, WriteMessage
@@ -42,7 +43,6 @@ async def applied(db: asyncpg.Pool, messages: list[WriteMessage]) -> dict[str, s
 async def test_deadlock_and_serialization_failures_are_retried(
     db: asyncpg.Pool, settings: Settings, team: Team, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = worker.apply_batch  # type: ignore[attr-defined]
     aborts = [
         asyncpg.DeadlockDetectedError("deadlock detected"),
         asyncpg.SerializationError("could not serialize access"),
@@ -51,7 +51,7 @@ async def test_deadlock_and_serialization_failures_are_retried(
     async def aborted_twice(*args: Any) -> Any:
         if aborts:
             raise aborts.pop(0)
-        return await real(*args)
+        return await apply_batch(*args)
 
     monkeypatch.setattr(worker, "apply_batch", aborted_twice)
     messages = [upsert(team, n=i) for i in range(3)]

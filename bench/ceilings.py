@@ -13,13 +13,12 @@ from datetime import timedelta
 import asyncpg
 import msgspec
 import uvloop
-from aiokafka import AIOKafkaProducer
 
 from bench.workload import messages
 from consumers.apply import EventTypeCache, apply_batch
+from ingest_gateway.publisher import Publisher
 from schemas.config import Settings
-from schemas.messages import encode, new_message_id
-from schemas.topics import partition_key
+from schemas.messages import new_message_id
 
 
 @dataclass(frozen=True)
@@ -35,49 +34,37 @@ class CeilingResult:
 async def _raw_kafka(
     settings: Settings, topic: str, team_id: int, run: str, pool: int, duration_s: float
 ) -> CeilingResult:
-    encoded = [
-        (partition_key(m.team_id, m.identifiers), encode(m))
-        for m in messages(team_id, run, pool, 20_000, seed=7)
-    ]
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        client_id="bench-raw-kafka",
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=settings.producer_linger_ms,
-        max_batch_size=settings.producer_max_batch_bytes,
-        compression_type=settings.producer_compression,
-    )
-    await producer.start()
+    templates = messages(team_id, run, pool, 20_000, seed=7)
+    # The gateway's own publisher (records of many messages per partition), no HTTP.
+    publisher = Publisher(settings.model_copy(update={"writes_topic": topic}))
+    await publisher.start()
     sent = 0
-    group = 1000
+    group = 100
     deadline = time.perf_counter() + duration_s
 
     async def sender(offset: int) -> None:
         nonlocal sent
         i = offset
         while time.perf_counter() < deadline:
-            futures = []
-            for _ in range(group):
-                key, value = encoded[i % len(encoded)]
-                futures.append(await producer.send(topic, value=value, key=key))
-                i += 1
-            await asyncio.gather(*futures)
+            chunk = [templates[(i + k) % len(templates)] for k in range(group)]
+            await publisher.publish(chunk)
+            i += group
             sent += group
 
     started = time.perf_counter()
     try:
-        await asyncio.gather(*(sender(k * 2500) for k in range(4)))
+        await asyncio.gather(*(sender(k * 2500) for k in range(8)))
     finally:
         elapsed = time.perf_counter() - started
-        await producer.stop()
+        await publisher.stop()
     return CeilingResult(sent, elapsed)
 
 
 def raw_kafka(
     settings: Settings, topic: str, team_id: int, run: str, pool: int, duration_s: float
 ) -> CeilingResult:
-    """Produce the batched-events scenario's messages with aiokafka, no HTTP."""
+    """Publish the batched-events scenario's messages, 100 per call, with the gateway's
+    ``Publisher`` (aiokafka, acks=all, idempotent), no HTTP."""
     return uvloop.run(_raw_kafka(settings, topic, team_id, run, pool, duration_s))
 
 

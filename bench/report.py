@@ -52,7 +52,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "| ceiling / baseline | writes/s | our batched (100) e2e as a ratio |",
         "|---|---|---|",
-        f"| raw Kafka (aiokafka, no HTTP) | {_num(c.get('raw_kafka'))} |"
+        f"| raw Kafka (gateway's Publisher, no HTTP) | {_num(c.get('raw_kafka'))} |"
         f" {_ratio(r.get('vs_raw_kafka'))} |",
         f"| raw PostgreSQL (apply_batch, no Kafka) | {_num(c.get('raw_postgres'))} |"
         f" {_ratio(r.get('vs_raw_postgres'))} |",

@@ -1,4 +1,9 @@
-"""Decoding Kafka records into canonical messages; the undecodable become dead letters."""
+"""Decoding Kafka records into canonical messages; the undecodable become dead letters.
+
+A record holds one message or a JSON array of messages (``schemas.messages``). An
+undecodable record is one dead letter with its original bytes; a message of an array
+that is invalid is one dead letter holding just that message, and the others go on.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,74 @@ import msgspec
 
 from consumers.dead_letter import DeadLetter
 from schemas.identity import InvalidIdentifier, normalise
-from schemas.messages import WIRE_VERSION, WriteMessage, decode
+from schemas.messages import (
+    WIRE_VERSION,
+    WriteMessage,
+    decode,
+    decode_record,
+    encode,
+    is_array,
+    split_array,
+)
+from schemas.topics import partition_key
+
+
+def _refusal(message: WriteMessage) -> str | None:
+    """Why a decoded message cannot be applied, or None."""
+    try:
+        if message.v > WIRE_VERSION:
+            return f"unsupported wire version {message.v}"
+        if normalise(message.identifiers) != message.identifiers:
+            return "identifiers are not normalised"
+        if not message.identifiers.items():
+            return "no customer identifier"
+    except InvalidIdentifier as exc:
+        return f"invalid identifier: {exc}"
+    return None
+
+
+def message_value(record: Any, message: WriteMessage) -> tuple[bytes, bytes | None]:
+    """(value, key) of a dead letter for ``message``, taken from ``record``.
+
+    A message that travelled alone keeps its record's original bytes; one from an
+    array is re-encoded on its own, under its own partition key.
+    """
+    value = getattr(record, "value", None)
+    if value is not None and not is_array(value):
+        return value, getattr(record, "key", None)
+    return encode(message), partition_key(message.team_id, message.identifiers)
+
+
+def _letter(
+    record: Any, value: bytes, key: bytes | None, reason: str, mid: str | None
+) -> DeadLetter:
+    return DeadLetter(
+        value=value,
+        key=key,
+        reason=reason,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        message_id=mid,
+    )
+
+
+def _decode_items(
+    record: Any, items: list[bytes], good: list[tuple[Any, WriteMessage]], dead: list[DeadLetter]
+) -> None:
+    """An array that did not decode as a whole: decode item by item, isolating the bad."""
+    for item in items:
+        try:
+            message = decode(item)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            dead.append(_letter(record, item, record.key, f"undecodable message: {exc}", None))
+            continue
+        reason = _refusal(message)
+        if reason is None:
+            good.append((record, message))
+        else:
+            key = partition_key(message.team_id, message.identifiers)
+            dead.append(_letter(record, item, key, reason, message.id))
 
 
 def decode_records(
@@ -19,32 +91,30 @@ def decode_records(
     good: list[tuple[Any, WriteMessage]] = []
     dead: list[DeadLetter] = []
     for record in records:
-        reason = None
-        message = None
+        raw = record.value or b""
         try:
-            message = decode(record.value)
-            if message.v > WIRE_VERSION:
-                reason = f"unsupported wire version {message.v}"
-            elif normalise(message.identifiers) != message.identifiers:
-                reason = "identifiers are not normalised"
-            elif not message.identifiers.items():
-                reason = "no customer identifier"
+            decoded = decode_record(raw)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            reason = f"undecodable message: {exc}"
-        except InvalidIdentifier as exc:
-            reason = f"invalid identifier: {exc}"
-        if reason is None and message is not None:
-            good.append((record, message))
-        else:
-            dead.append(
-                DeadLetter(
-                    value=record.value or b"",
-                    key=record.key,
-                    reason=reason or "unknown",
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
-                    message_id=message.id if message else None,
-                )
-            )
+            items = split_array(raw)
+            if items:
+                _decode_items(record, items, good, dead)
+            else:
+                dead.append(_letter(record, raw, record.key, f"undecodable message: {exc}", None))
+            continue
+        if isinstance(decoded, WriteMessage):
+            reason = _refusal(decoded)
+            if reason is None:
+                good.append((record, decoded))
+            else:
+                dead.append(_letter(record, raw, record.key, reason, decoded.id))
+            continue
+        if not decoded:
+            dead.append(_letter(record, raw, record.key, "empty array of messages", None))
+        for message in decoded:
+            reason = _refusal(message)
+            if reason is None:
+                good.append((record, message))
+            else:
+                value, key = message_value(record, message)
+                dead.append(_letter(record, value, key, reason, message.id))
     return good, dead

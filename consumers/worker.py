@@ -23,9 +23,10 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from consumers import metrics
 from consumers.apply import ConcurrentChange, EventTypeCache, apply_batch
 from consumers.dead_letter import DeadLetter, DeadLetterSink
-from consumers.decode import decode_records
+from consumers.decode import decode_records, message_value
 from schemas.config import Settings
-from schemas.messages import WriteMessage, encode
+from schemas.gc_tuning import tune_gc
+from schemas.messages import WriteMessage
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +85,12 @@ class BatchApplier:
             if len(items) == 1:
                 record, message = items[0]
                 log.warning("dead-lettering message %s: %s", message.id, exc)
+                # A message from an array record is dead-lettered as itself alone.
+                value, key = message_value(record, message)
                 return [
                     DeadLetter(
-                        value=record.value if record is not None else encode(message),
-                        key=getattr(record, "key", None),
+                        value=value,
+                        key=key,
                         reason=f"{type(exc).__name__}: {exc}",
                         topic=getattr(record, "topic", ""),
                         partition=getattr(record, "partition", -1),
@@ -172,8 +175,11 @@ class Worker:
         started = time.perf_counter()
         records = [record for partition_records in batches.values() for record in partition_records]
         items, dead = decode_records(records)
-        if items:
-            dead += await applier.apply(items)
+        # A record may carry many messages: one transaction per CONSUMER_MAX_RECORDS
+        # messages, in order; the offsets are committed once all of them committed.
+        size = self.settings.consumer_max_records
+        for start in range(0, len(items), size):
+            dead += await applier.apply(items[start : start + size])
         if dead:
             await sink.send(dead)
             await applier.record_dead(dead)
@@ -190,6 +196,7 @@ class Worker:
 
 
 async def run_worker(settings: Settings) -> None:
+    tune_gc()
     worker = Worker(settings)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -21,6 +22,7 @@ from ingest_gateway.errors import (
     RequestTooLarge,
     error_response,
 )
+from ingest_gateway.fast_routes import FastWrites
 from ingest_gateway.publisher import Publisher
 from ingest_gateway.responses import JSON
 from ingest_gateway.routes import (
@@ -32,6 +34,7 @@ from ingest_gateway.routes import (
     user_events_api,
 )
 from schemas.config import Settings, get_settings
+from schemas.gc_tuning import tune_gc
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.publisher = Publisher(settings)
         await app.state.publisher.start()
+        tune_gc()
         try:
             yield
         finally:
@@ -141,7 +145,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _wrap(app: FastAPI, settings: Settings) -> FastAPI:
-    # Outermost first: fix the path, then limit the body, then route.
+    # Outermost first: fix the path, then limit the body, then the hot write routes
+    # (served without FastAPI's routing and dependency resolution), then route.
+    # (customers_api is the first router included: nothing before it matches these.)
+    fast = [
+        (method, route.path, route.endpoint)
+        for route in customers_api.router.routes
+        if isinstance(route, APIRoute) and route.endpoint in customers_api.FAST_ENDPOINTS
+        for method in sorted(route.methods or ())
+    ]
+    handlers = {k: v for k, v in app.exception_handlers.items() if isinstance(k, type)}
+    app.add_middleware(FastWrites, routes=fast, handlers=handlers)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(PostmanPathMiddleware)
     return app

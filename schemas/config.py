@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     publish_timeout_s: float = Field(10.0, gt=0)
     producer_linger_ms: int = Field(5, ge=0)
     producer_max_batch_bytes: int = Field(1024 * 1024, ge=16384)
+    # Bytes of messages per Kafka record (one record carries many messages of one
+    # partition); well below the broker's message.max.bytes (1 MiB by default).
+    producer_record_max_bytes: int = Field(256 * 1024, ge=1024)
+    # Concurrent requests share records: their messages wait this long to be grouped.
+    publish_coalesce: bool = True
+    publish_linger_ms: float = Field(1.0, ge=0)
     producer_compression: str | None = None
     db_pool_min: int = Field(1, ge=0)
     db_pool_max: int = Field(10, ge=1)

@@ -1,9 +1,25 @@
-"""The canonical write message.
+"""The canonical write message, and how messages travel in Kafka records.
 
 Every API surface of the gateway translates its request into one or more
 ``WriteMessage`` values; the consumers only ever see these. The JSON encoding is
 the wire contract on the Kafka topic; adding optional fields is compatible,
 renaming or removing them is not (bump ``v``).
+
+**Records.** The value of a record on the writes topic is either
+
+* one message, as a JSON object (``encode``), or
+* a JSON array of messages (``encode_many``) that all belong to the record's
+  partition: each message's own partition key (``schemas.topics.partition_key``)
+  hashes, with Kafka's default partitioner (murmur2 of the key, modulo the
+  partition count), to the partition the record is in. Their order in the array
+  is their order in the partition.
+
+The record's key is the key of its first message (tools that show keys still see
+one); consumers never route by it. So every message naming a customer the same way
+still lands in one partition, in order, whether it travelled alone or in an array.
+Consumers accept both forms (``decode_record``) and commit a record's offset only
+once all of its messages are applied or dead-lettered; a message of an array that
+cannot be applied is dead-lettered alone, as its own JSON object.
 """
 
 from __future__ import annotations
@@ -71,6 +87,8 @@ class WriteMessage(msgspec.Struct, omit_defaults=True, frozen=True):
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(WriteMessage)
+_record_decoder = msgspec.json.Decoder(WriteMessage | list[WriteMessage])
+_items_decoder = msgspec.json.Decoder(list[msgspec.Raw])
 
 
 def encode(message: WriteMessage) -> bytes:
@@ -80,6 +98,38 @@ def encode(message: WriteMessage) -> bytes:
 def decode(raw: bytes) -> WriteMessage:
     """Decode and type-check one message; raises ``msgspec.ValidationError``/``DecodeError``."""
     return _decoder.decode(raw)
+
+
+def encode_many(encoded: list[bytes]) -> bytes:
+    """A record value from already encoded messages: the message itself when alone."""
+    if len(encoded) == 1:
+        return encoded[0]
+    return b"[" + b",".join(encoded) + b"]"
+
+
+def decode_record(raw: bytes) -> WriteMessage | list[WriteMessage]:
+    """Decode a record value (a message or an array of them); raises like ``decode``."""
+    decoded: WriteMessage | list[WriteMessage] = _record_decoder.decode(raw)
+    return decoded
+
+
+def split_array(raw: bytes) -> list[bytes] | None:
+    """The items of a record value holding a JSON array, each as its own bytes.
+
+    None when ``raw`` is not a JSON array. Used to isolate the one bad message
+    of an array that does not decode as a whole.
+    """
+    if raw.lstrip()[:1] != b"[":
+        return None
+    try:
+        return [bytes(item) for item in _items_decoder.decode(raw)]
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
+def is_array(raw: bytes | None) -> bool:
+    """Whether a record value is an array of messages (rather than one message)."""
+    return raw is not None and raw.lstrip()[:1] == b"["
 
 
 def new_message_id() -> str:

@@ -9,9 +9,17 @@ import httpx
 import orjson
 import uuid_utils
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.partitioner import murmur2
 
 from schemas.config import Settings
-from schemas.messages import Identifiers, WriteMessage, encode, new_message_id, utcnow
+from schemas.messages import (
+    Identifiers,
+    WriteMessage,
+    encode,
+    encode_many,
+    new_message_id,
+    utcnow,
+)
 from schemas.topics import partition_key
 from tests.conftest import Team
 from tests.support import eventually
@@ -257,3 +265,59 @@ async def test_consumer_serves_prometheus_metrics_with_lag(
     )
     assert applied >= 1
     assert "ingest_consumer_batch_seconds_count" in text
+
+
+async def test_a_record_of_many_messages_applies_in_order_and_dead_letters_one_alone(
+    settings: Settings, gateway: str, db: asyncpg.Pool, team: Team
+) -> None:
+    address = email()
+    first = raw_message(team.id, address, step=1, kept="first")
+    nul = raw_message(team.id, address, bad="nul\x00char")  # jsonb refuses NUL
+    last = raw_message(team.id, address, step=2)
+    value = encode_many([encode(first), encode(nul), encode(last)])
+    key = partition_key(team.id, first.identifiers)
+    partition = (murmur2(key) & 0x7FFFFFFF) % settings.topic_partitions
+    dlq = AIOKafkaConsumer(
+        settings.dead_letter_topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=f"dlq-reader-{uuid_utils.uuid4()}",
+    )
+    await dlq.start()
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(settings.writes_topic, value, key=key, partition=partition)
+
+        async def applied() -> bool:
+            done = await db.fetchval(
+                "SELECT count(*) FROM processed_messages WHERE message_id = ANY($1::uuid[])",
+                [uuid.UUID(m.id) for m in (first, nul, last)],
+            )
+            return bool(done == 3)
+
+        await eventually(applied)
+        row = await stored_customer(db, team, address)
+        assert row is not None
+        assert orjson.loads(row["attributes"]) == {"step": 2, "kept": "first"}
+
+        letters: dict[bytes, dict[str, bytes]] = {}
+
+        async def dead_lettered() -> bool:
+            batch = await dlq.getmany(timeout_ms=200)
+            for records in batch.values():
+                for r in records:
+                    letters[r.value] = dict(r.headers)
+            return encode(nul) in letters
+
+        await eventually(dead_lettered)
+        assert value not in letters  # the message alone, not its record
+        assert b"UntranslatableCharacter" in letters[encode(nul)]["reason"]
+        outcome = await db.fetchval(
+            "SELECT outcome FROM processed_messages WHERE message_id = $1", uuid.UUID(nul.id)
+        )
+        assert outcome == "dead_letter"
+    finally:
+        await producer.stop()
+        await dlq.stop()

@@ -172,7 +172,6 @@ async def bench_run(opts: Options) -> AsyncIterator[Run]:
             "database_url": admin_url.rsplit("/", 1)[0] + f"/{name}",
             "writes_topic": f"bench.{run_id}.writes",
             "dead_letter_topic": f"bench.{run_id}.dlq",
-            "topic_partitions": PARTITIONS,
             "consumer_group": f"bench.{run_id}.consumers",
             "gateway_port": free_port(),
             "gateway_workers": opts.gateway_workers,

@@ -20,7 +20,6 @@ class Settings(BaseSettings):
     # Topics
     writes_topic: str = "ingest.writes"
     dead_letter_topic: str = "ingest.writes.dlq"
-    topic_partitions: int = Field(6, ge=1)
 
     # Gateway
     gateway_host: str = "127.0.0.1"

@@ -97,7 +97,6 @@ async def settings(service_urls: tuple[str, str], database_url: str, run_id: str
         database_url=database_url,
         writes_topic=writes,
         dead_letter_topic=dead,
-        topic_partitions=PARTITIONS,
         consumer_group=f"test.{run_id}.consumers",
         gateway_port=free_port(),
         wait_timeout_s=20,

@@ -21,7 +21,7 @@ from schemas.messages import (
     utcnow,
 )
 from schemas.topics import partition_key
-from tests.conftest import Team
+from tests.conftest import PARTITIONS, Team
 from tests.support import eventually
 
 
@@ -276,7 +276,7 @@ async def test_a_record_of_many_messages_applies_in_order_and_dead_letters_one_a
     last = raw_message(team.id, address, step=2)
     value = encode_many([encode(first), encode(nul), encode(last)])
     key = partition_key(team.id, first.identifiers)
-    partition = (murmur2(key) & 0x7FFFFFFF) % settings.topic_partitions
+    partition = (murmur2(key) & 0x7FFFFFFF) % PARTITIONS
     dlq = AIOKafkaConsumer(
         settings.dead_letter_topic,
         bootstrap_servers=settings.kafka_bootstrap_servers,

@@ -21,6 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
+import msgspec
 import orjson
 
 from consumers.plan import CustomerState, IdentifierKey, Plan, plan_batch
@@ -33,6 +34,9 @@ class ConcurrentChange(Exception):
 
 
 def _dumps(value: Any) -> str:
+    """JSON text for PostgreSQL; raw JSON (an event body as sent) passes through."""
+    if isinstance(value, msgspec.Raw):
+        return bytes(value).decode()
     return orjson.dumps(value).decode()
 
 

@@ -8,6 +8,7 @@ that is invalid is one dead letter holding just that message, and the others go 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -16,9 +17,10 @@ from consumers.dead_letter import DeadLetter
 from schemas.identity import InvalidIdentifier, normalise
 from schemas.messages import (
     WIRE_VERSION,
+    Identifiers,
     WriteMessage,
     decode,
-    decode_record,
+    decode_record_for_apply,
     encode,
     is_array,
     split_array,
@@ -28,15 +30,21 @@ from schemas.topics import partition_key
 
 def _refusal(message: WriteMessage) -> str | None:
     """Why a decoded message cannot be applied, or None."""
+    if message.v > WIRE_VERSION:
+        return f"unsupported wire version {message.v}"
+    return _identifiers_refusal(message.identifiers)
+
+
+@lru_cache(maxsize=1 << 16)
+def _identifiers_refusal(identifiers: Identifiers) -> str | None:
+    # Cached: customers come back, and parsing phone numbers again is costly.
     try:
-        if message.v > WIRE_VERSION:
-            return f"unsupported wire version {message.v}"
-        if normalise(message.identifiers) != message.identifiers:
+        if normalise(identifiers) != identifiers:
             return "identifiers are not normalised"
-        if not message.identifiers.items():
-            return "no customer identifier"
     except InvalidIdentifier as exc:
         return f"invalid identifier: {exc}"
+    if not identifiers.items():
+        return "no customer identifier"
     return None
 
 
@@ -93,7 +101,7 @@ def decode_records(
     for record in records:
         raw = record.value or b""
         try:
-            decoded = decode_record(raw)
+            decoded = decode_record_for_apply(raw)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             items = split_array(raw)
             if items:

@@ -85,10 +85,27 @@ class WriteMessage(msgspec.Struct, omit_defaults=True, frozen=True):
     v: int = WIRE_VERSION
 
 
+class AppliedEventData(EventData, frozen=True, omit_defaults=True):
+    """``EventData`` as the consumers decode it: the body stays raw JSON bytes.
+
+    The store keeps the body as sent, so parsing it only to serialise it again for
+    PostgreSQL would be wasted work on the consumers' hot path.
+    """
+
+    body: msgspec.Raw = msgspec.Raw(b"{}")
+
+
+class AppliedWriteMessage(WriteMessage, frozen=True, omit_defaults=True):
+    """``WriteMessage`` as the consumers decode it (see ``AppliedEventData``)."""
+
+    event: AppliedEventData | None = None
+
+
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(WriteMessage)
 _record_decoder = msgspec.json.Decoder(WriteMessage | list[WriteMessage])
 _items_decoder = msgspec.json.Decoder(list[msgspec.Raw])
+_applied_record_decoder = msgspec.json.Decoder(AppliedWriteMessage | list[AppliedWriteMessage])
 
 
 def encode(message: WriteMessage) -> bytes:
@@ -105,6 +122,12 @@ def encode_many(encoded: list[bytes]) -> bytes:
     if len(encoded) == 1:
         return encoded[0]
     return b"[" + b",".join(encoded) + b"]"
+
+
+def decode_record_for_apply(raw: bytes) -> WriteMessage | list[WriteMessage]:
+    """``decode_record`` for the consumers: event bodies stay raw (``AppliedEventData``)."""
+    decoded: WriteMessage | list[WriteMessage] = _applied_record_decoder.decode(raw)
+    return decoded
 
 
 def decode_record(raw: bytes) -> WriteMessage | list[WriteMessage]:

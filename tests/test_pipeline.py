@@ -200,6 +200,54 @@ async def test_a_batch_delivered_twice_changes_nothing(
     assert dict(counts) == {"customers": 1, "identifiers": 2}  # email + own customer id
 
 
+class DeadLetters:
+    """The dead-letter topic read from its start: value -> headers of each letter."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.consumer = AIOKafkaConsumer(
+            settings.dead_letter_topic,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            group_id=f"dlq-reader-{uuid_utils.uuid4()}",
+        )
+        self.letters: dict[bytes, dict[str, bytes]] = {}
+
+    async def __aenter__(self) -> DeadLetters:
+        await self.consumer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.consumer.stop()
+
+    async def wait_for(self, *values: bytes) -> dict[bytes, dict[str, bytes]]:
+        async def arrived() -> bool:
+            batch = await self.consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                for r in records:
+                    self.letters[r.value] = dict(r.headers)
+            return all(v in self.letters for v in values)
+
+        await eventually(arrived)
+        return self.letters
+
+
+async def ledger_outcome(db: asyncpg.Pool, message_id: str) -> str:
+    """The outcome the consumers recorded for a message, once recorded.
+
+    For a dead letter the ledger is written after the letter was acknowledged (a
+    crash in between redelivers it to the dead-letter topic rather than losing it).
+    """
+
+    async def outcome() -> str | None:
+        found: str | None = await db.fetchval(
+            "SELECT outcome FROM processed_messages WHERE message_id = $1", uuid.UUID(message_id)
+        )
+        return found
+
+    return await eventually(outcome)
+
+
 async def test_bad_message_goes_to_dead_letter_topic_and_the_partition_moves_on(
     settings: Settings, gateway: str, db: asyncpg.Pool, team: Team
 ) -> None:
@@ -208,49 +256,23 @@ async def test_bad_message_goes_to_dead_letter_topic_and_the_partition_moves_on(
     key = partition_key(team.id, good.identifiers)  # same partition: bad one comes first
     poison = b'{"id": "not a message"'
     nul = raw_message(team.id, address, bad="nul\x00char")  # jsonb refuses NUL
-    dlq = AIOKafkaConsumer(
-        settings.dead_letter_topic,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=f"dlq-reader-{uuid_utils.uuid4()}",
-    )
-    await dlq.start()
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
     await producer.start()
     try:
-        await producer.send_and_wait(settings.writes_topic, poison, key=key)
-        await producer.send_and_wait(settings.writes_topic, encode(nul), key=key)
-        await producer.send_and_wait(settings.writes_topic, encode(good), key=key)
-        row = await eventually(lambda: stored_customer(db, team, address))
-        assert orjson.loads(row["attributes"]) == {"ok": True}
+        async with DeadLetters(settings) as dlq:
+            await producer.send_and_wait(settings.writes_topic, poison, key=key)
+            await producer.send_and_wait(settings.writes_topic, encode(nul), key=key)
+            await producer.send_and_wait(settings.writes_topic, encode(good), key=key)
+            row = await eventually(lambda: stored_customer(db, team, address))
+            assert orjson.loads(row["attributes"]) == {"ok": True}
 
-        letters: dict[bytes, dict[str, bytes]] = {}
-
-        async def both_dead_lettered() -> bool:
-            batch = await dlq.getmany(timeout_ms=200)
-            for records in batch.values():
-                for r in records:
-                    letters[r.value] = dict(r.headers)
-            return poison in letters and encode(nul) in letters
-
-        await eventually(both_dead_lettered)
+            letters = await dlq.wait_for(poison, encode(nul))
         assert letters[poison]["reason"].startswith(b"undecodable message")
         assert b"UntranslatableCharacter" in letters[encode(nul)]["reason"]
         assert letters[poison]["source"].startswith(settings.writes_topic.encode())
-
-        # The ledger is written after the dead letter was acknowledged (a crash in
-        # between redelivers the message to the dead-letter topic rather than losing it).
-        async def outcome() -> str | None:
-            found: str | None = await db.fetchval(
-                "SELECT outcome FROM processed_messages WHERE message_id = $1", uuid.UUID(nul.id)
-            )
-            return found
-
-        assert await eventually(outcome) == "dead_letter"
+        assert await ledger_outcome(db, nul.id) == "dead_letter"
     finally:
         await producer.stop()
-        await dlq.stop()
 
 
 async def test_consumer_serves_prometheus_metrics_with_lag(
@@ -283,53 +305,18 @@ async def test_a_record_of_many_messages_applies_in_order_and_dead_letters_one_a
     value = encode_many([encode(first), encode(nul), encode(last)])
     key = partition_key(team.id, first.identifiers)
     partition = (murmur2(key) & 0x7FFFFFFF) % PARTITIONS
-    dlq = AIOKafkaConsumer(
-        settings.dead_letter_topic,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=f"dlq-reader-{uuid_utils.uuid4()}",
-    )
-    await dlq.start()
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
     await producer.start()
     try:
-        await producer.send_and_wait(settings.writes_topic, value, key=key, partition=partition)
-
-        async def applied() -> bool:
-            done = await db.fetchval(
-                "SELECT count(*) FROM processed_messages WHERE message_id = ANY($1::uuid[])",
-                [uuid.UUID(m.id) for m in (first, nul, last)],
-            )
-            return bool(done == 3)
-
-        await eventually(applied)
-        row = await stored_customer(db, team, address)
-        assert row is not None
-        assert orjson.loads(row["attributes"]) == {"step": 2, "kept": "first"}
-
-        letters: dict[bytes, dict[str, bytes]] = {}
-
-        async def dead_lettered() -> bool:
-            batch = await dlq.getmany(timeout_ms=200)
-            for records in batch.values():
-                for r in records:
-                    letters[r.value] = dict(r.headers)
-            return encode(nul) in letters
-
-        await eventually(dead_lettered)
+        async with DeadLetters(settings) as dlq:
+            await producer.send_and_wait(settings.writes_topic, value, key=key, partition=partition)
+            assert await ledger_outcome(db, last.id) == "applied"
+            row = await stored_customer(db, team, address)
+            assert row is not None
+            assert orjson.loads(row["attributes"]) == {"step": 2, "kept": "first"}
+            letters = await dlq.wait_for(encode(nul))
         assert value not in letters  # the message alone, not its record
         assert b"UntranslatableCharacter" in letters[encode(nul)]["reason"]
-
-        # The ledger is written after the dead letter was acknowledged (a crash in
-        # between redelivers the message to the dead-letter topic rather than losing it).
-        async def outcome() -> str | None:
-            found: str | None = await db.fetchval(
-                "SELECT outcome FROM processed_messages WHERE message_id = $1", uuid.UUID(nul.id)
-            )
-            return found
-
-        assert await eventually(outcome) == "dead_letter"
+        assert await ledger_outcome(db, nul.id) == "dead_letter"
     finally:
         await producer.stop()
-        await dlq.stop()

@@ -4,6 +4,8 @@
     ingest-admin list-teams                     teams with their active key prefixes
     ingest-admin rotate-key TEAM [--key KEY]    new key; the old ones are revoked
     ingest-admin revoke-key TEAM                revoke every key of the team
+    ingest-admin prune-ledger --older-than-days N
+                                                forget applied message ids older than N days
 
 Event groups (``create-event-group``, ``list-event-groups``, ``add-event-types``,
 ``remove-event-types``, ``delete-event-group``): see ``event_group_admin``.
@@ -17,6 +19,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
@@ -89,6 +93,34 @@ async def revoke_keys(conn: Connection, team: str) -> int:
     return int(result.split()[-1])
 
 
+async def prune_ledger(conn: Connection, older_than_days: int, chunk: int = 50_000) -> int:
+    """Delete ``processed_messages`` rows older than the given age, in chunks.
+
+    The ledger only has to remember ids Kafka could still redeliver, so rows older
+    than the topic's retention (7 days by default) are safe to forget. Message ids
+    are UUIDv7, ordered by time, so the primary key finds the old rows without an
+    index on ``processed_at``; small chunks keep each transaction short next to
+    running consumers.
+    """
+    cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
+    # The smallest UUIDv7 of the cutoff's millisecond: every older id sorts below it.
+    boundary = uuid.UUID(int=int(cutoff.timestamp() * 1000) << 80)
+    total = 0
+    while True:
+        result = await conn.execute(
+            "DELETE FROM processed_messages WHERE message_id IN ("
+            " SELECT message_id FROM processed_messages"
+            " WHERE message_id < $1 AND processed_at < $2 LIMIT $3)",
+            boundary,
+            cutoff,
+            chunk,
+        )
+        deleted = int(result.split()[-1])
+        total += deleted
+        if deleted < chunk:
+            return total
+
+
 async def _run(args: argparse.Namespace) -> str:
     conn = await asyncpg.connect(get_settings().database_url)
     try:
@@ -99,6 +131,8 @@ async def _run(args: argparse.Namespace) -> str:
             return f"api key: {await rotate_key(conn, args.team, args.key)}"
         if args.command == "revoke-key":
             return f"revoked {await revoke_keys(conn, args.team)} key(s)"
+        if args.command == "prune-ledger":
+            return f"forgot {await prune_ledger(conn, args.older_than_days)} message id(s)"
         if args.command in event_group_admin.COMMANDS:
             try:
                 return await event_group_admin.run(conn, args, await _team_id(conn, args.team))
@@ -129,6 +163,13 @@ def parser() -> argparse.ArgumentParser:
     rotate.add_argument("--key")
     revoke = sub.add_parser("revoke-key", help="revoke every key of a team")
     revoke.add_argument("team", help="team name or id")
+    prune = sub.add_parser("prune-ledger", help="forget applied message ids older than N days")
+    prune.add_argument(
+        "--older-than-days",
+        type=int,
+        required=True,
+        help="keep at least Kafka's retention of the writes topic (7 days by default)",
+    )
     event_group_admin.add_parsers(sub)
     return p
 

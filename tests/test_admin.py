@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
 
 import asyncpg
+import uuid_utils
 
 from ingest_gateway.auth import KeyCache, team_for_key
 from ingest_gateway.keys import hash_api_key
@@ -65,3 +67,25 @@ async def test_a_fixed_key_chosen_by_the_caller(database_url: str, db: asyncpg.P
     assert "already belongs to another team" in taken.stderr
     short = admin(database_url, "create-team", "short", "--key", "abc")
     assert short.returncode == 1 and "at least 16" in short.stderr
+
+
+async def test_prune_ledger_forgets_only_old_message_ids(
+    database_url: str, db: asyncpg.Pool
+) -> None:
+    # Message ids are UUIDv7: the time of the write in the leading 48 bits.
+    old = uuid.UUID(int=(int((time.time() - 30 * 86400) * 1000) << 80) | 1)
+    recent = uuid.UUID(uuid_utils.uuid7().hex)
+    await db.execute(
+        "INSERT INTO processed_messages (message_id, processed_at)"
+        " VALUES ($1, now() - interval '30 days'), ($2, now())",
+        old,
+        recent,
+    )
+    result = admin(database_url, "prune-ledger", "--older-than-days", "7")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("forgot ")
+    left = await db.fetch(
+        "SELECT message_id FROM processed_messages WHERE message_id = ANY($1::uuid[])",
+        [old, recent],
+    )
+    assert [r["message_id"] for r in left] == [recent]

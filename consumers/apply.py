@@ -80,6 +80,7 @@ async def _read_locked_identities(
 async def _customer_states(
     conn: Connection,
     locked: dict[int, asyncpg.Record],
+    owners: dict[IdentifierKey, int],
     messages: list[WriteMessage],
     email_open_window: timedelta,
 ) -> dict[int, CustomerState]:
@@ -97,12 +98,22 @@ async def _customer_states(
     }
     if not ids:
         return states
-    for row in await conn.fetch(
-        "SELECT customer_id, value FROM customer_identifiers"
-        " WHERE customer_id = ANY($1::bigint[]) AND kind = 'external_id'",
-        ids,
-    ):
-        states[row["customer_id"]].external_ids.add(row["value"])
+    # External ids decide merges, and only a write naming several identifiers can
+    # merge customers (plan.py); the customers it names are all the plan may compare.
+    multi = {
+        owners[key]
+        for m in messages
+        if len(named := m.identifiers.items()) > 1
+        for kind, value in named
+        if (key := (m.team_id, kind, value)) in owners
+    }
+    if multi:
+        for row in await conn.fetch(
+            "SELECT customer_id, value FROM customer_identifiers"
+            " WHERE customer_id = ANY($1::bigint[]) AND kind = 'external_id'",
+            sorted(multi),
+        ):
+            states[row["customer_id"]].external_ids.add(row["value"])
     opens = [m.occurred_at for m in messages if m.event and m.event.kind == "email_open"]
     if opens:
         for row in await conn.fetch(
@@ -116,8 +127,28 @@ async def _customer_states(
     return states
 
 
-async def _claim(conn: Connection, messages: list[WriteMessage]) -> list[WriteMessage]:
-    """Messages not applied before, each once, in batch order."""
+class _Redelivered(Exception):
+    """A message id of the batch was claimed before: claim again, one by one."""
+
+
+async def _claim(
+    conn: Connection, messages: list[WriteMessage], first_try: bool
+) -> list[WriteMessage]:
+    """Messages not applied before, each once, in batch order.
+
+    On the first try the ids are COPYed into ``processed_messages``: almost every
+    batch is new, and COPY skips ``ON CONFLICT``'s check and the returned ids. A
+    redelivered id breaks the unique key; ``apply_batch`` then rolls back and claims
+    with ``ON CONFLICT DO NOTHING``, which skips the ids applied before.
+    """
+    if first_try:
+        try:
+            await conn.copy_records_to_table(
+                "processed_messages", columns=["message_id"], records=[(m.id,) for m in messages]
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise _Redelivered from exc
+        return messages
     fresh = {
         str(r["message_id"])
         for r in await conn.fetch(
@@ -404,16 +435,31 @@ async def apply_batch(
     email_open_window: timedelta,
 ) -> Plan | None:
     """Apply ``messages`` (in order) in one transaction. None when all were applied before."""
+    first_try = True
+    while True:
+        try:
+            return await _apply_once(conn, messages, event_types, email_open_window, first_try)
+        except _Redelivered:
+            first_try = False
+
+
+async def _apply_once(
+    conn: Connection,
+    messages: list[WriteMessage],
+    event_types: EventTypeCache,
+    email_open_window: timedelta,
+    first_try: bool,
+) -> Plan | None:
     new_types: dict[tuple[int, str], int] = {}
     async with conn.transaction():
-        todo = await _claim(conn, messages)
+        todo = await _claim(conn, messages, first_try)
         if not todo:
             return None
         keys = sorted(
             {(m.team_id, kind, value) for m in todo for kind, value in m.identifiers.items()}
         )
         owners, locked = await _read_locked_identities(conn, keys)
-        states = await _customer_states(conn, locked, todo, email_open_window)
+        states = await _customer_states(conn, locked, owners, todo, email_open_window)
         plan = plan_batch(todo, owners, states, email_open_window)
         ids = await _write_customers(conn, plan)
         if plan.events:

@@ -1,0 +1,69 @@
+"""The ledger of applied message ids: a redelivered id is skipped, a new one applies.
+
+``apply_batch`` claims a batch's ids with COPY first (the common case: all new) and,
+when one was claimed before, rolls back and claims again with ON CONFLICT. These
+tests drive that second path on the real PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from consumers.apply import EventTypeCache, apply_batch
+from schemas.messages import EventData, Identifiers, WriteMessage, new_message_id
+from tests.conftest import Team
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+WINDOW = timedelta(minutes=20)
+
+
+def event(team: Team, email: str, n: int) -> WriteMessage:
+    return WriteMessage(
+        id=new_message_id(),
+        team_id=team.id,
+        op="track_event",
+        identifiers=Identifiers(email=email),
+        occurred_at=NOW + timedelta(seconds=n),
+        received_at=NOW,
+        event=EventData(name="page_view", body={"n": n}),
+    )
+
+
+async def stored(db: asyncpg.Pool, team: Team) -> list[int]:
+    rows = await db.fetch(
+        "SELECT (body->>'n')::int AS n FROM events WHERE team_id = $1 ORDER BY 1", team.id
+    )
+    return [r["n"] for r in rows]
+
+
+async def apply(db: asyncpg.Pool, messages: list[WriteMessage]) -> list[str] | None:
+    """The ids of the messages the batch applied (None: all were applied before)."""
+    async with db.acquire() as conn:
+        plan = await apply_batch(conn, messages, EventTypeCache(), WINDOW)
+    return None if plan is None else [p.message.id for p in plan.events]
+
+
+async def test_a_batch_partly_applied_before_applies_only_its_new_messages(
+    db: asyncpg.Pool, team: Team
+) -> None:
+    first = [event(team, "ledger@example.com", n) for n in range(3)]
+    assert await apply(db, first) == [m.id for m in first]
+    later = [event(team, "ledger@example.com", n) for n in range(3, 5)]
+    # Redelivered messages come first, as they would after a crash before the commit.
+    assert await apply(db, first + later) == [m.id for m in later]
+    assert await stored(db, team) == [0, 1, 2, 3, 4]
+
+
+async def test_a_batch_applied_before_changes_nothing(db: asyncpg.Pool, team: Team) -> None:
+    batch = [event(team, "again@example.com", n) for n in range(4)]
+    await apply(db, batch)
+    assert await apply(db, batch) is None
+    assert await stored(db, team) == [0, 1, 2, 3]
+
+
+async def test_a_message_twice_in_one_batch_applies_once(db: asyncpg.Pool, team: Team) -> None:
+    one, two = event(team, "twice@example.com", 1), event(team, "twice@example.com", 2)
+    assert await apply(db, [one, two, one]) == [one.id, two.id]
+    assert await stored(db, team) == [1, 2]

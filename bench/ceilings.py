@@ -15,6 +15,7 @@ import msgspec
 import uvloop
 
 from bench.workload import messages
+from consumers import timestamps
 from consumers.apply import EventTypeCache, apply_batch
 from ingest_gateway.publisher import Publisher
 from schemas.config import Settings
@@ -73,6 +74,7 @@ async def _raw_postgres(
 ) -> CeilingResult:
     templates = messages(team_id, run, pool, 20_000, seed=11)
     conn = await asyncpg.connect(settings.database_url)
+    await timestamps.install(conn)  # as the consumers' connections
     types = EventTypeCache()
     window = timedelta(seconds=settings.email_open_window_s)
     applied = 0

@@ -20,7 +20,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
-from consumers import metrics
+from consumers import metrics, timestamps
 from consumers.apply import ConcurrentChange, EventTypeCache, apply_batch
 from consumers.dead_letter import DeadLetter, DeadLetterSink
 from consumers.decode import decode_records, message_value
@@ -127,7 +127,9 @@ class Worker:
 
     async def run(self) -> None:
         s = self.settings
-        pool = await asyncpg.create_pool(s.database_url, min_size=1, max_size=2)
+        pool = await asyncpg.create_pool(
+            s.database_url, min_size=1, max_size=2, init=timestamps.install
+        )
         consumer = AIOKafkaConsumer(
             s.writes_topic,
             bootstrap_servers=s.kafka_bootstrap_servers,

@@ -147,11 +147,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def _wrap(app: FastAPI, settings: Settings) -> FastAPI:
     # Outermost first: fix the path, then limit the body, then the hot write routes
     # (served without FastAPI's routing and dependency resolution), then route.
-    # (customers_api is the first router included: nothing before it matches these.)
+    # (customers_api and batch_api are the first routers included: nothing before
+    # them matches these.)
     fast = [
         (method, route.path, route.endpoint)
-        for route in customers_api.router.routes
-        if isinstance(route, APIRoute) and route.endpoint in customers_api.FAST_ENDPOINTS
+        for module in (customers_api, batch_api)
+        for route in module.router.routes
+        if isinstance(route, APIRoute) and route.endpoint in module.FAST_ENDPOINTS
         for method in sorted(route.methods or ())
     ]
     handlers = {k: v for k, v in app.exception_handlers.items() if isinstance(k, type)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import asyncpg
 import httpx
@@ -76,9 +77,12 @@ async def test_events_and_customers_in_one_batch_end_as_rows(
 
 
 async def test_a_bad_item_does_not_fail_the_others(
-    http: httpx.AsyncClient, db: asyncpg.Pool, team: Team
+    http: httpx.AsyncClient, db: asyncpg.Pool, team: Team, settings: Settings
 ) -> None:
     good = {"type": "event", "email": email(), "eventName": "signup", "body": {}}
+    too_deep: dict[str, Any] = {}
+    for _ in range(settings.max_json_depth):
+        too_deep = {"d": too_deep}
     items = [
         good,
         {"type": "event", "email": "not-an-email", "eventName": "signup"},
@@ -89,20 +93,26 @@ async def test_a_bad_item_does_not_fail_the_others(
         {"type": "event", "email": email(), "eventName": "x", "occurredAt": "2024-05-01T12:00:00"},
         "not an object",
         {"type": "customer", "email": email(), "attributes": {"deep": [[[[[[[[]]]]]]]]}},
+        {"type": "event", "email": email(), "eventName": "x", "body": too_deep},
+        {"type": "event", "email": email(), "eventName": "x", "body": ["not", "an object"]},
         good,
     ]
     response = await http.post("/api/1.0/batch", json={"items": items}, headers=team.headers)
     assert response.status_code == 200, response.text
     answer = response.json()
     statuses = [r["status"] for r in answer["items"]]
-    assert statuses == ["accepted"] + ["rejected"] * 7 + ["accepted"] * 2
-    assert answer["accepted"] == 3 and answer["rejected"] == 7
+    assert statuses == ["accepted"] + ["rejected"] * 7 + ["accepted"] + ["rejected"] * 2 + [
+        "accepted"
+    ]
+    assert answer["accepted"] == 3 and answer["rejected"] == 9
     for result in answer["items"]:
         assert ("id" in result) == (result["status"] == "accepted")
         assert ("error" in result) == (result["status"] == "rejected")
     assert "email" in answer["items"][1]["error"]
     assert "NUL" in answer["items"][5]["error"]
     assert "time zone" in answer["items"][6]["error"]
+    assert "nested deeper" in answer["items"][9]["error"]
+    assert "JSON object" in answer["items"][10]["error"]
     ids = [r["id"] for r in answer["items"] if r["status"] == "accepted"]
     event_ids = [ids[0], ids[2]]
 
@@ -123,6 +133,23 @@ async def test_wait_reports_each_outcome(http: httpx.AsyncClient, team: Team) ->
     )
     assert response.status_code == 200, response.text
     assert [r["outcome"] for r in response.json()["items"]] == ["applied"] * 3
+
+
+async def test_the_user_agent_in_an_event_body_is_the_end_users(
+    http: httpx.AsyncClient, team: Team
+) -> None:
+    crawler = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+    items = [
+        {"type": "event", "email": email(), "eventName": "view", "body": {"user_agent": crawler}},
+        {"type": "event", "email": email(), "eventName": "view", "body": {"userAgent": crawler}},
+        {"type": "event", "email": email(), "eventName": "view", "body": {"page": "/"}},
+    ]
+    response = await http.post(
+        "/api/1.0/batch?wait=true", json={"items": items}, headers=team.headers
+    )
+    assert response.status_code == 200, response.text
+    outcomes = [r["outcome"] for r in response.json()["items"]]
+    assert outcomes == ["discarded:bot", "discarded:bot", "applied"]
 
 
 async def test_envelope_errors_and_limits(

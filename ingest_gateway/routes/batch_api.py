@@ -77,7 +77,9 @@ class _EventItem(_Named, tag="event", tag_field="type"):
     event_name: str
     external_id: str | int | None = None
     event_id: str | None = None
-    body: dict[str, Any] = {}
+    # Kept as sent: the gateway only checks it (``_event_body``), and re-encoding a
+    # parsed copy would cost as much as parsing it did.
+    body: msgspec.Raw = msgspec.Raw(b"{}")
 
 
 class _CustomerItem(_Named, tag="customer", tag_field="type"):
@@ -100,6 +102,29 @@ def _free_form_ok(raw: bytes, value: Any, max_depth: int) -> None:
         check_depth(value, max_depth)
     if b"\\u0000" in raw:
         check_storable(value)
+
+
+def _event_body(
+    request: Request, raw: bytes, body: msgspec.Raw, settings: Settings, header_agent: str | None
+) -> tuple[msgspec.Raw, str | None]:
+    """The event body as sent, once checked, and the end user's agent.
+
+    The body is parsed only when the item's raw bytes show it may matter: enough
+    brackets to be too deep, an escaped NUL, or a user agent field.
+    """
+    if memoryview(body)[:1].tobytes() != b"{":
+        raise ItemError("body must be a JSON object")
+    mentions_agent = b"user_agent" in raw or b"userAgent" in raw
+    if (
+        mentions_agent
+        or raw.count(b"{") + raw.count(b"[") > settings.max_json_depth - 1
+        or (b"\\u0000" in raw)
+    ):
+        value = msgspec.json.decode(body)
+        _free_form_ok(raw, value, settings.max_json_depth)
+        if mentions_agent:
+            return body, end_user_agent(request, value)
+    return body, header_agent
 
 
 def _message(
@@ -131,10 +156,10 @@ def _message(
             name = item.event_name
             if not name.strip() or len(name) > 255 or "\x00" in name:
                 raise ItemError("The event name must be 1 to 255 characters")
-            _free_form_ok(raw, item.body, settings.max_json_depth)
+            body, agent = _event_body(request, raw, item.body, settings, header_agent)
             external_id = None if item.external_id is None else str(item.external_id)
             event = EventData(
-                name=name, body=item.body, external_id=external_id, client_event_id=item.event_id
+                name=name, body=body, external_id=external_id, client_event_id=item.event_id
             )
             return WriteMessage(
                 id=new_message_id(),
@@ -144,11 +169,7 @@ def _message(
                 occurred_at=occurred_at,
                 received_at=now,
                 event=event,
-                user_agent=(
-                    end_user_agent(request, item.body)
-                    if "user_agent" in item.body or "userAgent" in item.body
-                    else header_agent
-                ),
+                user_agent=agent,
                 api=API,
             )
         _free_form_ok(raw, item.attributes, settings.max_json_depth)
@@ -200,3 +221,8 @@ async def batch(team_id: TeamId, request: Request) -> Response:
                 result["outcome"] = accepted.outcomes.get(result["id"], "unknown")
     answer = {"accepted": len(messages), "rejected": len(results) - len(messages), "items": results}
     return JSON(answer, status_code=202 if accepted.timed_out else 200)
+
+
+# Served by ``ingest_gateway.fast_routes.FastWrites`` (same endpoint, without
+# FastAPI's routing and dependency resolution: ~10% of the gateway's CPU on batches).
+FAST_ENDPOINTS = (batch,)

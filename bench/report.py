@@ -62,6 +62,24 @@ def markdown(results: dict[str, Any]) -> str:
         f"| naive FastAPI -> PostgreSQL, batches of 100 | {_num(c.get('naive_batch100'))} |"
         f" {_ratio(r.get('vs_naive_batch100'))} |",
     ]
+    search = results.get("sustained_search") or []
+    if search:
+        rows += [
+            "",
+            "Sustained search, batches of 100 (open loop; kept up = accepted >= 95% of offered,"
+            " applied >= 97% of accepted, backlog drained within 5 s):",
+            "",
+            "| run | seconds | offered ev/s | accepted ev/s | applied ev/s | drain s |"
+            " HTTP p99 ms | kept up |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        rows += [
+            f"| {x['load']} | {x['seconds']:.0f} | {_num(x['offered_per_s'])} |"
+            f" {_num(x['accepted_per_s'])} | {_num(x['applied_per_s'])} |"
+            f" {x['drain_s']:.1f} | {_num(x['http_p99_ms'], 1)} |"
+            f" {'yes' if x['kept_up'] else 'no'} |"
+            for x in search
+        ]
     t = results["targets"]
     rows += ["", "| target | measured | met |", "|---|---|---|"]
     rows += [f"| {x['target']} | {x['measured']} | {'yes' if x['met'] else 'NO'} |" for x in t]

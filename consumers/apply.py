@@ -103,8 +103,8 @@ async def _customer_states(
     multi = {
         owners[key]
         for m in messages
-        if len(named := m.identifiers.items()) > 1
-        for kind, value in named
+        if m.identifiers.several()
+        for kind, value in m.identifiers.items()
         if (key := (m.team_id, kind, value)) in owners
     }
     if multi:

@@ -28,7 +28,7 @@ import itertools
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from consumers import rules
 from schemas.messages import WriteMessage
@@ -79,8 +79,8 @@ class CustomerState:
         self.changed = True
 
 
-@dataclass(frozen=True)
-class PlannedEvent:
+class PlannedEvent(NamedTuple):
+    # A tuple rather than a frozen dataclass: one is made per event, on the hot path.
     message: WriteMessage
     customer_ref: int
 
@@ -286,9 +286,9 @@ class _Planner:
             if self.final(ref) not in final_deleted
         ]
         events = [
-            PlannedEvent(e.message, self.final(e.customer_ref))
+            e if ref == e.customer_ref else PlannedEvent(e.message, ref)
             for e in self.events
-            if self.final(e.customer_ref) not in final_deleted
+            if (ref := self.final(e.customer_ref)) not in final_deleted
         ]
         return Plan(
             created=created,

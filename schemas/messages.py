@@ -48,6 +48,9 @@ class Identifiers(msgspec.Struct, omit_defaults=True, frozen=True):
 
     def items(self) -> list[tuple[str, str]]:
         """(kind, value) pairs that are set, in key precedence order."""
+        if self.external_id is None and self.phone is None and self.customer_id is None:
+            # Most writes name a customer by email alone: the consumers' hot path.
+            return [("email", self.email)] if self.email else []
         pairs = (
             ("email", self.email),
             ("external_id", self.external_id),
@@ -55,6 +58,12 @@ class Identifiers(msgspec.Struct, omit_defaults=True, frozen=True):
             ("customer_id", self.customer_id),
         )
         return [(kind, value) for kind, value in pairs if value]
+
+    def several(self) -> bool:
+        """Whether more than one identifier is set (only such a write can merge)."""
+        if self.external_id is None and self.phone is None and self.customer_id is None:
+            return False
+        return len(self.items()) > 1
 
 
 class EventData(msgspec.Struct, omit_defaults=True, frozen=True):

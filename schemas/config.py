@@ -31,7 +31,10 @@ class Settings(BaseSettings):
     max_batch_items: int = Field(5000, ge=1)
     max_item_bytes: int = Field(32 * 1024, ge=256)  # per item of POST /api/1.0/batch
     publish_timeout_s: float = Field(10.0, gt=0)
-    producer_linger_ms: int = Field(5, ge=0)
+    # aiokafka's own batching delay. 0: the publisher already groups messages into
+    # records (PUBLISH_LINGER_MS), and records pile up while a request is in flight;
+    # 5 ms here cost every request 5 ms and single events 40% of their throughput.
+    producer_linger_ms: int = Field(0, ge=0)
     producer_max_batch_bytes: int = Field(1024 * 1024, ge=16384)
     # Bytes of messages per Kafka record (one record carries many messages of one
     # partition); well below the broker's message.max.bytes (1 MiB by default).

@@ -60,8 +60,32 @@ class PostmanPathMiddleware:
         await self.app(scope, receive, send)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> ASGIApp:
+    """The gateway as served: the API (``build_api``) behind its outer layers.
+
+    Outermost first: fix the path, limit the body, then serve the hot write routes
+    without FastAPI's routing, dependency resolution and middleware stack; every
+    other request goes through FastAPI.
+    """
     settings = settings or get_settings()
+    api = build_api(settings)
+    # (customers_api and batch_api are the first routers included: nothing before
+    # them matches these.)
+    fast = [
+        (method, route.path, route.endpoint)
+        for module in (customers_api, batch_api)
+        for route in module.router.routes
+        if isinstance(route, APIRoute) and route.endpoint in module.FAST_ENDPOINTS
+        for method in sorted(route.methods or ())
+    ]
+    handlers = {k: v for k, v in api.exception_handlers.items() if isinstance(k, type)}
+    served: ASGIApp = FastWrites(api, routes=fast, handlers=handlers)
+    served = BodyLimitMiddleware(served, max_bytes=settings.max_body_bytes)
+    return PostmanPathMiddleware(served)
+
+
+def build_api(settings: Settings) -> FastAPI:
+    """The FastAPI application: routes, OpenAPI, exception handlers, lifespan."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -141,23 +165,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             response.headers.update(exc.headers)
         return response
 
-    return _wrap(app, settings)
-
-
-def _wrap(app: FastAPI, settings: Settings) -> FastAPI:
-    # Outermost first: fix the path, then limit the body, then the hot write routes
-    # (served without FastAPI's routing and dependency resolution), then route.
-    # (customers_api and batch_api are the first routers included: nothing before
-    # them matches these.)
-    fast = [
-        (method, route.path, route.endpoint)
-        for module in (customers_api, batch_api)
-        for route in module.router.routes
-        if isinstance(route, APIRoute) and route.endpoint in module.FAST_ENDPOINTS
-        for method in sorted(route.methods or ())
-    ]
-    handlers = {k: v for k, v in app.exception_handlers.items() if isinstance(k, type)}
-    app.add_middleware(FastWrites, routes=fast, handlers=handlers)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(PostmanPathMiddleware)
     return app

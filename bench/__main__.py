@@ -352,11 +352,12 @@ class Bench:
         The closed-loop maximum overloads the machine: the gateway takes what the
         load generators send and the consumers fall behind, so the lag grows without
         end. Sustained means applied as fast as accepted with the lag flat: open-loop
-        probes of ``--seconds`` step down 10% at a time from the closed-loop accepted
-        rate until one keeps up, then that rate runs for ``--sustain-seconds``.
+        probes of ``--seconds`` step down 10% at a time, from what the consumers
+        applied under that overload, until one keeps up; then that rate runs for
+        ``--sustain-seconds`` (10% lower again if it does not keep up there).
         """
         sc = SCENARIOS["batch100"]
-        rate = 0.95 * top["accepted_per_s"]
+        rate = min(0.95 * top["accepted_per_s"], 1.05 * top["applied_per_s"])
         for _ in range(4):
             probe = await self.phase(
                 Phase("batch100", sc.title, "probe", sc, self.opts.seconds, rate)

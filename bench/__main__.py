@@ -557,26 +557,24 @@ async def main_async(opts: Options) -> dict[str, Any]:
         try:
             # Warm-up (JIT in Kafka, caches, connections): not reported.
             await bench.phase(Phase("warmup", "warm-up", "max", SCENARIOS["batch100"], 3, None))
+            search: list[dict[str, Any]] = []
             for name in opts.scenarios:
                 sc = SCENARIOS[name]
-                scenarios.append(
-                    await bench.phase(Phase(name, sc.title, "max", sc, opts.seconds, None))
-                )
-            search: list[dict[str, Any]] = []
-            top = next((x for x in scenarios if x["name"] == "batch100"), None)
-            if opts.sustained and top is not None:
-                scenarios.append(await bench.sustained(top, search))
+                result = await bench.phase(Phase(name, sc.title, "max", sc, opts.seconds, None))
+                scenarios.append(result)
+                if name == "batch100" and opts.sustained:
+                    # Right after its max, on the same store size as the max saw.
+                    scenarios.append(await bench.sustained(result, search))
             for name in ("batch100", "single") if opts.slo else ():
                 top = next((x for x in reversed(scenarios) if x["name"] == name), None)
                 if top is None:
                     continue
                 # 70% of the sustained rate where there is one, else of the closed-loop max.
-                rate = 0.7 * (
-                    top["target_rate"] or min(top["applied_per_s"], top["accepted_per_s"])
-                )
+                base = top["target_rate"] or min(top["applied_per_s"], top["accepted_per_s"])
+                load = "70% of sustained" if top["target_rate"] else "70% of max"
                 sc = SCENARIOS[name]
                 scenarios.append(
-                    await bench.phase(Phase(name, sc.title, "70% of max", sc, opts.seconds, rate))
+                    await bench.phase(Phase(name, sc.title, load, sc, opts.seconds, 0.7 * base))
                 )
             gateway.stop()
             consumer.stop()
@@ -677,8 +675,15 @@ def assemble(
     def e2e(x: dict[str, Any] | None) -> float | None:
         return None if x is None else min(x["applied_per_s"], x["accepted_per_s"])
 
-    b100, single = find("batch100", "sustained") or find("batch100"), find("single")
-    b100_70, single_70 = find("batch100", "70% of max"), find("single", "70% of max")
+    # Throughput ratios compare maxima with maxima (the ceilings and the naive app run
+    # as fast as they can); the sustained target uses the sustained run.
+    b100, single = find("batch100"), find("single")
+    sustained = find("batch100", "sustained") or b100
+
+    def at_70(name: str) -> dict[str, Any] | None:
+        return find(name, "70% of sustained") or find(name, "70% of max")
+
+    b100_70, single_70 = at_70("batch100"), at_70("single")
     lower = min(ceiling.values()) if ceiling else None
     naive_single = e2e(naive.get("single"))
     naive_b100 = e2e(naive.get("batch100"))
@@ -699,14 +704,14 @@ def assemble(
     def target(text: str, measured: str, met: bool) -> None:
         targets.append({"target": text, "measured": measured, "met": met})
 
-    if b100:
-        v = e2e(b100) or 0
-        kept_up = b100["load"] != "sustained" or bool(search and search[-1]["kept_up"])
+    if sustained:
+        v = e2e(sustained) or 0
+        kept_up = sustained["load"] != "sustained" or bool(search and search[-1]["kept_up"])
         target(
             "batches of 100: >= 25,000 ev/s applied, sustained, 0 lost",
-            f"{v:,.0f} ev/s over {b100['duration_s']:.0f} s ({b100['load']}"
-            f"{'' if kept_up else ', lag grew'}), {b100['lost']} lost",
-            v >= 25_000 and b100["lost"] == 0 and kept_up,
+            f"{v:,.0f} ev/s over {sustained['duration_s']:.0f} s ({sustained['load']}"
+            f"{'' if kept_up else ', lag grew'}), {sustained['lost']} lost",
+            v >= 25_000 and sustained["lost"] == 0 and kept_up,
         )
     if single:
         v = e2e(single) or 0
@@ -716,7 +721,7 @@ def assemble(
             p99 = x["http_ms"]["p99"] or 0
             q99 = x["queryable_ms"]["p99"] or 0
             target(
-                f"{x['title']} at 70% of max: HTTP p99 <= 25 ms, queryable p99 <= 1 s",
+                f"{x['title']} at {x['load']}: HTTP p99 <= 25 ms, queryable p99 <= 1 s",
                 f"HTTP p99 {p99:.1f} ms, queryable p99 {q99:.0f} ms",
                 p99 <= 25 and q99 <= 1000,
             )

@@ -139,7 +139,8 @@ async def _claim(
     On the first try the ids are COPYed into ``processed_messages``: almost every
     batch is new, and COPY skips ``ON CONFLICT``'s check and the returned ids. A
     redelivered id breaks the unique key; ``apply_batch`` then rolls back and claims
-    with ``ON CONFLICT DO NOTHING``, which skips the ids applied before.
+    with ``ON CONFLICT``, which skips the ids applied before, except dead letters: a
+    message dead-lettered earlier and produced back (after a fix) is applied.
     """
     if first_try:
         try:
@@ -153,8 +154,11 @@ async def _claim(
         str(r["message_id"])
         for r in await conn.fetch(
             "INSERT INTO processed_messages (message_id) SELECT unnest($1::uuid[])"
-            " ON CONFLICT DO NOTHING RETURNING message_id",
-            [m.id for m in messages],
+            " ON CONFLICT (message_id) DO UPDATE SET outcome = 'applied', processed_at = now()"
+            # A dead letter produced back after a fix is applied this time.
+            "  WHERE processed_messages.outcome = 'dead_letter'"
+            " RETURNING message_id",
+            list(dict.fromkeys(m.id for m in messages)),  # DO UPDATE may touch a row once
         )
     }
     todo = []

@@ -7,6 +7,7 @@ tests drive that second path on the real PostgreSQL.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -67,3 +68,19 @@ async def test_a_message_twice_in_one_batch_applies_once(db: asyncpg.Pool, team:
     one, two = event(team, "twice@example.com", 1), event(team, "twice@example.com", 2)
     assert await apply(db, [one, two, one]) == [one.id, two.id]
     assert await stored(db, team) == [1, 2]
+
+
+async def test_a_dead_letter_produced_back_is_applied(db: asyncpg.Pool, team: Team) -> None:
+    # As the worker records a message it dead-lettered (worker.BatchApplier.record_dead).
+    message = event(team, "replayed@example.com", 7)
+    await db.execute(
+        "INSERT INTO processed_messages (message_id, outcome) VALUES ($1, 'dead_letter')",
+        uuid.UUID(message.id),
+    )
+    assert await apply(db, [message]) == [message.id]
+    assert await stored(db, team) == [7]
+    outcome = await db.fetchval(
+        "SELECT outcome FROM processed_messages WHERE message_id = $1", uuid.UUID(message.id)
+    )
+    assert outcome == "applied"
+    assert await apply(db, [message]) is None  # and only once

@@ -26,6 +26,7 @@ from consumers.dead_letter import DeadLetter, DeadLetterSink
 from consumers.decode import decode_records, message_value
 from schemas.config import Settings
 from schemas.gc_tuning import tune_gc
+from schemas.ledger import prune_unless_busy
 from schemas.messages import WriteMessage
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,11 @@ class Worker:
         await producer.start()
         applier = BatchApplier(pool, s)
         sink = DeadLetterSink(producer, s.dead_letter_topic)
+        pruning = (
+            asyncio.create_task(self._prune_ledger_periodically(pool))
+            if s.ledger_retention_days
+            else None
+        )
         log.info("consumer started on %s (group %s)", s.writes_topic, s.consumer_group)
         try:
             while not self._stopping.is_set():
@@ -163,9 +169,35 @@ class Worker:
                     continue
                 await self._process(batches, applier, sink, consumer)
         finally:
+            if pruning is not None:
+                pruning.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pruning
             await consumer.stop()
             await producer.stop()
             await pool.close()
+
+    async def _prune_ledger_periodically(self, pool: asyncpg.Pool) -> None:
+        """Forget old applied message ids now and then; one consumer of the group at a time."""
+        s = self.settings
+        while True:
+            await asyncio.sleep(s.ledger_prune_interval_s)
+            try:
+                async with pool.acquire() as conn:
+                    forgotten = await prune_unless_busy(conn, s.ledger_retention_days)
+            except (asyncpg.PostgresError, OSError) as exc:
+                log.warning(
+                    "pruning the ledger failed (%s); next try in %.0fs",
+                    exc,
+                    s.ledger_prune_interval_s,
+                )
+                continue
+            if forgotten:
+                log.info(
+                    "forgot %d applied message id(s) older than %d days",
+                    forgotten,
+                    s.ledger_retention_days,
+                )
 
     async def _process(
         self,

@@ -19,14 +19,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import uuid
-from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
 from ingest_gateway import event_group_admin
 from ingest_gateway.keys import hash_api_key, key_prefix, new_api_key
 from schemas.config import get_settings
+from schemas.ledger import prune_ledger
 from schemas.pg import Connection
 
 MIN_KEY_LENGTH = 16
@@ -91,34 +90,6 @@ async def revoke_keys(conn: Connection, team: str) -> int:
         "UPDATE api_keys SET revoked_at = now() WHERE team_id = $1 AND revoked_at IS NULL", team_id
     )
     return int(result.split()[-1])
-
-
-async def prune_ledger(conn: Connection, older_than_days: int, chunk: int = 50_000) -> int:
-    """Delete ``processed_messages`` rows older than the given age, in chunks.
-
-    The ledger only has to remember ids Kafka could still redeliver, so rows older
-    than the topic's retention (7 days by default) are safe to forget. Message ids
-    are UUIDv7, ordered by time, so the primary key finds the old rows without an
-    index on ``processed_at``; small chunks keep each transaction short next to
-    running consumers.
-    """
-    cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
-    # The smallest UUIDv7 of the cutoff's millisecond: every older id sorts below it.
-    boundary = uuid.UUID(int=int(cutoff.timestamp() * 1000) << 80)
-    total = 0
-    while True:
-        result = await conn.execute(
-            "DELETE FROM processed_messages WHERE message_id IN ("
-            " SELECT message_id FROM processed_messages"
-            " WHERE message_id < $1 AND processed_at < $2 LIMIT $3)",
-            boundary,
-            cutoff,
-            chunk,
-        )
-        deleted = int(result.split()[-1])
-        total += deleted
-        if deleted < chunk:
-            return total
 
 
 async def _run(args: argparse.Namespace) -> str:

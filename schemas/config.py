@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     consumer_processes: int = Field(1, ge=1)
     max_transaction_retries: int = Field(8, ge=1)
     email_open_window_s: int = Field(20 * 60, ge=0)
+    # Applied message ids older than this are forgotten (schemas/ledger.py); keep it at
+    # least the writes topic's retention. 0: never (prune with ingest-admin instead).
+    ledger_retention_days: int = Field(7, ge=0)
+    ledger_prune_interval_s: float = Field(3600.0, gt=0)
 
     # Metrics
     metrics_port: int = 0  # consumer Prometheus port; 0 disables

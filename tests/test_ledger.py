@@ -7,14 +7,20 @@ tests drive that second path on the real PostgreSQL.
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 
 from consumers.apply import EventTypeCache, apply_batch
+from schemas import ledger
+from schemas.config import Settings
+from schemas.ledger import prune_unless_busy
 from schemas.messages import EventData, Identifiers, WriteMessage, new_message_id
-from tests.conftest import Team
+from tests.conftest import Team, create_topics, settings_env
+from tests.support import BIN, Process, eventually
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 WINDOW = timedelta(minutes=20)
@@ -84,3 +90,64 @@ async def test_a_dead_letter_produced_back_is_applied(db: asyncpg.Pool, team: Te
     )
     assert outcome == "applied"
     assert await apply(db, [message]) is None  # and only once
+
+
+def old_message_id(days: int) -> uuid.UUID:
+    """A UUIDv7 from ``days`` ago: the write's time is in the leading 48 bits."""
+    return uuid.UUID(int=(int((time.time() - days * 86400) * 1000) << 80) | 1)
+
+
+async def test_only_one_session_prunes_at_a_time(db: asyncpg.Pool) -> None:
+    old = old_message_id(30)
+    await db.execute(
+        "INSERT INTO processed_messages (message_id, processed_at)"
+        " VALUES ($1, now() - interval '30 days')",
+        old,
+    )
+    async with db.acquire() as first, db.acquire() as second:
+        assert await first.fetchval("SELECT pg_try_advisory_lock($1)", ledger._PRUNE_LOCK)
+        try:
+            assert await prune_unless_busy(second, 7) is None  # the other session prunes
+        finally:
+            await first.execute("SELECT pg_advisory_unlock($1)", ledger._PRUNE_LOCK)
+        assert (await prune_unless_busy(second, 7) or 0) >= 1
+    assert (
+        await db.fetchval("SELECT count(*) FROM processed_messages WHERE message_id = $1", old) == 0
+    )
+
+
+async def test_a_running_consumer_forgets_old_message_ids(
+    db: asyncpg.Pool, settings: Settings, log_dir: Path, run_id: str
+) -> None:
+    old, recent = old_message_id(30), uuid.UUID(new_message_id())
+    await db.execute(
+        "INSERT INTO processed_messages (message_id, processed_at)"
+        " VALUES ($1, now() - interval '30 days'), ($2, now())",
+        old,
+        recent,
+    )
+    # A consumer of its own (own, empty topic and group) pruning every 0.2 s.
+    topic = f"test.{run_id}.prune"
+    await create_topics(settings.kafka_bootstrap_servers, {topic: 1})
+    env = settings_env(
+        settings,
+        writes_topic=topic,
+        consumer_group=f"test.{run_id}.pruner",
+        ledger_retention_days=7,
+        ledger_prune_interval_s=0.2,
+        metrics_port=0,
+    )
+    pruner = Process("pruner", [str(BIN / "ingest-consumer")], env, log_dir)
+    try:
+
+        async def forgotten() -> bool:
+            return not await db.fetchval(
+                "SELECT count(*) FROM processed_messages WHERE message_id = $1", old
+            )
+
+        await eventually(forgotten)
+    finally:
+        pruner.stop()
+    assert await db.fetchval(
+        "SELECT count(*) FROM processed_messages WHERE message_id = $1", recent
+    )

@@ -356,25 +356,28 @@ class Bench:
         applied under that overload, until one keeps up; then that rate runs for
         ``--sustain-seconds`` (10% lower again if it does not keep up there).
         """
-        sc = SCENARIOS["batch100"]
         rate = min(0.95 * top["accepted_per_s"], 1.05 * top["applied_per_s"])
-        for _ in range(4):
-            probe = await self.phase(
-                Phase("batch100", sc.title, "probe", sc, self.opts.seconds, rate)
-            )
-            search.append(_search_row(probe))
-            if search[-1]["kept_up"]:
-                break
-            rate *= 0.9
-        for _ in range(2):
-            result = await self.phase(
-                Phase("batch100", sc.title, "sustained", sc, self.opts.sustain_seconds, rate)
-            )
+        _, rate = await self._until_kept_up("probe", self.opts.seconds, rate, 4, search)
+        result, _ = await self._until_kept_up(
+            "sustained", self.opts.sustain_seconds, rate, 2, search
+        )
+        return result
+
+    async def _until_kept_up(
+        self, load: str, seconds: float, rate: float, tries: int, search: list[dict[str, Any]]
+    ) -> tuple[dict[str, Any], float]:
+        """Batches of 100 at ``rate``, 10% lower each time, until a run keeps up.
+
+        Returns the last run and the rate it kept up at (or the next one to try).
+        """
+        sc = SCENARIOS["batch100"]
+        for _ in range(tries):
+            result = await self.phase(Phase("batch100", sc.title, load, sc, seconds, rate))
             search.append(_search_row(result))
             if search[-1]["kept_up"]:
                 break
             rate *= 0.9
-        return result
+        return result, rate
 
     async def summarise(
         self,

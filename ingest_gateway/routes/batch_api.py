@@ -94,14 +94,18 @@ class ItemError(Exception):
     """One item cannot be accepted; the others go on."""
 
 
-def _free_form_ok(raw: bytes, value: Any, max_depth: int) -> None:
-    """Depth and NUL checks, walking the value only when the raw bytes could fail them."""
-    # A JSON text cannot nest deeper than it has brackets, and a NUL can only be
-    # written as the escape \u0000: most items skip the walk altogether.
-    if raw.count(b"{") + raw.count(b"[") > max_depth - 1:
-        check_depth(value, max_depth)
-    if b"\\u0000" in raw:
-        check_storable(value)
+def _may_fail_checks(raw: bytes, max_depth: int) -> bool:
+    """Whether free-form JSON in ``raw`` could fail the depth or the NUL check.
+
+    A JSON text cannot nest deeper than it has brackets, and a NUL can only be written
+    as the escape \\u0000: most items need no walk of their values at all.
+    """
+    return raw.count(b"{") + raw.count(b"[") > max_depth - 1 or b"\\u0000" in raw
+
+
+def _free_form_ok(value: Any, max_depth: int) -> None:
+    check_depth(value, max_depth)
+    check_storable(value)
 
 
 def _event_body(
@@ -115,13 +119,9 @@ def _event_body(
     if memoryview(body)[:1].tobytes() != b"{":
         raise ItemError("body must be a JSON object")
     mentions_agent = b"user_agent" in raw or b"userAgent" in raw
-    if (
-        mentions_agent
-        or raw.count(b"{") + raw.count(b"[") > settings.max_json_depth - 1
-        or (b"\\u0000" in raw)
-    ):
+    if mentions_agent or _may_fail_checks(raw, settings.max_json_depth):
         value = msgspec.json.decode(body)
-        _free_form_ok(raw, value, settings.max_json_depth)
+        _free_form_ok(value, settings.max_json_depth)
         if mentions_agent:
             return body, end_user_agent(request, value)
     return body, header_agent
@@ -172,7 +172,8 @@ def _message(
                 user_agent=agent,
                 api=API,
             )
-        _free_form_ok(raw, item.attributes, settings.max_json_depth)
+        if _may_fail_checks(raw, settings.max_json_depth):
+            _free_form_ok(item.attributes, settings.max_json_depth)
         return WriteMessage(
             id=new_message_id(),
             team_id=team_id,

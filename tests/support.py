@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -80,3 +81,8 @@ async def wait_for_http(url: str, process: Process, timeout: float = 60) -> None
             return False
 
     await eventually(ready, timeout=timeout, interval=0.2)
+
+
+def old_message_id(days: float) -> uuid.UUID:
+    """A UUIDv7 from ``days`` ago: the write's time is in the leading 48 bits."""
+    return uuid.UUID(int=(int((time.time() - days * 86400) * 1000) << 80) | 1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import time
 import uuid
 
 import asyncpg
@@ -11,7 +10,7 @@ import uuid_utils
 
 from ingest_gateway.auth import KeyCache, team_for_key
 from ingest_gateway.keys import hash_api_key
-from tests.support import BIN
+from tests.support import BIN, old_message_id
 
 
 def admin(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -72,8 +71,7 @@ async def test_a_fixed_key_chosen_by_the_caller(database_url: str, db: asyncpg.P
 async def test_prune_ledger_forgets_only_old_message_ids(
     database_url: str, db: asyncpg.Pool
 ) -> None:
-    # Message ids are UUIDv7: the time of the write in the leading 48 bits.
-    old = uuid.UUID(int=(int((time.time() - 30 * 86400) * 1000) << 80) | 1)
+    old = old_message_id(30)
     recent = uuid.UUID(uuid_utils.uuid7().hex)
     await db.execute(
         "INSERT INTO processed_messages (message_id, processed_at)"

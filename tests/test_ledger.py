@@ -7,7 +7,6 @@ tests drive that second path on the real PostgreSQL.
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +19,7 @@ from schemas.config import Settings
 from schemas.ledger import prune_unless_busy
 from schemas.messages import EventData, Identifiers, WriteMessage, new_message_id
 from tests.conftest import Team, create_topics, settings_env
-from tests.support import BIN, Process, eventually
+from tests.support import BIN, Process, eventually, old_message_id
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 WINDOW = timedelta(minutes=20)
@@ -90,11 +89,6 @@ async def test_a_dead_letter_produced_back_is_applied(db: asyncpg.Pool, team: Te
     )
     assert outcome == "applied"
     assert await apply(db, [message]) is None  # and only once
-
-
-def old_message_id(days: int) -> uuid.UUID:
-    """A UUIDv7 from ``days`` ago: the write's time is in the leading 48 bits."""
-    return uuid.UUID(int=(int((time.time() - days * 86400) * 1000) << 80) | 1)
 
 
 async def test_only_one_session_prunes_at_a_time(db: asyncpg.Pool) -> None:

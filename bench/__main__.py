@@ -44,6 +44,7 @@ from bench.workload import SCENARIOS, Scenario, templates
 from ingest_gateway.admin import create_team
 from schemas.config import Settings
 from schemas.migrate import migrate
+from schemas.pg import drop_database
 
 PARTITIONS = 6
 T = TypeVar("T")
@@ -211,9 +212,7 @@ async def bench_run(opts: Options) -> AsyncIterator[Run]:
         with contextlib.suppress(Exception):
             await admin.delete_topics(run.topics)
         await admin.close()
-        conn = await asyncpg.connect(admin_url)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
+        await drop_database(admin_url, name)
         shutil.rmtree(log_dir, ignore_errors=True)
 
 

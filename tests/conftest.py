@@ -25,6 +25,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from ingest_gateway.admin import create_team
 from schemas.config import Settings
 from schemas.migrate import migrate
+from schemas.pg import drop_database
 from tests.support import BIN, Process, free_port, wait_for_http
 
 PARTITIONS = 6
@@ -72,9 +73,7 @@ async def database_url(service_urls: tuple[str, str], run_id: str) -> AsyncItera
     url = admin_url.rsplit("/", 1)[0] + f"/{name}"
     await migrate(url)
     yield url
-    conn = await asyncpg.connect(admin_url)
-    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await conn.close()
+    await drop_database(admin_url, name)
 
 
 async def create_topics(bootstrap: str, topics: dict[str, int]) -> None:

@@ -21,6 +21,7 @@ from ingest_gateway.admin import create_team
 from schemas.config import Settings
 from schemas.messages import WriteMessage, encode
 from schemas.migrate import migrate
+from schemas.pg import drop_database
 from schemas.topics import partition_key
 from tests.conftest import PARTITIONS, create_topics, settings_env
 from tests.support import BIN, Process, eventually
@@ -131,9 +132,7 @@ class Run:
             c.stop()
         if self.pool:
             await self.pool.close()
-        conn = await asyncpg.connect(self.admin_url)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
-        await conn.close()
+        await drop_database(self.admin_url, self.database)
 
 
 @pytest.fixture

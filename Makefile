@@ -3,37 +3,68 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
 SERVICES_ENV := .local/services.env
 
-.PHONY: run test lint bench services stop migrate clean-data venv lag
+# Every Python package comes from uv.lock. uv itself is pinned with hashes in
+# deploy/uv/requirements.txt and installed from PyPI with pip, so a machine
+# needs only Python 3.11+ (no download script, no system-wide install).
+UV_HOME := .local/uv
+UV := $(UV_HOME)/bin/uv
+# uv must use this machine's Python, never fetch one of its own.
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(PYTHON)
+# --frozen: install exactly what uv.lock says; fail rather than re-resolve.
+SYNC := $(UV) sync --frozen --quiet
 
-venv: $(STAMP)
+.PHONY: run test lint bench services stop migrate clean-data lock lock-upgrade \
+	venv-run venv-test venv-bench lag
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,bench]'
-	touch $(STAMP)
+$(UV): deploy/uv/requirements.txt
+	test -x $(UV_HOME)/bin/python || $(PYTHON) -m venv $(UV_HOME)
+	$(UV_HOME)/bin/pip install -q --require-hashes -r deploy/uv/requirements.txt
+	touch $(UV)
+
+# One environment, synced to the set each command needs (uv removes what the
+# command does not: `make run` runs without the test and bench tools).
+venv-run: $(UV)
+	$(SYNC)
+
+venv-test: $(UV)
+	$(SYNC) --group dev --group bench
+
+venv-bench: $(UV)
+	$(SYNC) --group bench
+
+# After editing pyproject.toml's requirements: resolve them into uv.lock again,
+# keeping every version the new requirements allow.
+lock: $(UV)
+	$(UV) lock
+
+# The deliberate update: re-resolve everything to today's newest versions, then
+# let the whole suite decide. `git diff uv.lock` shows what moved; commit the
+# lock only when `make test` passed.
+lock-upgrade: $(UV)
+	$(UV) lock --upgrade
+	$(MAKE) test
 
 services:
 	bash deploy/services.sh up
 
-migrate: venv services
+migrate: services
 	source $(SERVICES_ENV) && $(BIN)/ingest-migrate
 
-run: venv services migrate
+run: venv-run services migrate
 	bash deploy/run.sh
 
-lint: venv
+lint: venv-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: venv services migrate lint
+test: venv-test services migrate lint
 	source $(SERVICES_ENV) && $(BIN)/pytest -q
 
-bench: venv services migrate
+bench: venv-bench services migrate
 	source $(SERVICES_ENV) && $(BIN)/python -m bench $(BENCH_ARGS)
 
 stop:

@@ -133,9 +133,9 @@ def encode_many(encoded: list[bytes]) -> bytes:
     return b"[" + b",".join(encoded) + b"]"
 
 
-def decode_record_for_apply(raw: bytes) -> WriteMessage | list[WriteMessage]:
+def decode_record_for_apply(raw: bytes) -> AppliedWriteMessage | list[AppliedWriteMessage]:
     """``decode_record`` for the consumers: event bodies stay raw (``AppliedEventData``)."""
-    decoded: WriteMessage | list[WriteMessage] = _applied_record_decoder.decode(raw)
+    decoded: AppliedWriteMessage | list[AppliedWriteMessage] = _applied_record_decoder.decode(raw)
     return decoded
 
 

@@ -545,7 +545,7 @@ async def main_async(opts: Options) -> dict[str, Any]:
         run.services.append(consumer)
         gateway = Service("gateway", [str(BIN / "ingest-gateway")], env, run.log_dir)
         run.services.append(gateway)
-        await wait_healthy(f"http://127.0.0.1:{s.gateway_port}/healthz", gateway)
+        await wait_healthy(f"http://127.0.0.1:{s.gateway_port}/readyz", gateway)
         bench = Bench(run, opts, bar)
         await bench.probe.start()
         if os.environ.get("BENCH_TRACE"):

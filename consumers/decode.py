@@ -95,34 +95,51 @@ def _decode_items(
 def decode_records(
     records: Iterable[Any],
 ) -> tuple[list[tuple[Any, WriteMessage]], list[DeadLetter]]:
-    """(record, message) pairs in order, and dead letters for what cannot be applied."""
+    """(record, message) pairs in order, and dead letters for what cannot be applied.
+
+    Never raises for a record: whatever goes wrong while decoding one (not only
+    msgspec's errors) makes it a dead letter, and the others go on.
+    """
     good: list[tuple[Any, WriteMessage]] = []
     dead: list[DeadLetter] = []
     for record in records:
-        raw = record.value or b""
+        good_so_far, dead_so_far = len(good), len(dead)
         try:
-            decoded = decode_record_for_apply(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            items = split_array(raw)
-            if items:
-                _decode_items(record, items, good, dead)
-            else:
-                dead.append(_letter(record, raw, record.key, f"undecodable message: {exc}", None))
-            continue
-        if isinstance(decoded, WriteMessage):
-            reason = _refusal(decoded)
-            if reason is None:
-                good.append((record, decoded))
-            else:
-                dead.append(_letter(record, raw, record.key, reason, decoded.id))
-            continue
-        if not decoded:
-            dead.append(_letter(record, raw, record.key, "empty array of messages", None))
-        for message in decoded:
-            reason = _refusal(message)
-            if reason is None:
-                good.append((record, message))
-            else:
-                value, key = message_value(record, message)
-                dead.append(_letter(record, value, key, reason, message.id))
+            _decode_record(record, good, dead)
+        except Exception as exc:  # a poison record must never stop the partition
+            # The whole record becomes one dead letter, with its original bytes.
+            del good[good_so_far:], dead[dead_so_far:]
+            reason = f"undecodable message: {type(exc).__name__}: {exc}"
+            dead.append(_letter(record, record.value or b"", record.key, reason, None))
     return good, dead
+
+
+def _decode_record(
+    record: Any, good: list[tuple[Any, WriteMessage]], dead: list[DeadLetter]
+) -> None:
+    raw = record.value or b""
+    try:
+        decoded = decode_record_for_apply(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        items = split_array(raw)
+        if items:
+            _decode_items(record, items, good, dead)
+        else:
+            dead.append(_letter(record, raw, record.key, f"undecodable message: {exc}", None))
+        return
+    if isinstance(decoded, WriteMessage):
+        reason = _refusal(decoded)
+        if reason is None:
+            good.append((record, decoded))
+        else:
+            dead.append(_letter(record, raw, record.key, reason, decoded.id))
+        return
+    if not decoded:
+        dead.append(_letter(record, raw, record.key, "empty array of messages", None))
+    for message in decoded:
+        reason = _refusal(message)
+        if reason is None:
+            good.append((record, message))
+        else:
+            value, key = message_value(record, message)
+            dead.append(_letter(record, value, key, reason, message.id))

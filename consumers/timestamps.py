@@ -16,8 +16,11 @@ from schemas.pg import Connection
 
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-# PostgreSQL's 'infinity' and '-infinity' on the wire.
-_INFINITY, _NEG_INFINITY = 2**63 - 1, -(2**63)
+# What Python's datetime can hold, on the wire. PostgreSQL holds more (4713 BC to
+# 294276 AD); migration 0006 keeps stored times within Python's years 1-9999 and the
+# gateway refuses others, but a reader must never crash on what the store holds.
+_MIN_MICROS = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // _MICROSECOND
+_MAX_MICROS = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // _MICROSECOND
 _CACHE_SIZE = 1 << 14
 
 _micros: dict[datetime, tuple[int]] = {}
@@ -34,10 +37,11 @@ def encode(value: datetime) -> tuple[int]:
 
 
 def decode(wire: tuple[int]) -> datetime:
+    """The datetime of a wire value; beyond Python's range (and +-infinity), its bound."""
     micros = wire[0]
-    if micros == _INFINITY:
+    if micros >= _MAX_MICROS:
         return datetime.max.replace(tzinfo=UTC)
-    if micros == _NEG_INFINITY:
+    if micros <= _MIN_MICROS:
         return datetime.min.replace(tzinfo=UTC)
     return _EPOCH + timedelta(microseconds=micros)
 

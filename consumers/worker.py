@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -21,9 +21,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from consumers import metrics, timestamps
-from consumers.apply import ConcurrentChange, EventTypeCache, apply_batch
-from consumers.dead_letter import DeadLetter, DeadLetterSink
+from consumers.apply import EventTypeCache, apply_batch
+from consumers.dead_letter import (
+    DeadLetter,
+    DeadLetterLimit,
+    DeadLetterLimitExceeded,
+    DeadLetterSink,
+)
 from consumers.decode import decode_records, message_value
+from consumers.faults import Fault, backoff, classify
 from schemas.config import Settings
 from schemas.gc_tuning import tune_gc
 from schemas.ledger import prune_unless_busy
@@ -31,25 +37,9 @@ from schemas.messages import WriteMessage
 
 log = logging.getLogger(__name__)
 
-# Aborts PostgreSQL asks us to retry, and losses of the connection.
-RETRYABLE = (
-    asyncpg.DeadlockDetectedError,
-    asyncpg.SerializationError,
-    asyncpg.LockNotAvailableError,
-    asyncpg.UniqueViolationError,  # a concurrent insert won the race; the retry sees it
-    asyncpg.PostgresConnectionError,
-    asyncpg.ConnectionDoesNotExistError,
-    asyncpg.InterfaceError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CannotConnectNowError,
-    ConcurrentChange,
-    ConnectionError,
-    OSError,
-)
-
 
 class BatchApplier:
-    """Applies batches with retries; isolates and dead-letters messages that cannot apply."""
+    """Applies batches; waits out the infrastructure, dead-letters what cannot apply."""
 
     def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
         self.pool = pool
@@ -58,6 +48,7 @@ class BatchApplier:
         self.window = timedelta(seconds=settings.email_open_window_s)
 
     async def _apply_with_retry(self, messages: list[WriteMessage]) -> None:
+        """Apply in one transaction; raises only for a ``Fault.MESSAGE`` (or a spent ABORT)."""
         attempt = 0
         while True:
             try:
@@ -66,26 +57,39 @@ class BatchApplier:
                 if plan is not None:
                     metrics.record_plan(plan, len(messages))
                 return
-            except RETRYABLE as exc:
+            except Exception as exc:
+                fault = classify(exc)
+                if fault is Fault.MESSAGE:
+                    raise
                 attempt += 1
                 metrics.RETRIES.labels(type(exc).__name__).inc()
-                if attempt >= self.settings.max_transaction_retries and not isinstance(
-                    exc, (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
-                ):
+                if fault is Fault.ABORT and attempt >= self.settings.max_transaction_retries:
                     raise
-                delay = min(0.02 * 2**attempt, 2.0) * (0.5 + random.random())
-                log.info("retrying batch after %s (attempt %d)", type(exc).__name__, attempt)
-                await asyncio.sleep(delay)
+                if fault is Fault.INFRASTRUCTURE:
+                    # Connections opened before a restart are dead or in a state
+                    # asyncpg cannot leave: the next acquire opens fresh ones.
+                    await self.pool.expire_connections()
+                    log.warning(
+                        "PostgreSQL unavailable (%s: %s); retrying the batch (attempt %d)",
+                        type(exc).__name__,
+                        exc,
+                        attempt,
+                    )
+                else:
+                    log.info("retrying batch after %s (attempt %d)", type(exc).__name__, attempt)
+                await asyncio.sleep(backoff(attempt, self.settings.retry_backoff_max_s))
 
     async def apply(self, items: list[tuple[Any, WriteMessage]]) -> list[DeadLetter]:
-        """Apply in order; returns dead letters for messages PostgreSQL refuses."""
+        """Apply in order; returns dead letters for the messages that cannot apply."""
         try:
             await self._apply_with_retry([m for _, m in items])
             return []
-        except (asyncpg.PostgresError, ConcurrentChange) as exc:
+        except Exception as exc:  # MESSAGE or spent ABORT: find the message at fault
             if len(items) == 1:
                 record, message = items[0]
-                log.warning("dead-lettering message %s: %s", message.id, exc)
+                log.warning(
+                    "dead-lettering message %s: %s: %s", message.id, type(exc).__name__, exc
+                )
                 # A message from an array record is dead-lettered as itself alone.
                 value, key = message_value(record, message)
                 return [
@@ -122,14 +126,44 @@ class Worker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._stopping = asyncio.Event()
+        self._dead_letter_limit = DeadLetterLimit(
+            settings.dead_letter_max_ratio, settings.dead_letter_window
+        )
 
     def stop(self) -> None:
         self._stopping.set()
 
+    async def _until_done(self, what: str, operation: Callable[[], Awaitable[None]]) -> None:
+        """Run ``operation`` until it succeeds, waiting out infrastructure faults.
+
+        Anything else is raised. Work whose offsets are not committed yet is safe to
+        repeat: the ledger makes a second application a no-op.
+        """
+        attempt = 0
+        while True:
+            try:
+                await operation()
+                return
+            except Exception as exc:
+                if classify(exc) is not Fault.INFRASTRUCTURE:
+                    raise
+                attempt += 1
+                metrics.RETRIES.labels(type(exc).__name__).inc()
+                log.warning(
+                    "%s failed (%s: %s); retrying (attempt %d)",
+                    what,
+                    type(exc).__name__,
+                    exc,
+                    attempt,
+                )
+                await asyncio.sleep(backoff(attempt, self.settings.retry_backoff_max_s))
+
     async def run(self) -> None:
         s = self.settings
+        # min_size=0: no connection is opened up front, so a consumer starts (and
+        # waits in the retry loops) while PostgreSQL is still down.
         pool = await asyncpg.create_pool(
-            s.database_url, min_size=1, max_size=2, init=timestamps.install
+            s.database_url, min_size=0, max_size=2, init=timestamps.install
         )
         consumer = AIOKafkaConsumer(
             s.writes_topic,
@@ -148,11 +182,12 @@ class Worker:
             client_id="ingest-consumer-dlq",
             acks="all",
             enable_idempotence=True,
+            max_request_size=s.kafka_message_max_bytes,
         )
-        await consumer.start()
-        await producer.start()
+        await self._until_done("connecting to Kafka", consumer.start)
+        await self._until_done("connecting the dead-letter producer", producer.start)
         applier = BatchApplier(pool, s)
-        sink = DeadLetterSink(producer, s.dead_letter_topic)
+        sink = DeadLetterSink(producer, s.dead_letter_topic, s.kafka_message_max_bytes)
         pruning = (
             asyncio.create_task(self._prune_ledger_periodically(pool))
             if s.ledger_retention_days
@@ -209,21 +244,25 @@ class Worker:
         started = time.perf_counter()
         records = [record for partition_records in batches.values() for record in partition_records]
         items, dead = decode_records(records)
+        messages = len(items) + len(dead)
         # A record may carry many messages: one transaction per CONSUMER_MAX_RECORDS
         # messages, in order; the offsets are committed once all of them committed.
         size = self.settings.consumer_max_records
         for start in range(0, len(items), size):
             dead += await applier.apply(items[start : start + size])
+        # Before anything is dead-lettered or committed: a consumer refusing nearly
+        # everything stops here, and the batch stays in Kafka.
+        self._dead_letter_limit.check(messages, len(dead))
         if dead:
-            await sink.send(dead)
-            await applier.record_dead(dead)
+            await self._until_done("sending dead letters", lambda: sink.send(dead))
+            await self._until_done("recording dead letters", lambda: applier.record_dead(dead))
             metrics.DEAD_LETTERS.inc(len(dead))
         offsets = {tp: recs[-1].offset + 1 for tp, recs in batches.items()}
         try:
             await consumer.commit(offsets)
         except (CommitFailedError, KafkaError) as exc:
-            # The partitions moved to another consumer; it will redeliver, and the
-            # ledger of processed messages makes that a no-op.
+            # The partitions moved to another consumer, or the broker is away; the
+            # batch will be redelivered, and the ledger makes that a no-op.
             log.warning("offset commit failed (%s); the batch will be redelivered", exc)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         await metrics.observe_lag(consumer)
@@ -235,4 +274,12 @@ async def run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.stop)
-    await worker.run()
+    try:
+        await worker.run()
+    except DeadLetterLimitExceeded as exc:
+        log.critical(
+            "stopping the consumer: %s. Nothing of this batch was dead-lettered or committed;"
+            " fix the cause (see the reasons logged above), then start the consumer again.",
+            exc,
+        )
+        raise SystemExit(3) from exc

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 from fastapi import FastAPI, Request
@@ -35,6 +37,7 @@ from ingest_gateway.routes import (
 )
 from schemas.config import Settings, get_settings
 from schemas.gc_tuning import tune_gc
+from schemas.pg import UNAVAILABLE, is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +94,7 @@ def build_api(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.key_cache = KeyCache()
-        app.state.db = await asyncpg.create_pool(
-            settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
-        )
+        app.state.db = await _create_pool(settings)
         app.state.publisher = Publisher(settings)
         await app.state.publisher.start()
         tune_gc()
@@ -121,9 +122,24 @@ def build_api(settings: Settings) -> FastAPI:
     app.include_router(store_events_api.router)
 
     @app.get("/healthz", include_in_schema=False)
-    async def healthz(request: Request) -> Response:
-        ready = request.app.state.publisher.ready
-        return JSON({"kafka": ready}, status_code=200 if ready else 503)
+    async def healthz() -> Response:
+        """Liveness: the process serves requests (restart it when this fails)."""
+        return JSON({"alive": True})
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> Response:
+        """Readiness: writes can be accepted (the broker answers) and PostgreSQL answers."""
+        state = request.app.state
+        kafka = bool(state.publisher.ready)
+        try:
+            async with asyncio.timeout(2):
+                postgres = await state.db.fetchval("SELECT true") is True
+        except Exception as exc:
+            if not (is_unavailable(exc) or isinstance(exc, TimeoutError)):
+                raise
+            postgres = False
+        ready = kafka and postgres
+        return JSON({"kafka": kafka, "postgres": postgres}, status_code=200 if ready else 503)
 
     @app.exception_handler(ApiError)
     async def on_api_error(request: Request, exc: ApiError) -> Response:
@@ -149,6 +165,24 @@ def build_api(settings: Settings) -> FastAPI:
         response.headers["Retry-After"] = "1"
         return response
 
+    async def on_store_down(request: Request, exc: Exception) -> Response:
+        if not is_unavailable(exc):
+            raise exc
+        log.warning("PostgreSQL unavailable: %s: %s", type(exc).__name__, exc)
+        response = error_response(
+            request,
+            ApiError(
+                503,
+                "Service unavailable: please retry",
+                "The store did not answer; nothing was accepted.",
+            ),
+        )
+        response.headers["Retry-After"] = "1"
+        return response
+
+    for unavailable in UNAVAILABLE:
+        app.add_exception_handler(unavailable, on_store_down)
+
     @app.exception_handler(RequestValidationError)
     async def on_validation(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
@@ -166,3 +200,22 @@ def build_api(settings: Settings) -> FastAPI:
         return response
 
     return app
+
+
+async def _create_pool(settings: Settings) -> asyncpg.Pool:
+    """The gateway's pool; it starts while PostgreSQL is down (and answers 503 until it is up)."""
+    options: dict[str, Any] = {
+        "max_size": settings.db_pool_max,
+        # A PostgreSQL that does not answer becomes a 503, not a request held forever.
+        "timeout": settings.db_timeout_s,
+        "command_timeout": settings.db_timeout_s,
+    }
+    try:
+        return await asyncpg.create_pool(
+            settings.database_url, min_size=settings.db_pool_min, **options
+        )
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        log.warning("PostgreSQL not reachable at start (%s); connecting on demand", exc)
+        return await asyncpg.create_pool(settings.database_url, min_size=0, **options)

@@ -10,15 +10,36 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 
-from ingest_gateway.errors import BrokerUnavailable
+from ingest_gateway.errors import ApiError, BrokerUnavailable
 from schemas.config import Settings
 from schemas.messages import WriteMessage, encode, encode_many
 from schemas.topics import partition_key
 
 log = logging.getLogger(__name__)
+
+# Room kept in a record of KAFKA_MESSAGE_MAX_BYTES besides one message: Kafka's
+# batch and record headers, the key, and the headers a dead letter adds, so that
+# whatever the gateway publishes can also be dead-lettered whole.
+RECORD_OVERHEAD_BYTES = 16 * 1024
+
+
+def message_limit(settings: Settings) -> int:
+    """The largest encoded message the gateway publishes (README "Sizes")."""
+    return settings.kafka_message_max_bytes - RECORD_OVERHEAD_BYTES
+
+
+def encode_within(message: WriteMessage, limit: int) -> bytes:
+    """``encode(message)``, or a 413 ``ApiError`` when it would not fit in a Kafka record."""
+    value = encode(message)
+    if len(value) > limit:
+        raise ApiError(
+            413,
+            f"A write is {len(value)} bytes once encoded, more than the limit of {limit} bytes",
+        )
+    return value
 
 
 class MemoPartitioner:
@@ -58,18 +79,20 @@ def group_records(
     partitions: int,
     max_bytes: int,
     partitioner: MemoPartitioner,
+    message_max_bytes: int = 1 << 62,
 ) -> list[tuple[int, bytes, bytes]]:
     """(partition, key, value) records carrying ``messages``, several per record.
 
     Messages are grouped by the partition of their own key, keep their order within
     it, and fill records of at most ``max_bytes`` (a larger message goes alone). A
     record's key is its first message's; its value is ``encode_many`` of the chunk.
+    A message larger than ``message_max_bytes`` is refused (``encode_within``).
     """
     open_chunks: dict[int, _Chunk] = {}
     records: list[tuple[int, bytes, bytes]] = []
     for message in messages:
         key = partition_key(message.team_id, message.identifiers)
-        value = encode(message)
+        value = encode_within(message, message_max_bytes)
         partition = partitioner.partition(key, partitions)
         chunk = open_chunks.get(partition)
         if chunk is not None and chunk.size + len(value) + 1 > max_bytes:
@@ -134,6 +157,11 @@ class Publisher:
         self._ready: list[_OpenRecord] = []
         self._linger: asyncio.TimerHandle | None = None
         self._sender: asyncio.Task[None] | None = None
+        # Whether the broker answered lately (``_watch_broker``): while it does not,
+        # writes get 503 at once instead of waiting PUBLISH_TIMEOUT_S for an ack.
+        self._reachable = False
+        self._watching: asyncio.Task[None] | None = None
+        self._replacing: asyncio.Task[None] | None = None
 
     def _new_producer(self) -> AIOKafkaProducer:
         s = self._settings
@@ -144,7 +172,7 @@ class Publisher:
             enable_idempotence=True,
             linger_ms=s.producer_linger_ms,
             max_batch_size=s.producer_max_batch_bytes,
-            max_request_size=max(s.max_body_bytes * 2, 1024 * 1024),
+            max_request_size=s.kafka_message_max_bytes,
             compression_type=s.producer_compression,
             request_timeout_ms=int(s.publish_timeout_s * 1000),
             partitioner=self._partitioner,
@@ -152,6 +180,7 @@ class Publisher:
 
     async def start(self) -> None:
         self._connecting = asyncio.create_task(self._connect_until_ready())
+        self._watching = asyncio.create_task(self._watch_broker())
         # Give a reachable broker a moment so the first requests do not see 503.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._connecting), timeout=15)
@@ -170,10 +199,65 @@ class Publisher:
                 delay = min(delay * 2, 5.0)
                 continue
             self._producer = producer
+            self._reachable = True
             log.info("connected to Kafka at %s", self._settings.kafka_bootstrap_servers)
             return
 
+    async def _watch_broker(self) -> None:
+        """Ask for the cluster's metadata every BROKER_CHECK_INTERVAL_S: is a broker there?
+
+        A broken connection is only noticed by the next send otherwise, and every
+        write would wait the whole publish timeout for an acknowledgement that
+        cannot come. One small request a second costs nothing next to that.
+        """
+        interval = self._settings.broker_check_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            producer = self._producer
+            if producer is None:
+                continue
+            try:
+                answered = bool(
+                    await asyncio.wait_for(producer.client.force_metadata_update(), interval * 2)
+                )
+            except (KafkaError, TimeoutError, OSError):
+                answered = False
+            if answered != self._reachable:
+                log.warning("Kafka is %s", "reachable again" if answered else "unreachable")
+            self._reachable = answered
+
+    def _on_send_error(self, exc: BaseException) -> None:
+        """What a failed send says about the producer: the broker is away, or the
+        producer must be replaced.
+
+        After a record the broker refused for good (too large, or an idempotence
+        sequence error), aiokafka's idempotent producer fails every later send to
+        that partition (``OutOfOrderSequenceNumber``) until it is recreated: one bad
+        write would block a partition for every team.
+        """
+        if isinstance(exc, KafkaConnectionError | TimeoutError):
+            self._reachable = False
+        elif isinstance(exc, KafkaError) and not exc.retriable and self._replacing is None:
+            self._replacing = asyncio.create_task(self._replace_producer(exc))
+
+    async def _replace_producer(self, cause: BaseException) -> None:
+        old = self._producer
+        log.warning("replacing the Kafka producer after %r", cause)
+        self._producer = None  # writes meanwhile get 503 at once
+        try:
+            if old is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(old.stop(), self._settings.publish_timeout_s)
+            await self._connect_until_ready()
+        finally:
+            self._replacing = None
+
     async def stop(self) -> None:
+        for task in (self._watching, self._replacing):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self._close_open()
         if self._sender is not None:
             with contextlib.suppress(Exception):
@@ -187,7 +271,8 @@ class Publisher:
 
     @property
     def ready(self) -> bool:
-        return self._producer is not None
+        """Connected, and the broker answered the last check: writes can be accepted."""
+        return self._producer is not None and self._reachable
 
     async def publish(self, messages: Sequence[WriteMessage]) -> None:
         """Send and wait for every acknowledgement; ``BrokerUnavailable`` if any is missing.
@@ -196,7 +281,7 @@ class Publisher:
         (``group_records``): a send per record rather than per message.
         """
         producer = self._producer
-        if producer is None:
+        if producer is None or not self._reachable:
             raise BrokerUnavailable("not connected to Kafka")
         s = self._settings
         if s.publish_coalesce:
@@ -207,7 +292,11 @@ class Publisher:
             async with asyncio.timeout(s.publish_timeout_s):
                 partitions = len(await producer.partitions_for(topic))
                 records = group_records(
-                    messages, partitions, s.producer_record_max_bytes, self._partitioner
+                    messages,
+                    partitions,
+                    s.producer_record_max_bytes,
+                    self._partitioner,
+                    message_limit(s),
                 )
                 acks = [
                     await producer.send(topic, value=value, key=key, partition=partition)
@@ -216,6 +305,7 @@ class Publisher:
                 await asyncio.gather(*acks)
         except (KafkaError, TimeoutError) as exc:
             log.warning("publish failed: %r", exc)
+            self._on_send_error(exc)
             raise BrokerUnavailable(str(exc) or type(exc).__name__) from exc
 
     # -- coalescing: concurrent calls share records ------------------------------------
@@ -240,9 +330,12 @@ class Publisher:
         except KafkaError as exc:
             raise BrokerUnavailable(str(exc) or type(exc).__name__) from exc
         budget = s.producer_record_max_bytes
-        for message in messages:
+        # Encoded first: a message too large is refused before any of the call's
+        # messages is queued.
+        limit = message_limit(s)
+        encoded = [encode_within(message, limit) for message in messages]
+        for message, value in zip(messages, encoded, strict=True):
             key = partition_key(message.team_id, message.identifiers)
-            value = encode(message)
             partition = self._partitioner.partition(key, partitions)
             record = self._open.get(partition)
             if record is not None and record.size + len(value) + 1 > budget:
@@ -300,24 +393,25 @@ class Publisher:
                     )
                 except Exception as exc:  # every waiter must learn of it, whatever it is
                     log.warning("publish failed: %r", exc)
+                    self._on_send_error(exc)
                     _fail(record.waiters, str(exc) or type(exc).__name__)
                     continue
-                ack.add_done_callback(functools.partial(_settle, record.waiters))
+                ack.add_done_callback(functools.partial(self._settle, record.waiters))
+
+    def _settle(self, waiters: list[_Waiter], ack: asyncio.Future[object]) -> None:
+        if ack.cancelled():
+            _fail(waiters, "the send was cancelled")
+            return
+        exc = ack.exception()
+        if exc is not None:
+            log.warning("publish failed: %r", exc)
+            self._on_send_error(exc)
+            _fail(waiters, str(exc) or type(exc).__name__)
+            return
+        for waiter in waiters:
+            waiter.acked()
 
 
 def _fail(waiters: list[_Waiter], reason: str) -> None:
     for waiter in waiters:
         waiter.failed(BrokerUnavailable(reason))
-
-
-def _settle(waiters: list[_Waiter], ack: asyncio.Future[object]) -> None:
-    if ack.cancelled():
-        _fail(waiters, "the send was cancelled")
-        return
-    exc = ack.exception()
-    if exc is not None:
-        log.warning("publish failed: %r", exc)
-        _fail(waiters, str(exc) or type(exc).__name__)
-        return
-    for waiter in waiters:
-        waiter.acked()

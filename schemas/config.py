@@ -21,6 +21,12 @@ class Settings(BaseSettings):
     writes_topic: str = "ingest.writes"
     dead_letter_topic: str = "ingest.writes.dlq"
 
+    # Kafka's size limit for one record, set to the same value on the broker
+    # (message.max.bytes), the topics (max.message.bytes) and the producers
+    # (max_request_size); the gateway refuses with 413 a write whose message would
+    # not fit (README "Sizes").
+    kafka_message_max_bytes: int = Field(1024 * 1024, ge=64 * 1024)
+
     # Gateway
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8080
@@ -31,6 +37,9 @@ class Settings(BaseSettings):
     max_batch_items: int = Field(5000, ge=1)
     max_item_bytes: int = Field(32 * 1024, ge=256)  # per item of POST /api/1.0/batch
     publish_timeout_s: float = Field(10.0, gt=0)
+    # How often the gateway asks whether a broker answers; while none does, writes
+    # get 503 at once (and /readyz says so) instead of waiting PUBLISH_TIMEOUT_S.
+    broker_check_interval_s: float = Field(1.0, gt=0)
     # aiokafka's own batching delay. 0: the publisher already groups messages into
     # records (PUBLISH_LINGER_MS), and records pile up while a request is in flight;
     # 5 ms here cost every request 5 ms and single events 40% of their throughput.
@@ -45,7 +54,20 @@ class Settings(BaseSettings):
     producer_compression: str | None = None
     db_pool_min: int = Field(1, ge=0)
     db_pool_max: int = Field(10, ge=1)
+    # Connect and statement timeout of the gateway's queries: a PostgreSQL that does
+    # not answer gets the client a 503 after this long.
+    db_timeout_s: float = Field(10.0, gt=0)
     wait_timeout_s: float = Field(5.0, gt=0)  # bound on "Prefer: return=representation"
+    # Slow and abusive clients (ingest_gateway/server.py). A request's headers must
+    # arrive within header_timeout_s (of the connection for its first request, of its
+    # first byte after that) and its body within body_timeout_s of the headers, or the
+    # answer is 408 and the connection is closed. keep_alive_timeout_s: idle time
+    # allowed between requests (uvicorn's, whole seconds). max_connections: per
+    # gateway process; a request on a connection beyond it is answered 503.
+    header_timeout_s: float = Field(10.0, gt=0)
+    body_timeout_s: float = Field(30.0, gt=0)
+    keep_alive_timeout_s: int = Field(5, ge=1)
+    max_connections: int = Field(1000, ge=1)
 
     # Consumers
     consumer_group: str = "ingest-writers"
@@ -62,6 +84,13 @@ class Settings(BaseSettings):
     # least the writes topic's retention. 0: never (prune with ingest-admin instead).
     ledger_retention_days: int = Field(7, ge=0)
     ledger_prune_interval_s: float = Field(3600.0, gt=0)
+    # Longest wait between retries while PostgreSQL or Kafka is unavailable (the
+    # consumers retry for as long as it takes).
+    retry_backoff_max_s: float = Field(5.0, gt=0)
+    # A consumer stops (exit code 3, nothing committed) when more than this share of
+    # the last DEAD_LETTER_WINDOW messages went to the dead-letter topic.
+    dead_letter_max_ratio: float = Field(0.9, gt=0, le=1)
+    dead_letter_window: int = Field(1000, ge=1)
 
     # Metrics
     metrics_port: int = 0  # consumer Prometheus port; 0 disables

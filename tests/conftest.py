@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,18 +63,24 @@ def run_id() -> str:
     return uuid.uuid4().hex[:10]
 
 
-@pytest.fixture(scope="session")
-async def database_url(service_urls: tuple[str, str], run_id: str) -> AsyncIterator[str]:
-    """A fresh database for this session, migrated; dropped at the end."""
-    admin_url = service_urls[1]
-    name = f"ingest_test_{run_id}"
+@asynccontextmanager
+async def scratch_database(admin_url: str, name: str) -> AsyncIterator[str]:
+    """A new, empty database ``name`` beside ``admin_url``'s; its URL; dropped after."""
     conn = await asyncpg.connect(admin_url)
     await conn.execute(f'CREATE DATABASE "{name}"')
     await conn.close()
-    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
-    await migrate(url)
-    yield url
-    await drop_database(admin_url, name)
+    try:
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        await drop_database(admin_url, name)
+
+
+@pytest.fixture(scope="session")
+async def database_url(service_urls: tuple[str, str], run_id: str) -> AsyncIterator[str]:
+    """A fresh database for this session, migrated; dropped at the end."""
+    async with scratch_database(service_urls[1], f"ingest_test_{run_id}") as url:
+        await migrate(url)
+        yield url
 
 
 async def create_topics(bootstrap: str, topics: dict[str, int]) -> None:
@@ -81,7 +88,15 @@ async def create_topics(bootstrap: str, topics: dict[str, int]) -> None:
     await admin.start()
     try:
         await admin.create_topics(
-            [NewTopic(name, num_partitions=n, replication_factor=1) for name, n in topics.items()]
+            [
+                NewTopic(
+                    name,
+                    num_partitions=n,
+                    replication_factor=1,
+                    topic_configs={"max.message.bytes": str(Settings().kafka_message_max_bytes)},
+                )
+                for name, n in topics.items()
+            ]
         )
     finally:
         await admin.close()
@@ -109,6 +124,25 @@ def settings_env(settings: Settings, **overrides: Any) -> dict[str, str]:
     return {k.upper(): str(v) for k, v in values.items() if v is not None}
 
 
+@asynccontextmanager
+async def private_gateway(
+    settings: Settings, log_dir: Path, name: str, ready: str = "/readyz", **overrides: Any
+) -> AsyncIterator[tuple[str, Process]]:
+    """A gateway of the test's own on a free port, with ``overrides`` of ``settings``.
+
+    Yields its base URL and process once ``ready`` answers 200; stops it after.
+    """
+    port = free_port()
+    env = settings_env(settings, gateway_port=port, **overrides)
+    proc = Process(name, [str(BIN / "ingest-gateway")], env, log_dir)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await wait_for_http(f"{base}{ready}", proc)
+        yield base, proc
+    finally:
+        proc.stop()
+
+
 @pytest.fixture(scope="session")
 def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("logs")
@@ -132,7 +166,7 @@ async def gateway(settings: Settings, log_dir: Path, consumer: Process) -> Async
     """Base URL of a running gateway, with a consumer applying what it publishes."""
     proc = Process("gateway", [str(BIN / "ingest-gateway")], settings_env(settings), log_dir)
     base = f"http://127.0.0.1:{settings.gateway_port}"
-    await wait_for_http(f"{base}/healthz", proc)
+    await wait_for_http(f"{base}/readyz", proc)
     yield base
     proc.stop()
 

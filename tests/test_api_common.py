@@ -13,8 +13,7 @@ import httpx
 import pytest
 
 from schemas.config import Settings
-from tests.conftest import Team, create_topics, settings_env
-from tests.support import BIN, Process, free_port, wait_for_http
+from tests.conftest import Team, create_topics, private_gateway
 
 # One write endpoint per document, and the shape of its error answers.
 SURFACES: dict[str, dict[str, Any]] = {
@@ -184,13 +183,10 @@ async def unconsumed_gateway(settings: Settings, run_id: str, log_dir: Path) -> 
     """A second gateway publishing to a topic no consumer reads: every wait runs out."""
     topic = f"test.{run_id}.unread"
     await create_topics(settings.kafka_bootstrap_servers, {topic: 1})
-    port = free_port()
-    env = settings_env(settings, writes_topic=topic, gateway_port=port, wait_timeout_s=0.3)
-    proc = Process("gateway-unconsumed", [str(BIN / "ingest-gateway")], env, log_dir)
-    base = f"http://127.0.0.1:{port}"
-    await wait_for_http(f"{base}/healthz", proc)
-    yield base
-    proc.stop()
+    async with private_gateway(
+        settings, log_dir, "gateway-unconsumed", writes_topic=topic, wait_timeout_s=0.3
+    ) as (base, _):
+        yield base
 
 
 async def test_a_wait_that_runs_out_answers_202_with_the_message_id(

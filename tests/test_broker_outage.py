@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from schemas.config import Settings
-from tests.conftest import Team, create_topics, settings_env
-from tests.support import BIN, REPO, Process, free_port, wait_for_http
+from tests.conftest import Team, create_topics, private_gateway
+from tests.support import REPO, free_port
 
 KAFKA_SH = REPO / "deploy" / "kafka" / "kafka.sh"
 
@@ -57,19 +57,15 @@ async def outage_gateway(
 ) -> AsyncIterator[tuple[str, PrivateBroker]]:
     topic = f"outage.{uuid.uuid4().hex[:8]}"
     await create_topics(broker.bootstrap, {topic: 1})
-    port = free_port()
-    env = settings_env(
+    async with private_gateway(
         settings,
+        tmp_path,
+        "outage-gateway",
         kafka_bootstrap_servers=broker.bootstrap,
         writes_topic=topic,
-        gateway_port=port,
         publish_timeout_s=3,
-    )
-    proc = Process("outage-gateway", [str(BIN / "ingest-gateway")], env, tmp_path)
-    base = f"http://127.0.0.1:{port}"
-    await wait_for_http(f"{base}/healthz", proc)
-    yield base, broker
-    proc.stop()
+    ) as (base, _):
+        yield base, broker
 
 
 async def test_stopped_broker_gives_503_not_a_false_success(

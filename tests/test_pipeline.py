@@ -248,6 +248,17 @@ async def ledger_outcome(db: asyncpg.Pool, message_id: str) -> str:
     return await eventually(outcome)
 
 
+async def produce(settings: Settings, key: bytes, *values: bytes) -> None:
+    """Produce ``values`` in order under ``key`` (one partition) to the writes topic."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(settings.writes_topic, value, key=key)
+    finally:
+        await producer.stop()
+
+
 async def test_bad_message_goes_to_dead_letter_topic_and_the_partition_moves_on(
     settings: Settings, gateway: str, db: asyncpg.Pool, team: Team
 ) -> None:
@@ -256,23 +267,16 @@ async def test_bad_message_goes_to_dead_letter_topic_and_the_partition_moves_on(
     key = partition_key(team.id, good.identifiers)  # same partition: bad one comes first
     poison = b'{"id": "not a message"'
     nul = raw_message(team.id, address, bad="nul\x00char")  # jsonb refuses NUL
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await producer.start()
-    try:
-        async with DeadLetters(settings) as dlq:
-            await producer.send_and_wait(settings.writes_topic, poison, key=key)
-            await producer.send_and_wait(settings.writes_topic, encode(nul), key=key)
-            await producer.send_and_wait(settings.writes_topic, encode(good), key=key)
-            row = await eventually(lambda: stored_customer(db, team, address))
-            assert orjson.loads(row["attributes"]) == {"ok": True}
+    async with DeadLetters(settings) as dlq:
+        await produce(settings, key, poison, encode(nul), encode(good))
+        row = await eventually(lambda: stored_customer(db, team, address))
+        assert orjson.loads(row["attributes"]) == {"ok": True}
 
-            letters = await dlq.wait_for(poison, encode(nul))
-        assert letters[poison]["reason"].startswith(b"undecodable message")
-        assert b"UntranslatableCharacter" in letters[encode(nul)]["reason"]
-        assert letters[poison]["source"].startswith(settings.writes_topic.encode())
-        assert await ledger_outcome(db, nul.id) == "dead_letter"
-    finally:
-        await producer.stop()
+        letters = await dlq.wait_for(poison, encode(nul))
+    assert letters[poison]["reason"].startswith(b"undecodable message")
+    assert b"UntranslatableCharacter" in letters[encode(nul)]["reason"]
+    assert letters[poison]["source"].startswith(settings.writes_topic.encode())
+    assert await ledger_outcome(db, nul.id) == "dead_letter"
 
 
 async def test_consumer_serves_prometheus_metrics_with_lag(

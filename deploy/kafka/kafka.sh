@@ -35,6 +35,9 @@ KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xmx768m -Xms256m}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-60}"
 KAFKA_STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
 KAFKA_NUM_PARTITIONS="${KAFKA_NUM_PARTITIONS:-6}"
+# Largest record, the same on the broker and every topic as in the gateway and
+# consumers (KAFKA_MESSAGE_MAX_BYTES in schemas/config.py; README "Sizes").
+KAFKA_MESSAGE_MAX_BYTES="${KAFKA_MESSAGE_MAX_BYTES:-1048576}"
 
 CONF_DIR="$KAFKA_DIR/config"
 DATA_DIR="$KAFKA_DIR/data"
@@ -131,6 +134,10 @@ num.io.threads=4
 num.recovery.threads.per.data.dir=1
 log.retention.hours=24
 log.segment.bytes=268435456
+
+# Set explicitly, and equal to the clients' limits (README "Sizes").
+message.max.bytes=$KAFKA_MESSAGE_MAX_BYTES
+replica.fetch.max.bytes=$KAFKA_MESSAGE_MAX_BYTES
 EOF
 
   # Broker logging (log4j2 properties format: needs no YAML parser).
@@ -322,6 +329,7 @@ cmd_create_topics() {
       timeout 60 "${TOOL_JAVA[@]}" org.apache.kafka.tools.TopicCommand \
         --bootstrap-server "$BS" --command-config "$CONF_DIR/tools-client.properties" \
         --create --if-not-exists --topic "$topic" --partitions "$parts" --replication-factor 1 \
+        --config "max.message.bytes=$KAFKA_MESSAGE_MAX_BYTES" \
         >/dev/null \
         && log "topic $topic ok (partitions requested: $parts) on $BS"
     ) &

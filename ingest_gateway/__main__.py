@@ -6,6 +6,7 @@ import logging
 
 import uvicorn
 
+from ingest_gateway.server import RequestDeadlineProtocol
 from schemas.config import get_settings
 
 
@@ -21,7 +22,15 @@ def main() -> None:
         port=settings.gateway_port,
         workers=settings.gateway_workers,
         loop="uvloop",
-        http="httptools",
+        # httptools with deadlines on receiving each request (HEADER_TIMEOUT_S,
+        # BODY_TIMEOUT_S). A class, not a name: uvicorn pickles it by reference into
+        # each worker process, where it reads the settings from the environment.
+        http=RequestDeadlineProtocol,
+        timeout_keep_alive=settings.keep_alive_timeout_s,
+        # uvicorn answers 503 once the open connections, the asking one included,
+        # reach its limit (or as many requests are in flight): + 1 so that
+        # MAX_CONNECTIONS connections are served.
+        limit_concurrency=settings.max_connections + 1,
         access_log=False,
         log_level="info",
     )

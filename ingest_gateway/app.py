@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -182,6 +183,13 @@ def build_api(settings: Settings) -> FastAPI:
 
     for unavailable in UNAVAILABLE:
         app.add_exception_handler(unavailable, on_store_down)
+
+    @app.exception_handler(ClientDisconnect)
+    async def on_client_gone(request: Request, exc: ClientDisconnect) -> Response:
+        # The client left mid-body (or a read deadline closed it): nothing was
+        # accepted, and nobody is there to read an answer. Not an error of ours.
+        log.info("client disconnected before its request was read: %s", request.url.path)
+        return Response(status_code=400)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation(request: Request, exc: RequestValidationError) -> Response:

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from schemas.config import Settings
-from tests.conftest import Team, settings_env
-from tests.support import BIN, Process, eventually, free_port, wait_for_http
+from tests.conftest import Team, private_gateway
+from tests.support import Process, eventually
 
 pytestmark = pytest.mark.services
 
@@ -33,20 +33,10 @@ DRIP_S = 0.2  # a trickling client sends one byte this often
 CAP = 3  # MAX_CONNECTIONS of the capped gateway
 
 
-async def start_gateway(
-    settings: Settings, log_dir: Path, name: str, **overrides: object
-) -> tuple[Process, int]:
-    port = free_port()
-    env = settings_env(settings, gateway_port=port, **overrides)
-    proc = Process(name, [str(BIN / "ingest-gateway")], env, log_dir)
-    await wait_for_http(f"http://127.0.0.1:{port}/healthz", proc)
-    return proc, port
-
-
 @pytest.fixture(scope="module")
-async def port(settings: Settings, log_dir: Path) -> AsyncIterator[int]:
+async def slow_gateway(settings: Settings, log_dir: Path) -> AsyncIterator[tuple[str, Process]]:
     """A gateway with short deadlines, in two worker processes."""
-    proc, port = await start_gateway(
+    async with private_gateway(
         settings,
         log_dir,
         "gateway-slow-clients",
@@ -54,19 +44,22 @@ async def port(settings: Settings, log_dir: Path) -> AsyncIterator[int]:
         header_timeout_s=HEADER_S,
         body_timeout_s=BODY_S,
         keep_alive_timeout_s=KEEP_ALIVE_S,
-    )
-    yield port
-    proc.stop()
+    ) as gateway:
+        yield gateway
+
+
+@pytest.fixture(scope="module")
+def port(slow_gateway: tuple[str, Process]) -> int:
+    return int(slow_gateway[0].rsplit(":", 1)[1])
 
 
 @pytest.fixture(scope="module")
 async def capped_port(settings: Settings, log_dir: Path) -> AsyncIterator[int]:
     """A gateway serving at most CAP connections, which it keeps alive for long."""
-    proc, port = await start_gateway(
+    async with private_gateway(
         settings, log_dir, "gateway-capped", max_connections=CAP, keep_alive_timeout_s=60
-    )
-    yield port
-    proc.stop()
+    ) as (base, _):
+        yield int(base.rsplit(":", 1)[1])
 
 
 class Conn:
@@ -218,7 +211,7 @@ async def test_blank_lines_between_requests_do_not_hold_a_connection(port: int) 
 
 
 async def test_a_body_trickled_byte_by_byte_gets_408_within_the_body_timeout(
-    port: int, team: Team
+    port: int, slow_gateway: tuple[str, Process], team: Team
 ) -> None:
     conn = await Conn.open(port)
     body = b'{"firstname": "' + b"a" * 1000 + b'"}'
@@ -229,6 +222,9 @@ async def test_a_body_trickled_byte_by_byte_gets_408_within_the_body_timeout(
     assert_408(received)
     assert_closed_in_time(started, BODY_S)
     assert sent >= BODY_S / DRIP_S - 2  # well past the header deadline, still sending
+    # The app saw the client go; that is no error of the gateway's.
+    log = slow_gateway[1].log_path.read_text(errors="replace")
+    assert "Exception in ASGI application" not in log, log[-3000:]
 
 
 async def test_a_body_trickled_after_an_early_answer_is_cut_off_at_the_body_timeout(

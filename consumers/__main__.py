@@ -1,58 +1,72 @@
-"""``ingest-consumer``: run consumer workers of the group (``--processes N``, default 1)."""
+"""``ingest-consumer``: run consumer workers of the group (``--processes N``, default
+``CONSUMER_PROCESSES``), each in a child process that is restarted when it exits
+(see ``consumers/supervisor.py``)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
-import multiprocessing
-import signal
+import sys
 
-import uvloop
-from prometheus_client import start_http_server
-
-from consumers.worker import run_worker
+from consumers.exit_codes import STOPPED_FOR_A_PERSON
+from consumers.supervisor import ChildSpec, RestartPolicy, Supervisor, watch_supervisor
 from schemas.config import get_settings
 
-
-def _run_one(metrics_port: int) -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
-    )
-    if metrics_port:
-        start_http_server(metrics_port)
-    uvloop.run(run_worker(get_settings()))
+LOG_FORMAT = "%(asctime)s %(levelname)s {process} %(name)s: %(message)s"
 
 
-def main() -> None:
+def _child_argv(index: int) -> list[str]:
+    # Children are new interpreters started with subprocess, not multiprocessing:
+    # nothing of the parent's state is inherited (fork after an event loop or
+    # threads exist is unsafe, and a child must start as clean after its tenth
+    # restart as after its first), the parent needs no event loop, resource
+    # tracker or pickling, and each child's command line in `ps` names it. -P
+    # keeps the working directory off sys.path, so the child imports the same
+    # installed package as the parent wherever it was started.
+    return [sys.executable, "-P", "-m", "consumers", "--child", str(index)]
+
+
+def _run_child(index: int) -> None:
+    """One worker: a member of the consumer group, with its own metrics port."""
+    # Imported here: the supervising parent never loads the Kafka and PostgreSQL clients.
+    import uvloop
+    from prometheus_client import start_http_server
+
+    from consumers.worker import run_worker
+
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT.format(process=f"consumer-{index}"))
+    watch_supervisor()
     settings = get_settings()
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port + index)
+    uvloop.run(run_worker(settings))
+
+
+def _processes(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(prog="ingest-consumer", description=__doc__)
-    parser.add_argument("--processes", type=int, default=settings.consumer_processes)
+    parser.add_argument(
+        "--processes", type=_processes, help="worker processes (default: CONSUMER_PROCESSES)"
+    )
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.processes == 1:
-        _run_one(settings.metrics_port)
-        return
+    if args.child is not None:
+        _run_child(args.child)
+        return 0
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT.format(process="supervisor"))
+    settings = get_settings()  # invalid settings fail here, before any child starts
+    processes = args.processes or settings.consumer_processes
     # Each process is a member of the consumer group; Kafka spreads the partitions.
-    workers = [
-        multiprocessing.Process(
-            target=_run_one,
-            args=(settings.metrics_port + i if settings.metrics_port else 0,),
-            name=f"consumer-{i}",
-        )
-        for i in range(args.processes)
-    ]
-    for w in workers:
-        w.start()
-
-    def forward(signum: int, _frame: object) -> None:
-        for w in workers:
-            if w.pid:
-                w.terminate()
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    for w in workers:
-        w.join()
+    children = [ChildSpec(f"consumer-{i}", _child_argv(i)) for i in range(processes)]
+    supervisor = Supervisor(children, RestartPolicy.from_settings(settings), {STOPPED_FOR_A_PERSON})
+    return supervisor.run()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

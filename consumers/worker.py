@@ -29,6 +29,7 @@ from consumers.dead_letter import (
     DeadLetterSink,
 )
 from consumers.decode import decode_records, message_value
+from consumers.exit_codes import STOPPED_FOR_A_PERSON
 from consumers.faults import Fault, backoff, classify
 from schemas.config import Settings
 from schemas.gc_tuning import tune_gc
@@ -38,12 +39,29 @@ from schemas.messages import WriteMessage
 log = logging.getLogger(__name__)
 
 
+class Stopping(BaseException):
+    """A stop was asked for while waiting out an outage: leave without committing.
+
+    A BaseException, as ``CancelledError`` is: the handlers that isolate a failing
+    message catch ``Exception`` and must not take a stop for a bad message.
+    """
+
+
+async def wait_unless_stopping(stopping: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds``; raise ``Stopping`` at once if ``stopping`` is set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), seconds)
+    if stopping.is_set():
+        raise Stopping
+
+
 class BatchApplier:
     """Applies batches; waits out the infrastructure, dead-letters what cannot apply."""
 
-    def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
+    def __init__(self, pool: asyncpg.Pool, settings: Settings, stopping: asyncio.Event) -> None:
         self.pool = pool
         self.settings = settings
+        self.stopping = stopping
         self.event_types = EventTypeCache()
         self.window = timedelta(seconds=settings.email_open_window_s)
 
@@ -77,7 +95,8 @@ class BatchApplier:
                     )
                 else:
                     log.info("retrying batch after %s (attempt %d)", type(exc).__name__, attempt)
-                await asyncio.sleep(backoff(attempt, self.settings.retry_backoff_max_s))
+                delay = backoff(attempt, self.settings.retry_backoff_max_s)
+                await wait_unless_stopping(self.stopping, delay)
 
     async def apply(self, items: list[tuple[Any, WriteMessage]]) -> list[DeadLetter]:
         """Apply in order; returns dead letters for the messages that cannot apply."""
@@ -156,7 +175,8 @@ class Worker:
                     exc,
                     attempt,
                 )
-                await asyncio.sleep(backoff(attempt, self.settings.retry_backoff_max_s))
+                delay = backoff(attempt, self.settings.retry_backoff_max_s)
+                await wait_unless_stopping(self._stopping, delay)
 
     async def run(self) -> None:
         s = self.settings
@@ -184,9 +204,13 @@ class Worker:
             enable_idempotence=True,
             max_request_size=s.kafka_message_max_bytes,
         )
-        await self._until_done("connecting to Kafka", consumer.start)
-        await self._until_done("connecting the dead-letter producer", producer.start)
-        applier = BatchApplier(pool, s)
+        try:
+            await self._until_done("connecting to Kafka", consumer.start)
+            await self._until_done("connecting the dead-letter producer", producer.start)
+        except Stopping:
+            await pool.close()
+            return
+        applier = BatchApplier(pool, s, self._stopping)
         sink = DeadLetterSink(producer, s.dead_letter_topic, s.kafka_message_max_bytes)
         pruning = (
             asyncio.create_task(self._prune_ledger_periodically(pool))
@@ -203,6 +227,8 @@ class Worker:
                     await metrics.observe_lag(consumer)
                     continue
                 await self._process(batches, applier, sink, consumer)
+        except Stopping:
+            log.info("stopped while waiting for PostgreSQL or Kafka; the batch is not committed")
         finally:
             if pruning is not None:
                 pruning.cancel()
@@ -282,4 +308,4 @@ async def run_worker(settings: Settings) -> None:
             " fix the cause (see the reasons logged above), then start the consumer again.",
             exc,
         )
-        raise SystemExit(3) from exc
+        raise SystemExit(STOPPED_FOR_A_PERSON) from exc

@@ -78,6 +78,17 @@ class Settings(BaseSettings):
     consumer_fetch_min_bytes: int = Field(64 * 1024, ge=1)
     consumer_fetch_max_wait_ms: int = Field(50, ge=0)
     consumer_processes: int = Field(1, ge=1)
+    # The supervisor of those processes (consumers/supervisor.py): a child that exits
+    # is restarted after a delay that doubles from the first to the max, and starts
+    # over once the child stayed up HEALTHY_AFTER_S; after MAX_START_FAILURES deaths
+    # in a row, each within START_WINDOW_S of starting, the supervisor gives up
+    # (exit 1). A child asked to stop is killed after CONSUMER_STOP_TIMEOUT_S.
+    consumer_restart_backoff_s: float = Field(0.5, gt=0)
+    consumer_restart_backoff_max_s: float = Field(10.0, gt=0)
+    consumer_restart_healthy_after_s: float = Field(30.0, gt=0)
+    consumer_restart_start_window_s: float = Field(5.0, gt=0)
+    consumer_restart_max_start_failures: int = Field(5, ge=1)
+    consumer_stop_timeout_s: float = Field(60.0, gt=0)
     max_transaction_retries: int = Field(8, ge=1)
     email_open_window_s: int = Field(20 * 60, ge=0)
     # Applied message ids older than this are forgotten (schemas/ledger.py); keep it at

@@ -66,6 +66,16 @@ class Process:
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
 
+    def crash(self) -> None:
+        """SIGKILL the process and its children at once, as a host going down would.
+
+        (SIGKILL of a supervisor alone lets its workers finish their batch and stop
+        cleanly; a crash must not.)
+        """
+        for child in children_of(self.popen.pid):
+            os.kill(child, signal.SIGKILL)
+        self.kill()
+
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
@@ -86,3 +96,18 @@ async def wait_for_http(url: str, process: Process, timeout: float = 60) -> None
 def old_message_id(days: float) -> uuid.UUID:
     """A UUIDv7 from ``days`` ago: the write's time is in the leading 48 bits."""
     return uuid.UUID(int=(int((time.time() - days * 86400) * 1000) << 80) | 1)
+
+
+def children_of(pid: int) -> set[int]:
+    """The live child processes of ``pid``, from /proc."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.add(int(entry.name))
+    return found

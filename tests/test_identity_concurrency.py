@@ -166,7 +166,7 @@ async def run_workload(
     if kill_midway:
         await eventually(lambda: _at_least(run, distinct // 4), timeout=240, interval=0.05)
         victim = run.consumers[0]
-        victim.kill()
+        victim.crash()
         assert await run.processed() < distinct, "the workload finished before the kill"
         run.start_consumer()
     await run.wait_until_processed(distinct)

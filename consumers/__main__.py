@@ -30,16 +30,14 @@ def _run_child(index: int) -> None:
     """One worker: a member of the consumer group, with its own metrics port."""
     # Imported here: the supervising parent never loads the Kafka and PostgreSQL clients.
     import uvloop
-    from prometheus_client import start_http_server
 
     from consumers.worker import run_worker
 
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT.format(process=f"consumer-{index}"))
     watch_supervisor()
     settings = get_settings()
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port + index)
-    uvloop.run(run_worker(settings))
+    port = settings.metrics_port + index if settings.metrics_port else 0
+    uvloop.run(run_worker(settings, port))
 
 
 def _processes(value: str) -> int:

@@ -31,6 +31,7 @@ from consumers.dead_letter import (
 from consumers.decode import decode_records, message_value
 from consumers.exit_codes import STOPPED_FOR_A_PERSON
 from consumers.faults import Fault, backoff, classify
+from consumers.health import HealthServer
 from schemas.config import Settings
 from schemas.gc_tuning import tune_gc
 from schemas.ledger import prune_unless_busy
@@ -142,8 +143,9 @@ class BatchApplier:
 
 
 class Worker:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, http_port: int = 0) -> None:
         self.settings = settings
+        self.http_port = http_port
         self._stopping = asyncio.Event()
         self._dead_letter_limit = DeadLetterLimit(
             settings.dead_letter_max_ratio, settings.dead_letter_window
@@ -204,10 +206,17 @@ class Worker:
             enable_idempotence=True,
             max_request_size=s.kafka_message_max_bytes,
         )
+        health = HealthServer(
+            self.http_port,
+            {"kafka": consumer.topics, "postgres": lambda: pool.fetchval("SELECT 1")},
+        )
+        if self.http_port:
+            await health.start()
         try:
             await self._until_done("connecting to Kafka", consumer.start)
             await self._until_done("connecting the dead-letter producer", producer.start)
         except Stopping:
+            await health.stop()
             await pool.close()
             return
         applier = BatchApplier(pool, s, self._stopping)
@@ -234,6 +243,7 @@ class Worker:
                 pruning.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await pruning
+            await health.stop()
             await consumer.stop()
             await producer.stop()
             await pool.close()
@@ -294,9 +304,10 @@ class Worker:
         await metrics.observe_lag(consumer)
 
 
-async def run_worker(settings: Settings) -> None:
+async def run_worker(settings: Settings, http_port: int = 0) -> None:
+    """Run one worker until SIGTERM/SIGINT; ``http_port``: its metrics and health (0: none)."""
     tune_gc()
-    worker = Worker(settings)
+    worker = Worker(settings, http_port)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.stop)

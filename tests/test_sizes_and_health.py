@@ -19,8 +19,8 @@ import pytest
 
 from ingest_gateway.publisher import RECORD_OVERHEAD_BYTES
 from schemas.config import Settings
-from tests.conftest import Team, private_gateway
-from tests.support import Process, eventually, free_port
+from tests.conftest import Team, private_gateway, settings_env
+from tests.support import BIN, Process, eventually, free_port
 
 
 def address() -> str:
@@ -191,3 +191,49 @@ async def test_without_postgres_every_surface_answers_503_not_500(
             assert answer.status_code == 503, (path, answer.text)
             assert answer.headers["retry-after"] == "1"
             assert answer.json() == body, path
+
+
+async def test_a_consumer_serves_liveness_and_readiness_beside_its_metrics(
+    consumer_metrics_port: int, gateway: str
+) -> None:
+    base = f"http://127.0.0.1:{consumer_metrics_port}"
+    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+
+        async def ready() -> httpx.Response | None:
+            answer = await http.get("/readyz")
+            return answer if answer.status_code == 200 else None
+
+        assert (await eventually(ready)).json() == {"kafka": True, "postgres": True}
+        assert (await http.get("/healthz")).json() == {"alive": True}
+        assert "ingest_consumer_messages_total" in (await http.get("/metrics")).text
+        assert (await http.get("/nothing")).status_code == 404
+
+
+async def test_a_consumer_without_postgres_is_alive_but_not_ready(
+    settings: Settings, tmp_path: Path
+) -> None:
+    port = free_port()
+    dead_db = f"postgresql://ingest@127.0.0.1:{free_port()}/ingest"
+    env = settings_env(
+        settings,
+        database_url=dead_db,
+        metrics_port=port,
+        consumer_group=f"no-postgres-{uuid.uuid4().hex[:8]}",
+    )
+    consumer = Process("no-postgres-consumer", [str(BIN / "ingest-consumer")], env, tmp_path)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+
+            async def answered() -> httpx.Response | None:
+                try:
+                    return await http.get("/readyz")
+                except httpx.TransportError:
+                    return None
+
+            not_ready = await eventually(answered)
+            assert not_ready.status_code == 503
+            assert not_ready.json() == {"kafka": True, "postgres": False}
+            assert (await http.get("/healthz")).status_code == 200
+        assert consumer.popen.poll() is None, consumer.tail()
+    finally:
+        consumer.stop()

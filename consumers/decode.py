@@ -8,16 +8,15 @@ that is invalid is one dead letter holding just that message, and the others go 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from functools import lru_cache
 from typing import Any
 
 import msgspec
 
 from consumers.dead_letter import DeadLetter
-from schemas.identity import InvalidIdentifier, normalise
+from schemas.identity import identifiers_refusal
+from schemas.limits import message_refusal
 from schemas.messages import (
     WIRE_VERSION,
-    Identifiers,
     WriteMessage,
     decode,
     decode_record_for_apply,
@@ -29,23 +28,19 @@ from schemas.topics import partition_key
 
 
 def _refusal(message: WriteMessage) -> str | None:
-    """Why a decoded message cannot be applied, or None."""
+    """Why a decoded message cannot be applied, or None.
+
+    The same rules the gateway applies before it publishes (``schemas.identity``,
+    ``schemas.limits``): what it answered 2xx for passes here; what was produced to
+    the topic some other way is dead-lettered with the rule it breaks.
+    """
     if message.v > WIRE_VERSION:
         return f"unsupported wire version {message.v}"
-    return _identifiers_refusal(message.identifiers)
-
-
-@lru_cache(maxsize=1 << 16)
-def _identifiers_refusal(identifiers: Identifiers) -> str | None:
-    # Cached: customers come back, and parsing phone numbers again is costly.
-    try:
-        if normalise(identifiers) != identifiers:
-            return "identifiers are not normalised"
-    except InvalidIdentifier as exc:
-        return f"invalid identifier: {exc}"
-    if not identifiers.items():
-        return "no customer identifier"
-    return None
+    reason = identifiers_refusal(message.identifiers)
+    if reason is not None:
+        return reason
+    broken = message_refusal(message)
+    return None if broken is None else f"{broken[0]}: {broken[1]}"
 
 
 def message_value(record: Any, message: WriteMessage) -> tuple[bytes, bytes | None]:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from fastapi import FastAPI, Request
@@ -56,12 +56,28 @@ class PostmanPathMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path: str = scope["path"]
-            cleaned = path.replace("{{debug}}", "")
-            if len(cleaned) > 1:
-                cleaned = cleaned.rstrip("/") or "/"
+            cleaned = _cleaned(path, ("{{debug}}",), "/")
             if cleaned != path:
-                scope = dict(scope, path=cleaned, raw_path=cleaned.encode())
+                # The raw path is cleaned the same way, not rebuilt from the decoded
+                # one: it is what says whether the client sent valid UTF-8.
+                raw = _cleaned(scope.get("raw_path") or path.encode(), _RAW_DEBUG, b"/")
+                scope = dict(scope, path=cleaned, raw_path=raw)
         await self.app(scope, receive, send)
+
+
+# How ``{{debug}}`` arrives in a raw path: as typed, or percent-encoded either case.
+_RAW_DEBUG = (b"{{debug}}", b"%7B%7Bdebug%7D%7D", b"%7b%7bdebug%7d%7d")
+
+AnyStr = TypeVar("AnyStr", str, bytes)
+
+
+def _cleaned(path: AnyStr, debug_spellings: tuple[AnyStr, ...], slash: AnyStr) -> AnyStr:
+    """``path`` without ``{{debug}}`` and without a trailing slash (the root stays)."""
+    for debug in debug_spellings:
+        path = path.replace(debug, path[:0])
+    if len(path) > 1:
+        path = path.rstrip(slash) or slash
+    return path
 
 
 def create_app(settings: Settings | None = None) -> ASGIApp:

@@ -1,21 +1,41 @@
-"""Request bodies: a byte limit enforced on the stream, and JSON with a depth limit."""
+"""Request bodies: a byte limit enforced on the stream; JSON, urlencoded and multipart
+forms read strictly, with the rules of ``ingest_gateway.validation``."""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
 
-import orjson
+import msgspec
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ingest_gateway.errors import ApiError, RequestTooLarge, formatter_for
 from ingest_gateway.responses import JSON
+from ingest_gateway.validation import (
+    DEPTH_RULE,
+    JSON_NUMBER_RULE,
+    check_json,
+    decode_text,
+    needs_walk,
+)
+
+# As Starlette's form parser: fields per multipart body.
+MAX_FORM_FIELDS = 1000
 
 
 def too_large_response(scope: Scope, max_bytes: int) -> JSON:
     message = f"The request body is larger than the limit of {max_bytes} bytes"
     return JSON(formatter_for(scope["path"])(413, message, None, None), status_code=413)
+
+
+def _declares_more_than(value: bytes, limit: int) -> bool:
+    # A Content-Length of thousands of digits is beyond any limit, and int() of it fails.
+    digits = value.lstrip(b"0")
+    return value.isdigit() and (len(digits) > len(str(limit)) or int(digits or b"0") > limit)
 
 
 class BodyLimitMiddleware:
@@ -30,7 +50,7 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+            if name == b"content-length" and _declares_more_than(value, self.max_bytes):
                 await too_large_response(scope, self.max_bytes)(scope, receive, send)
                 return
         seen = 0
@@ -48,47 +68,28 @@ class BodyLimitMiddleware:
         await self.app(scope, limited_receive, send)
 
 
-def check_depth(value: Any, max_depth: int) -> None:
-    """Raise ``ApiError(400)`` when containers nest deeper than ``max_depth``."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if depth > max_depth:
-            raise ApiError(400, f"JSON nested deeper than {max_depth} levels")
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+_json = msgspec.json.Decoder()
 
 
-def check_storable(value: Any) -> None:
-    """PostgreSQL jsonb refuses NUL characters; refuse them here, not in a consumer."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                raise ApiError(400, "JSON strings must not contain the NUL character (\\u0000)")
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
+def parse_json(raw: bytes, max_depth: int, what: str = "The request body") -> Any:
+    """``raw`` as JSON that keeps every rule, or ``ApiError(400)`` saying why not.
 
-
-def parse_json(raw: bytes, max_depth: int) -> Any:
+    msgspec rather than orjson: it keeps integers beyond 64 bits exact (orjson makes
+    them floats), so that they are refused rather than silently changed. The value is
+    walked only when its bytes show it may break a rule (``validation.needs_walk``).
+    """
     if not raw.strip():
-        raise ApiError(400, "The request body is empty; JSON was expected")
+        raise ApiError(400, f"{what} is empty; JSON was expected")
     try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        # orjson refuses lone surrogates and nesting past 1024 levels too.
-        raise ApiError(400, f"The request body is not valid JSON: {exc}") from exc
-    check_depth(value, max_depth)
-    check_storable(value)
+        value = _json.decode(raw)
+    except msgspec.ValidationError as exc:  # a number beyond a double, or 4300 digits
+        raise ApiError(400, f"{JSON_NUMBER_RULE}: {exc}") from exc
+    except msgspec.DecodeError as exc:  # also invalid UTF-8 and lone surrogates
+        raise ApiError(400, f"{what} is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise ApiError(400, DEPTH_RULE.format(max_depth=max_depth)) from exc
+    if needs_walk(raw, max_depth):
+        check_json(value, max_depth)
     return value
 
 
@@ -96,22 +97,114 @@ async def read_json(request: Request, max_depth: int) -> Any:
     return parse_json(await request.body(), max_depth)
 
 
+def _charset(content_type: str | bytes, default: str = "utf-8") -> str:
+    """The charset a Content-Type declares, else ``default``."""
+    _, options = parse_options_header(content_type)
+    charset = options.get(b"charset")
+    return default if charset is None else charset.decode("latin-1")
+
+
+def _urlencoded(raw: bytes, charset: str) -> dict[str, str]:
+    # Split and unquoted byte for byte (latin-1 maps each byte to one character), then
+    # decoded strictly: a %E9 that is not UTF-8 is refused, not replaced by U+FFFD.
+    fields = {}
+    for name, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True, encoding="latin-1"):
+        field = decode_text(name.encode("latin-1"), charset, "form field name")
+        fields[field] = decode_text(value.encode("latin-1"), charset, field)
+    return fields
+
+
+@lru_cache(maxsize=64)
+def _ascii_compatible(charset: str) -> bool:
+    probe = bytes(range(32, 127))
+    try:
+        return probe.decode(charset) == probe.decode("ascii")
+    except (LookupError, ValueError):
+        return False
+
+
+class _MultipartFields:
+    """The text fields of a multipart body, each decoded strictly in its own charset.
+
+    A part's charset is the one its Content-Type declares, else the request's, else
+    UTF-8 (RFC 7578 4.4). Field names sit in the part headers: they are read in the
+    request's charset when that one writes ASCII as ASCII, else as UTF-8. File parts
+    (with a filename) are not attributes and are left out.
+    """
+
+    def __init__(self, charset: str) -> None:
+        self.charset = charset
+        self.names_charset = charset if _ascii_compatible(charset) else "utf-8"
+        self.fields: dict[str, str] = {}
+        self._count = 0
+        self._headers: dict[bytes, bytes] = {}
+        self._header = (b"", b"")
+        self._data = bytearray()
+
+    def callbacks(self) -> Any:
+        return {
+            "on_part_begin": self._begin,
+            "on_header_field": self._header_field,
+            "on_header_value": self._header_value,
+            "on_header_end": self._header_end,
+            "on_part_data": self._part_data,
+            "on_part_end": self._end,
+        }
+
+    def _begin(self) -> None:
+        self._headers, self._header, self._data = {}, (b"", b""), bytearray()
+
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header = (self._header[0] + data[start:end], self._header[1])
+
+    def _header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header = (self._header[0], self._header[1] + data[start:end])
+
+    def _header_end(self) -> None:
+        self._headers[self._header[0].lower()] = self._header[1]
+        self._header = (b"", b"")
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        self._data += data[start:end]
+
+    def _end(self) -> None:
+        _, disposition = parse_options_header(self._headers.get(b"content-disposition"))
+        if b"name" not in disposition:
+            raise ApiError(400, "A multipart part has no name in its Content-Disposition")
+        if b"filename" in disposition:
+            return
+        self._count += 1
+        if self._count > MAX_FORM_FIELDS:
+            raise ApiError(400, f"At most {MAX_FORM_FIELDS} multipart fields")
+        name = decode_text(disposition[b"name"], self.names_charset, "form field name")
+        charset = _charset(self._headers.get(b"content-type", b""), self.charset)
+        self.fields[name] = decode_text(bytes(self._data), charset, name)
+
+
+def _multipart(raw: bytes, content_type: str) -> dict[str, str]:
+    _, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    if not boundary:
+        raise ApiError(400, "The multipart body declares no boundary in its Content-Type")
+    reader = _MultipartFields(_charset(content_type))
+    try:
+        parser = MultipartParser(boundary, reader.callbacks())
+        parser.write(raw)
+        parser.finalize()
+    except FormParserError as exc:
+        raise ApiError(400, f"Invalid multipart body: {exc}") from exc
+    return reader.fields
+
+
 async def read_key_values(request: Request, max_depth: int) -> dict[str, Any]:
-    """Attributes sent as a JSON object, urlencoded form or multipart form."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type == "multipart/form-data":
-        form = await request.form()
-        pairs = {key: value for key, value in form.items() if isinstance(value, str)}
-        check_storable(pairs)
-        return pairs
+    """Attributes sent as a JSON object, urlencoded form or multipart form (any charset)."""
+    content_type = request.headers.get("content-type", "")
+    media = content_type.split(";")[0].strip().lower()
     raw = await request.body()
-    if content_type == "application/x-www-form-urlencoded" and not raw.lstrip().startswith(b"{"):
-        try:
-            pairs = dict(parse_qsl(raw.decode(), keep_blank_values=True, strict_parsing=False))
-        except UnicodeDecodeError as exc:
-            raise ApiError(400, "The form body is not valid UTF-8") from exc
-        check_storable(pairs)
-        return pairs
+    if media == "multipart/form-data":
+        return _multipart(raw, content_type)
+    if media == "application/x-www-form-urlencoded" and not raw.lstrip().startswith(b"{"):
+        return _urlencoded(raw, _charset(content_type))
     if not raw.strip():
         return {}
     value = parse_json(raw, max_depth)

@@ -198,10 +198,14 @@ class Publisher:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
-            self._producer = producer
-            self._reachable = True
+            self.use(producer)
             log.info("connected to Kafka at %s", self._settings.kafka_bootstrap_servers)
             return
+
+    def use(self, producer: AIOKafkaProducer) -> None:
+        """Publish through ``producer``, started and connected (a test's fake, too)."""
+        self._producer = producer
+        self._reachable = True
 
     async def _watch_broker(self) -> None:
         """Ask for the cluster's metadata every BROKER_CHECK_INTERVAL_S: is a broker there?

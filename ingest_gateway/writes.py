@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 from starlette.requests import Request
 
 from ingest_gateway.errors import ApiError
+from ingest_gateway.validation import check_message, check_path
 from ingest_gateway.waiting import wait_for_outcomes, wants_wait
-from schemas.identity import InvalidIdentifier, normalise
+from schemas.identity import InvalidIdentifier, normalised
 from schemas.messages import (
     EventData,
     Identifiers,
@@ -39,23 +39,14 @@ def end_user_agent(request: Request, event_body: Any = None) -> str | None:
     return header if header.startswith("Mozilla/") else None
 
 
-@lru_cache(maxsize=1 << 16)
-def _normalised(identifiers: Identifiers) -> Identifiers | InvalidIdentifier:
-    # Cached: customers come back, and parsing a phone number costs tens of microseconds.
-    try:
-        return normalise(identifiers)
-    except InvalidIdentifier as exc:
-        return exc
-
-
 def identifiers_or_400(identifiers: Identifiers) -> Identifiers:
-    normalised = _normalised(identifiers)
-    if isinstance(normalised, InvalidIdentifier):
-        exc = normalised
-        raise ApiError(400, f"Invalid {exc.field}", exc.reason, field=exc.field)
-    if not normalised.items():
+    checked = normalised(identifiers)  # cached: customers come back
+    if isinstance(checked, InvalidIdentifier):
+        field, reason = checked.field, checked.reason
+        raise ApiError(400, f"Invalid {field}: {reason}", reason, field=field)
+    if not checked.items():
         raise ApiError(400, "Missing customer identifier", "Name the customer by email or id.")
-    return normalised
+    return checked
 
 
 def new_write(
@@ -70,8 +61,10 @@ def new_write(
     create_if_missing: bool = True,
     api: str,
 ) -> WriteMessage:
+    """The canonical write, or ``ApiError(400)`` when a consumer would refuse it."""
+    check_path(request.scope)  # path parameters become identifiers and event names
     now = utcnow()
-    return WriteMessage(
+    message = WriteMessage(
         id=new_message_id(),
         team_id=team_id,
         op=op,
@@ -84,6 +77,7 @@ def new_write(
         user_agent=end_user_agent(request, event.body if event else None),
         api=api,
     )
+    return check_message(message)
 
 
 @dataclass(frozen=True)

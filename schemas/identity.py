@@ -1,17 +1,20 @@
 """Normalisation and validation of customer identifiers.
 
 Done at the gateway so the consumers compare identifiers byte for byte; the
-consumers call ``normalise`` again so a message from another producer cannot
-bypass it.
+consumers check again (``identifiers_refusal``) so a message from another producer
+cannot bypass it.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import phonenumbers
 
+from schemas.limits import MAX_NAME_LENGTH, bigint_id, text_refusal
 from schemas.messages import Identifiers
 
-MAX_IDENTIFIER_LENGTH = 255
+MAX_IDENTIFIER_LENGTH = MAX_NAME_LENGTH
 
 # Values that clients send when they have no identifier at all. Merging on them
 # would fuse unrelated people into one profile, so they are refused outright.
@@ -51,8 +54,9 @@ def _check_plain(field: str, value: str) -> str:
         raise InvalidIdentifier(field, f"{value!r} is not a usable identifier")
     if len(value) > MAX_IDENTIFIER_LENGTH:
         raise InvalidIdentifier(field, f"longer than {MAX_IDENTIFIER_LENGTH} characters")
-    if "\x00" in value:
-        raise InvalidIdentifier(field, "contains a NUL character")
+    refusal = text_refusal(value)
+    if refusal is not None:
+        raise InvalidIdentifier(field, refusal)
     return value
 
 
@@ -82,10 +86,11 @@ def normalise_external_id(value: str) -> str:
 
 
 def normalise_customer_id(value: str) -> str:
-    customer_id = _check_plain("customer_id", str(value))
-    if not customer_id.isdigit():
+    """Our own ids: ``customers.id``, a positive ``bigint`` in ASCII decimal digits."""
+    number = bigint_id(_check_plain("customer_id", str(value)))
+    if number is None:
         raise InvalidIdentifier("customer_id", f"{value!r} is not a customer id")
-    return str(int(customer_id))
+    return str(number)
 
 
 def normalise(identifiers: Identifiers) -> Identifiers:
@@ -99,3 +104,28 @@ def normalise(identifiers: Identifiers) -> Identifiers:
             normalise_customer_id(identifiers.customer_id) if identifiers.customer_id else None
         ),
     )
+
+
+@lru_cache(maxsize=1 << 16)
+def normalised(identifiers: Identifiers) -> Identifiers | InvalidIdentifier:
+    """``normalise``, or the error it raises; cached (parsing a phone costs tens of us)."""
+    try:
+        return normalise(identifiers)
+    except InvalidIdentifier as exc:
+        return exc
+
+
+def identifiers_refusal(identifiers: Identifiers) -> str | None:
+    """Why a message's identifiers cannot be applied, or None: the consumers' rule.
+
+    They must name someone and be normalised already, so that the consumers compare
+    them byte for byte; the gateway applies the same rule before publishing.
+    """
+    checked = normalised(identifiers)
+    if isinstance(checked, InvalidIdentifier):
+        return f"invalid identifier: {checked}"
+    if checked != identifiers:
+        return "identifiers are not normalised"
+    if not checked.email and not checked.items():  # (an email alone: the hot path)
+        return "no customer identifier"
+    return None

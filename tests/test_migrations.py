@@ -6,9 +6,10 @@ import uuid
 from datetime import UTC, datetime
 
 import asyncpg
+import pytest
 
 from schemas.migrate import migrate, migration_files
-from tests.conftest import scratch_database
+from tests.conftest import Team, scratch_database
 
 
 async def test_0006_clamps_stored_times_beyond_years_1_to_9999(
@@ -45,3 +46,14 @@ async def test_0006_clamps_stored_times_beyond_years_1_to_9999(
             assert row["last_updated_at"] == datetime.max.replace(tzinfo=UTC)
         finally:
             await conn.close()
+
+
+async def test_times_beyond_years_1_to_9999_cannot_be_stored(db: asyncpg.Pool, team: Team) -> None:
+    """The second net under the gateway's and the consumers' own rule."""
+    for first_seen in ("0001-12-31 23:00:00+00 BC", "10000-01-01 00:00:00+00"):
+        with pytest.raises(asyncpg.CheckViolationError):
+            await db.execute(
+                "INSERT INTO customers (team_id, first_seen_at, last_updated_at)"
+                f" VALUES ($1, '{first_seen}', now())",
+                team.id,
+            )

@@ -65,7 +65,7 @@ POISONS = {
     "attribute beyond int64": (attribute_beyond_int64, b"64"),
     "event body with invalid UTF-8": (body_with_invalid_utf8, b"UnicodeDecodeError"),
     "event body with a lone surrogate": (body_with_lone_surrogate, b"undecodable message"),
-    "event time in year 0 UTC": (event_time_in_year_zero, b"CheckViolation"),
+    "event time in year 0 UTC": (event_time_in_year_zero, b"occurred_at: must be within the years"),
 }
 
 

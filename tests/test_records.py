@@ -153,7 +153,7 @@ def coalescing_publisher(**overrides: Any) -> tuple[Publisher, FakeProducer]:
     settings = Settings(publish_coalesce=True, publish_linger_ms=1, **overrides)
     publisher = Publisher(settings)
     fake = FakeProducer()
-    publisher._producer = fake
+    publisher.use(fake)
     return publisher, fake
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import math
 import uuid
 from typing import Any
 
 import asyncpg
 import orjson
 
+from schemas.limits import INT64_MAX, INT64_MIN
 from schemas.pg import Connection
 
 Db = asyncpg.Pool | Connection
@@ -28,9 +31,44 @@ _EVENT_COLUMNS = """
 """
 
 
+def _int_or_text(text: str) -> int | str:
+    if len(text) <= 20:  # a sign and 19 digits: int() stays cheap
+        number = int(text)
+        if INT64_MIN <= number <= INT64_MAX:
+            return number
+    return text
+
+
+def _float_or_text(text: str) -> float | str:
+    number = float(text)
+    return number if math.isfinite(number) else text
+
+
+def stored_json(text: str) -> Any:
+    """JSON as the store holds it, read back; never fails on what ``jsonb`` holds.
+
+    ``jsonb`` keeps numbers that neither a double nor a 64-bit integer can (rows
+    stored before the gateway refused them, ``1e400``): those read back as their
+    decimal text rather than failing the read.
+    """
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text, parse_int=_int_or_text, parse_float=_float_or_text)
+
+
 def compact_json(text: str | None) -> str:
-    """jsonb text as PostgreSQL prints it (``{"a": 1}``) to the compact form (``{"a":1}``)."""
-    return orjson.dumps(orjson.loads(text)).decode() if text else "{}"
+    """jsonb text as PostgreSQL prints it (``{"a": 1}``) to the compact form (``{"a":1}``).
+
+    Text orjson cannot read or write again (numbers beyond a double, nesting beyond
+    its limits) stays as PostgreSQL printed it: valid JSON all the same.
+    """
+    if not text:
+        return "{}"
+    try:
+        return orjson.dumps(orjson.loads(text)).decode()
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+        return text
 
 
 def event_view(row: asyncpg.Record) -> dict[str, Any]:
@@ -125,9 +163,9 @@ async def get_event(db: Db, team_id: int, event_id: uuid.UUID) -> asyncpg.Record
 def property_records(row: asyncpg.Record) -> list[dict[str, Any]]:
     """The event's property records: as sent to seed 003, else one per top-level body field."""
     if row["properties"]:
-        records: list[dict[str, Any]] = orjson.loads(row["properties"])
+        records: list[dict[str, Any]] = stored_json(row["properties"])
         return records
-    body = orjson.loads(row["body"]) if row["body"] else {}
+    body = stored_json(row["body"]) if row["body"] else {}
     if not isinstance(body, dict):
         return []
     return [{"property_id": name, "property_value": value} for name, value in body.items()]

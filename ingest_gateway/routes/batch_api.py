@@ -18,24 +18,34 @@ published together and the answer (200) comes once Kafka acknowledged all of the
 
 Limits (README "Batch endpoint"): ``MAX_BATCH_ITEMS`` items (default 5,000) and
 ``MAX_BODY_BYTES`` bytes (default 5 MB) per request, ``MAX_ITEM_BYTES`` bytes per
-item (default 32 KB), JSON nested at most ``MAX_JSON_DEPTH`` levels.
+item (default 32 KB), JSON nested at most ``MAX_JSON_DEPTH`` levels; every item keeps
+the rules of ``ingest_gateway.validation`` (64-bit integers, no NUL, UTF-8, times in
+years 1 to 9999 UTC, names and ids of at most 255 characters), or it is rejected.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ingest_gateway.auth import TeamId
-from ingest_gateway.body import check_depth, check_storable
+from ingest_gateway.body import parse_json
 from ingest_gateway.errors import ApiError
 from ingest_gateway.responses import JSON
+from ingest_gateway.validation import (
+    DEPTH_RULE,
+    check_json,
+    check_message,
+    check_utf8,
+    needs_walk,
+)
 from ingest_gateway.writes import accept, end_user_agent, identifiers_or_400
 from schemas.config import Settings
+from schemas.limits import INT64_MAX, INT64_MIN
 from schemas.messages import (
     EventData,
     Identifiers,
@@ -55,11 +65,15 @@ class _Envelope(msgspec.Struct):
     items: list[msgspec.Raw]
 
 
+# Ids may be JSON numbers; like every JSON integer, within the signed 64-bit range.
+_Int64 = Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]
+
+
 class _Named(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
     email: str | None = None
     phone: str | None = None
-    customer_id: str | int | None = None
-    customer_external_id: str | int | None = None
+    customer_id: str | _Int64 | None = None
+    customer_external_id: str | _Int64 | None = None
     occurred_at: datetime | None = None
 
     def identifiers(self) -> Identifiers:
@@ -75,7 +89,7 @@ class _Named(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields
 
 class _EventItem(_Named, tag="event", tag_field="type"):
     event_name: str
-    external_id: str | int | None = None
+    external_id: str | _Int64 | None = None
     event_id: str | None = None
     # Kept as sent: the gateway only checks it (``_event_body``), and re-encoding a
     # parsed copy would cost as much as parsing it did.
@@ -94,37 +108,35 @@ class ItemError(Exception):
     """One item cannot be accepted; the others go on."""
 
 
-def _may_fail_checks(raw: bytes, max_depth: int) -> bool:
-    """Whether free-form JSON in ``raw`` could fail the depth or the NUL check.
-
-    A JSON text cannot nest deeper than it has brackets, and a NUL can only be written
-    as the escape \\u0000: most items need no walk of their values at all.
-    """
-    return raw.count(b"{") + raw.count(b"[") > max_depth - 1 or b"\\u0000" in raw
-
-
-def _free_form_ok(value: Any, max_depth: int) -> None:
-    check_depth(value, max_depth)
-    check_storable(value)
+# Errors name the item's own fields rather than the canonical message's.
+_ITEM_FIELDS = {
+    "occurred_at": "occurredAt",
+    "event.name": "eventName",
+    "event.client_event_id": "eventId",
+    "event.external_id": "externalId",
+}
 
 
 def _event_body(
-    request: Request, raw: bytes, body: msgspec.Raw, settings: Settings, header_agent: str | None
-) -> tuple[msgspec.Raw, str | None]:
-    """The event body as sent, once checked, and the end user's agent.
+    request: Request, body: msgspec.Raw, settings: Settings, header_agent: str | None
+) -> tuple[Any, str | None]:
+    """The event body, once checked, and the end user's agent.
 
-    The body is parsed only when the item's raw bytes show it may matter: enough
-    brackets to be too deep, an escaped NUL, or a user agent field.
+    The body is kept as sent (msgspec skipped it: only its UTF-8 needs checking) and
+    parsed only when its bytes show it may matter (``needs_walk``: deep, an escaped
+    NUL, long numbers or exponents) or name a user agent; a parsed body is published
+    as parsed, so that no number goes to the store in a form it cannot read back.
     """
-    if memoryview(body)[:1].tobytes() != b"{":
+    data = bytes(body)
+    if data[:1] != b"{":
         raise ItemError("body must be a JSON object")
-    mentions_agent = b"user_agent" in raw or b"userAgent" in raw
-    if mentions_agent or _may_fail_checks(raw, settings.max_json_depth):
-        value = msgspec.json.decode(body)
-        _free_form_ok(value, settings.max_json_depth)
-        if mentions_agent:
-            return body, end_user_agent(request, value)
-    return body, header_agent
+    max_depth = settings.max_json_depth
+    mentions_agent = b"user_agent" in data or b"userAgent" in data
+    if not mentions_agent and not needs_walk(data, max_depth, kept_as_sent=True):
+        check_utf8(data, "The event body")
+        return body, header_agent
+    value = parse_json(data, max_depth, "The event body")
+    return value, end_user_agent(request, value) if mentions_agent else header_agent
 
 
 def _message(
@@ -142,26 +154,22 @@ def _message(
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise ItemError(f"Invalid item: {exc}") from exc
     except RecursionError as exc:
-        raise ItemError(f"JSON nested deeper than {settings.max_json_depth} levels") from exc
+        raise ItemError(DEPTH_RULE.format(max_depth=settings.max_json_depth)) from exc
     occurred_at = item.occurred_at or now
     if occurred_at.tzinfo is None:
         raise ItemError("occurredAt needs a time zone (e.g. 2024-05-01T12:00:00Z)")
     try:
         identifiers = identifiers_or_400(item.identifiers())
-    except ApiError as exc:
-        detail = f": {exc.description}" if exc.description else ""
-        raise ItemError(exc.message + detail) from exc
-    try:
         if isinstance(item, _EventItem):
             name = item.event_name
             if not name.strip() or len(name) > 255 or "\x00" in name:
                 raise ItemError("The event name must be 1 to 255 characters")
-            body, agent = _event_body(request, raw, item.body, settings, header_agent)
+            body, agent = _event_body(request, item.body, settings, header_agent)
             external_id = None if item.external_id is None else str(item.external_id)
             event = EventData(
                 name=name, body=body, external_id=external_id, client_event_id=item.event_id
             )
-            return WriteMessage(
+            message = WriteMessage(
                 id=new_message_id(),
                 team_id=team_id,
                 op="track_event",
@@ -172,9 +180,10 @@ def _message(
                 user_agent=agent,
                 api=API,
             )
-        if _may_fail_checks(raw, settings.max_json_depth):
-            _free_form_ok(item.attributes, settings.max_json_depth)
-        return WriteMessage(
+            return check_message(message, _ITEM_FIELDS, identifiers=False)
+        if needs_walk(raw, settings.max_json_depth):
+            check_json(item.attributes, settings.max_json_depth)
+        message = WriteMessage(
             id=new_message_id(),
             team_id=team_id,
             op="upsert_customer",
@@ -185,6 +194,7 @@ def _message(
             user_agent=header_agent,
             api=API,
         )
+        return check_message(message, _ITEM_FIELDS, identifiers=False)
     except ApiError as exc:
         raise ItemError(exc.message) from exc
 
@@ -198,7 +208,7 @@ async def batch(team_id: TeamId, request: Request) -> Response:
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise ApiError(400, f'Expected {{"items": [...]}}: {exc}') from exc
     except RecursionError as exc:
-        raise ApiError(400, f"JSON nested deeper than {settings.max_json_depth} levels") from exc
+        raise ApiError(400, DEPTH_RULE.format(max_depth=settings.max_json_depth)) from exc
     if not envelope.items:
         raise ApiError(400, "The batch has no items")
     if len(envelope.items) > settings.max_batch_items:

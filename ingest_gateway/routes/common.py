@@ -12,9 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ingest_gateway.errors import ApiError
-
-# Ids are bigint in PostgreSQL; longer digit strings cannot name a row.
-_MAX_BIGINT = 2**63 - 1
+from schemas.limits import bigint_id
 
 
 def json_body(examples: dict[str, Any], *, required: bool = True) -> dict[str, Any]:
@@ -77,11 +75,7 @@ def row_id(value: str | int | None) -> int | None:
     """A stored bigint id from its decimal-string form; None when it cannot be one."""
     if isinstance(value, bool) or value is None:
         return None
-    text = str(value).strip()
-    if not text.isdigit() or not text.isascii():
-        return None
-    number = int(text)
-    return number if 0 < number <= _MAX_BIGINT else None
+    return bigint_id(str(value))
 
 
 def sort_order(

@@ -24,6 +24,7 @@ from ingest_gateway.store import (
     flat_customer,
     list_customers,
 )
+from ingest_gateway.validation import MAX_OFFSET
 from ingest_gateway.writes import accept, identifiers_or_400, new_write
 from schemas.identity import InvalidIdentifier, normalise_email
 from schemas.messages import EventData, Identifiers
@@ -204,7 +205,7 @@ async def delete_customer(email: str, team_id: TeamId, request: Request) -> Resp
 async def get_customers(
     team_id: TeamId,
     request: Request,
-    starting_from: int = Query(0, alias="startingFrom", ge=0, examples=[15]),
+    starting_from: int = Query(0, alias="startingFrom", ge=0, le=MAX_OFFSET, examples=[15]),
     items_per_page: int = Query(
         50, alias="itemsPerPage", ge=1, le=1000, description="Default 50", examples=[5]
     ),

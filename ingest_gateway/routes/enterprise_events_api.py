@@ -23,14 +23,13 @@ Auth and errors as seed 002: Basic (API key as password) or ``X-API-KEY``;
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from ingest_gateway.auth import TeamId
-from ingest_gateway.body import read_json
+from ingest_gateway.body import parse_json, read_json
 from ingest_gateway.errors import ApiError, register_error_format
 from ingest_gateway.queries import events as q
 from ingest_gateway.responses import JSON
@@ -42,6 +41,7 @@ from ingest_gateway.routes.common import (
     sort_order,
     write_body,
 )
+from ingest_gateway.validation import MAX_OFFSET, QueryText
 from ingest_gateway.writes import accept, new_write
 from schemas.identity import InvalidIdentifier, normalise_customer_id
 from schemas.messages import EventData, Identifiers
@@ -141,14 +141,16 @@ def _records(value: Any) -> list[dict[str, Any]]:
     return records
 
 
-def _data(value: Any) -> dict[str, Any]:
+def _data(value: Any, max_depth: int) -> dict[str, Any]:
     if value is None:
         return {}
     if isinstance(value, str):  # the document shows data as a JSON string
+        # Read as a body is: the same rules (depth, numbers, NUL) hold inside it.
         try:
-            value = orjson.loads(value)
-        except orjson.JSONDecodeError as exc:
-            raise _invalid("event.data", "must be a JSON object or its JSON text") from exc
+            value = parse_json(value.encode(), max_depth, "event.data")
+        except ApiError as exc:
+            where = f"event.data.{exc.field}" if exc.field else "event.data"
+            raise ApiError(400, exc.message, exc.description, field=where) from exc
     if not isinstance(value, dict):
         raise _invalid("event.data", "must be a JSON object or its JSON text")
     return value
@@ -167,7 +169,8 @@ def _data(value: Any) -> dict[str, Any]:
     ),
 )
 async def create_event(team_id: TeamId, request: Request) -> Response:
-    payload = await read_json(request, request.app.state.settings.max_json_depth)
+    max_depth = request.app.state.settings.max_json_depth
+    payload = await read_json(request, max_depth)
     if not isinstance(payload, dict):
         raise ApiError(400, "Expected a JSON object with event and property_records")
     event = payload.get("event")
@@ -185,7 +188,9 @@ async def create_event(team_id: TeamId, request: Request) -> Response:
     if event.get("secondary_external_id") is not None:
         raise _invalid("event.secondary_external_id", "not supported; send null or leave out")
     records = _records(payload.get("property_records"))
-    body = _data(event.get("data")) | {r["property_id"]: r["property_value"] for r in records}
+    body = _data(event.get("data"), max_depth) | {
+        r["property_id"]: r["property_value"] for r in records
+    }
 
     db = request.app.state.db
     unknown_type = ApiError(
@@ -261,16 +266,17 @@ async def list_events(
     team_id: TeamId,
     request: Request,
     count: int = Query(100, ge=0, le=MAX_COUNT, description="Records to return (default 100)"),
-    offset: int = Query(0, ge=0, description="Records to skip (default 0)"),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET, description="Records to skip (default 0)"),
     sort_field: str | None = Query(
         None,
         description="One of event_id (default), created_at, event_type_id, customer_id,"
         " external_id",
     ),
     sort_direction: str | None = Query(None, description="ASC or DESC", examples=["DESC"]),
-    event_type_id: str | None = Query(
-        None, description="The id of an event type", examples=["8bed991c68a470e7aaeffbf048"]
-    ),
+    event_type_id: Annotated[
+        QueryText,
+        Query(description="The id of an event type", examples=["8bed991c68a470e7aaeffbf048"]),
+    ] = None,
 ) -> Response:
     column, descending = sort_order(sort_field, sort_direction, q.EVENT_SORT_COLUMNS, "event_id")
     type_id = None
@@ -312,7 +318,7 @@ async def get_property_records(
     team_id: TeamId,
     request: Request,
     count: int = Query(100, ge=0, le=MAX_COUNT),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
 ) -> Response:
     row = await q.get_event(request.app.state.db, team_id, _event_uuid(event_id))
     if row is None:

@@ -21,7 +21,7 @@ user name is ignored), or in ``X-API-KEY`` / ``?apiKey=``. Errors:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
 from fastapi import APIRouter, Query, Request
@@ -39,6 +39,7 @@ from ingest_gateway.routes.common import (
     row_id,
     sort_order,
 )
+from ingest_gateway.validation import MAX_OFFSET, QueryText
 
 PREFIX = "/rest-api/customer-interface/v1.0"
 MAX_COUNT = 1000
@@ -149,13 +150,15 @@ async def list_event_groups(
     team_id: TeamId,
     request: Request,
     count: int = Query(100, ge=0, le=MAX_COUNT, description="Records to return (default 100)"),
-    offset: int = Query(0, ge=0, description="Records to skip (default 0)"),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET, description="Records to skip (default 0)"),
     sort_field: str | None = Query(
         None, description="One of event_group_id, name, text_id, state, created_at"
     ),
     sort_direction: str | None = Query(None, description="ASC or DESC", examples=["ASC"]),
-    name: str | None = Query(None, description="Name or part of the name", examples=["Cart"]),
-    text_id: str | None = Query(None, description="Text id", examples=["shopping_cart"]),
+    name: Annotated[
+        QueryText, Query(description="Name or part of the name", examples=["Cart"])
+    ] = None,
+    text_id: Annotated[QueryText, Query(description="Text id", examples=["shopping_cart"])] = None,
 ) -> Response:
     column, descending = sort_order(
         sort_field, sort_direction, q.GROUP_SORT_COLUMNS, "event_group_id"
@@ -339,8 +342,8 @@ async def list_event_types(
     team_id: TeamId,
     request: Request,
     count: int = Query(100, ge=0, le=MAX_COUNT),
-    offset: int = Query(0, ge=0),
-    name: str | None = Query(None, description="Name or part of the name"),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
+    name: Annotated[QueryText, Query(description="Name or part of the name")] = None,
 ) -> Response:
     total, rows = await q.list_event_types(
         request.app.state.db, team_id, name=name, offset=offset, count=count

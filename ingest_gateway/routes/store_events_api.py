@@ -12,7 +12,8 @@ format of every error here):
 
 - ``source``: optional; snake_case, 1 to 255 characters.
 - ``type``: required; snake_case, 1 to 255 characters. The event's type (name).
-- ``timestamp``: ISO 8601; now when absent; without an offset it is UTC.
+- ``timestamp``: ISO 8601; now when absent; without an offset it is UTC; within the
+  years 1 to 9999 in UTC (what the store's readers hold).
 - ``id``: required string, 1 to 255 characters. An event with an id the team used
   before replaces that event (the newer event time wins).
 - ``customer``: required; ``external_id``, or else exactly one of ``phone_number``
@@ -36,14 +37,13 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ingest_gateway.auth import TeamId
 from ingest_gateway.body import read_json
 from ingest_gateway.errors import ApiError, register_error_format
-from ingest_gateway.queries.events import event_by_client_id
+from ingest_gateway.queries.events import event_by_client_id, stored_json
 from ingest_gateway.responses import JSON
 from ingest_gateway.routes.common import message_id_headers, responses, write_body
 from ingest_gateway.writes import accept, new_write
@@ -53,6 +53,7 @@ from schemas.identity import (
     normalise_external_id,
     normalise_phone,
 )
+from schemas.limits import time_refusal
 from schemas.messages import EventData, Identifiers, utcnow
 
 PREFIX = "/core/v3"
@@ -115,7 +116,12 @@ def _timestamp(problems: _Problems, value: Any) -> datetime | None:
         except ValueError:
             pass
         else:
-            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+            moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+            refusal = time_refusal(moment)
+            if refusal is None:
+                return moment
+            problems.add("timestamp", refusal)
+            return None
     problems.add("timestamp", "must be an ISO 8601 date-time, e.g. 2024-05-01T10:00:00Z")
     return None
 
@@ -328,7 +334,7 @@ async def create_or_update_event(app_key: str, team_id: TeamId, request: Request
             "source": row["source"],
             "timestamp": _iso(row["occurred_at"]),
             "customer": {"customer_id": row["customer_id"]},
-            "properties": orjson.loads(row["body"]),
+            "properties": stored_json(row["body"]),
             "status": "stored" if kept else "superseded",
         }
         return JSON(answer | stored, headers=headers)

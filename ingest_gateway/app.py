@@ -138,6 +138,8 @@ def build_api(settings: Settings) -> FastAPI:
     app.include_router(enterprise_events_api.router)
     app.include_router(store_events_api.router)
 
+    _document_unavailable(app)
+
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> Response:
         """Liveness: the process serves requests (restart it when this fails)."""
@@ -224,6 +226,29 @@ def build_api(settings: Settings) -> FastAPI:
         return response
 
     return app
+
+
+def _document_unavailable(app: FastAPI) -> None:
+    """Every operation may answer 503 (Kafka or PostgreSQL away): say so in the OpenAPI."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    operation.setdefault("responses", {}).setdefault(
+                        "503",
+                        {
+                            "description": "Kafka or PostgreSQL unavailable: nothing was"
+                            " accepted; retry after the Retry-After header's seconds",
+                            "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                        },
+                    )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def _create_pool(settings: Settings) -> asyncpg.Pool:

@@ -36,6 +36,7 @@ from ingest_gateway.auth import TeamId
 from ingest_gateway.body import parse_json
 from ingest_gateway.errors import ApiError
 from ingest_gateway.responses import JSON
+from ingest_gateway.routes.common import responses
 from ingest_gateway.validation import (
     DEPTH_RULE,
     check_json,
@@ -199,7 +200,25 @@ def _message(
         raise ItemError(exc.message) from exc
 
 
-@router.post("/batch", summary="Batch of events and customer upserts, with per-item results")
+_RESULT_EXAMPLE = {
+    "accepted": 1,
+    "rejected": 1,
+    "items": [
+        {"index": 0, "status": "accepted", "id": "0192f0a4-7b1e-7c3e-9d2a-0c1b2d3e4f50"},
+        {"index": 1, "status": "rejected", "error": "Invalid email: not an email address"},
+    ],
+}
+
+
+@router.post(
+    "/batch",
+    summary="Batch of events and customer upserts, with per-item results",
+    responses=responses(
+        (200, "Every item accepted or rejected on its own", _RESULT_EXAMPLE),
+        ("4XX", "Not a batch, or beyond a limit", {"error": "The batch has no items"}),
+        (503, "Kafka did not acknowledge: nothing accepted", {"error": "Service unavailable"}),
+    ),
+)
 async def batch(team_id: TeamId, request: Request) -> Response:
     settings: Settings = request.app.state.settings
     raw = await request.body()

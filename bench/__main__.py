@@ -35,16 +35,16 @@ import httpx
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from tqdm import tqdm
 
+from admin.cli import create_team
+from admin.databases import drop_database
 from bench import ceilings, report
 from bench.loadgen import LoadResult, LoadSpec
 from bench.loadgen import run as run_loadgen
 from bench.monitor import CpuProbe, GroupProbe, Sample, sample
 from bench.procs import BIN, REPO, Service, kafka_pid, postgres_pid
 from bench.workload import SCENARIOS, Scenario, templates
-from ingest_gateway.admin import create_team
-from schemas.config import Settings
+from runtime.settings import Settings
 from schemas.migrate import migrate
-from schemas.pg import drop_database
 
 PARTITIONS = 6
 T = TypeVar("T")

@@ -18,7 +18,7 @@ from bench.workload import messages
 from consumers import timestamps
 from consumers.apply import EventTypeCache, apply_batch
 from ingest_gateway.publisher import Publisher
-from schemas.config import Settings
+from runtime.settings import Settings
 from schemas.messages import new_message_id
 
 

@@ -10,7 +10,7 @@ import sys
 
 from consumers.exit_codes import STOPPED_FOR_A_PERSON
 from consumers.supervisor import ChildSpec, RestartPolicy, Supervisor, watch_supervisor
-from schemas.config import get_settings
+from runtime.settings import get_settings
 
 LOG_FORMAT = "%(asctime)s %(levelname)s {process} %(name)s: %(message)s"
 

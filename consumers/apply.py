@@ -25,8 +25,8 @@ import msgspec
 import orjson
 
 from consumers.plan import CustomerState, IdentifierKey, Plan, plan_batch
+from runtime.pg import Connection
 from schemas.messages import WriteMessage
-from schemas.pg import Connection
 
 
 class ConcurrentChange(Exception):

@@ -24,7 +24,7 @@ import asyncpg
 from aiokafka.errors import KafkaError
 
 from consumers.apply import ConcurrentChange
-from schemas.pg import is_unavailable
+from runtime.pg import is_unavailable
 
 
 class Fault(enum.Enum):

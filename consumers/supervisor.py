@@ -47,7 +47,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from types import FrameType
 
-from schemas.config import Settings
+from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -32,9 +32,9 @@ from consumers.decode import decode_records, message_value
 from consumers.exit_codes import STOPPED_FOR_A_PERSON
 from consumers.faults import Fault, backoff, classify
 from consumers.health import HealthServer
-from schemas.config import Settings
-from schemas.gc_tuning import tune_gc
-from schemas.ledger import prune_unless_busy
+from consumers.ledger import prune_unless_busy
+from runtime.gc import tune_gc
+from runtime.settings import Settings
 from schemas.messages import WriteMessage
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import logging
 import uvicorn
 
 from ingest_gateway.server import RequestDeadlineProtocol
-from schemas.config import get_settings
+from runtime.settings import get_settings
 
 
 def main() -> None:

@@ -36,9 +36,9 @@ from ingest_gateway.routes import (
     store_events_api,
     user_events_api,
 )
-from schemas.config import Settings, get_settings
-from schemas.gc_tuning import tune_gc
-from schemas.pg import UNAVAILABLE, is_unavailable
+from runtime.gc import tune_gc
+from runtime.pg import UNAVAILABLE, is_unavailable
+from runtime.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import asyncpg
 from fastapi import Depends, Request
 
 from ingest_gateway.errors import ApiError
-from ingest_gateway.keys import hash_api_key
+from schemas.keys import hash_api_key
 
 # Positive lookups are cached briefly so the hot path does not query PostgreSQL on
 # every request; a revoked key stops working within this many seconds.

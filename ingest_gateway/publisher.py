@@ -14,7 +14,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 from ingest_gateway.errors import ApiError, BrokerUnavailable
-from schemas.config import Settings
+from runtime.settings import Settings
 from schemas.messages import WriteMessage, encode, encode_many
 from schemas.topics import partition_key
 

@@ -53,7 +53,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from schemas.config import get_settings
+from runtime.settings import get_settings
 
 # uvicorn's own logger, as for the requests its protocol refuses: it has a handler in
 # every worker process (the root logger has one only in the parent).

@@ -1,8 +1,9 @@
 """Contracts shared by the gateway and the consumers.
 
-- ``config``: the settings both sides read from the environment.
 - ``topics``: Kafka topic names and the partition key of a write.
 - ``messages``: the canonical write message every API surface translates to.
 - ``identity``: normalisation of customer identifiers (email, phone, ...).
+- ``limits``: what can be stored (integer, time and text ranges), for both sides.
+- ``keys``: how API keys are stored (digests), between the admin CLI and the gateway.
 - ``migrations/``: the versioned SQL of the PostgreSQL store, applied by ``migrate``.
 """

@@ -13,7 +13,7 @@ from importlib import resources
 
 import asyncpg
 
-from schemas.config import get_settings
+from runtime.settings import get_settings
 
 log = logging.getLogger(__name__)
 

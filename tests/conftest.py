@@ -23,10 +23,10 @@ import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from ingest_gateway.admin import create_team
-from schemas.config import Settings
+from admin.cli import create_team
+from admin.databases import drop_database
+from runtime.settings import Settings
 from schemas.migrate import migrate
-from schemas.pg import drop_database
 from tests.support import BIN, Process, free_port, wait_for_http
 
 PARTITIONS = 6

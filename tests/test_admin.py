@@ -9,7 +9,7 @@ import asyncpg
 import uuid_utils
 
 from ingest_gateway.auth import KeyCache, team_for_key
-from ingest_gateway.keys import hash_api_key
+from schemas.keys import hash_api_key
 from tests.support import BIN, old_message_id
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from schemas.config import Settings
+from runtime.settings import Settings
 from tests.conftest import Team, create_topics, private_gateway
 
 # One write endpoint per document, and the shape of its error answers.

@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from schemas.config import Settings
+from runtime.settings import Settings
 from tests.api_shapes import assert_shape
 from tests.conftest import Team, settings_env
 from tests.support import BIN, REPO
@@ -234,7 +234,7 @@ async def test_group_configuration_api(http: httpx.AsyncClient, team: Team) -> N
 async def test_another_team_sees_none_of_it(
     http: httpx.AsyncClient, db: asyncpg.Pool, team: Team
 ) -> None:
-    from ingest_gateway.admin import create_team
+    from admin.cli import create_team
 
     [cart, *_] = await create_documented_groups(http, team)
     async with db.acquire() as conn:

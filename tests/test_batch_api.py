@@ -9,7 +9,7 @@ import asyncpg
 import httpx
 import orjson
 
-from schemas.config import Settings
+from runtime.settings import Settings
 from tests.conftest import Team
 from tests.support import eventually
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from schemas.config import Settings
+from runtime.settings import Settings
 from tests.conftest import Team, create_topics, private_gateway
 from tests.support import REPO, free_port
 

@@ -14,7 +14,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from consumers.dead_letter import DeadLetterLimit, DeadLetterLimitExceeded
-from schemas.config import Settings
+from runtime.settings import Settings
 from tests.conftest import create_topics, settings_env
 from tests.support import BIN, Process, eventually
 

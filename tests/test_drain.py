@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from schemas.config import Settings
+from runtime.settings import Settings
 from tests.conftest import Team, private_gateway
 from tests.support import eventually
 

@@ -20,7 +20,7 @@ import asyncpg
 import httpx
 import pytest
 
-from ingest_gateway.admin import create_team
+from admin.cli import create_team
 from ingest_gateway.store import outcomes
 
 GROUPS = "/rest-api/customer-interface/v1.0"

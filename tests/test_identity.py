@@ -11,7 +11,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from schemas.config import Settings
+from runtime.settings import Settings
 from schemas.messages import EventData, Identifiers, Operation, WriteMessage, encode
 from schemas.topics import partition_key
 from tests.conftest import Team

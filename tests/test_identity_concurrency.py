@@ -17,11 +17,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from ingest_gateway.admin import create_team
-from schemas.config import Settings
+from admin.cli import create_team
+from admin.databases import drop_database
+from runtime.settings import Settings
 from schemas.messages import WriteMessage, encode
 from schemas.migrate import migrate
-from schemas.pg import drop_database
 from schemas.topics import partition_key
 from tests.conftest import PARTITIONS, create_topics, settings_env
 from tests.support import BIN, Process, eventually

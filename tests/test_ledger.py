@@ -13,10 +13,10 @@ from pathlib import Path
 
 import asyncpg
 
+from consumers import ledger
 from consumers.apply import EventTypeCache, apply_batch
-from schemas import ledger
-from schemas.config import Settings
-from schemas.ledger import prune_unless_busy
+from consumers.ledger import prune_unless_busy
+from runtime.settings import Settings
 from schemas.messages import EventData, Identifiers, WriteMessage, new_message_id
 from tests.conftest import Team, create_topics, settings_env
 from tests.support import BIN, Process, eventually, old_message_id

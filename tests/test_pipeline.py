@@ -11,7 +11,7 @@ import uuid_utils
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
-from schemas.config import Settings
+from runtime.settings import Settings
 from schemas.messages import (
     Identifiers,
     WriteMessage,
@@ -134,7 +134,7 @@ async def test_api_key_in_header_or_query_and_401_otherwise(
 async def test_teams_never_see_each_other(
     http: httpx.AsyncClient, db: asyncpg.Pool, team: Team
 ) -> None:
-    from ingest_gateway.admin import create_team
+    from admin.cli import create_team
 
     async with db.acquire() as conn:
         _, other_key = await create_team(conn, f"other-{uuid.uuid4().hex[:8]}")

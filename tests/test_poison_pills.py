@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from consumers import timestamps
-from schemas.config import Settings
+from runtime.settings import Settings
 from schemas.messages import EventData, WriteMessage, encode
 from schemas.topics import partition_key
 from tests.conftest import Team

@@ -14,7 +14,7 @@ from aiokafka.partitioner import murmur2
 from consumers.decode import decode_records, message_value
 from ingest_gateway.errors import BrokerUnavailable
 from ingest_gateway.publisher import MemoPartitioner, Publisher, group_records
-from schemas.config import Settings
+from runtime.settings import Settings
 from schemas.messages import (
     Identifiers,
     WriteMessage,

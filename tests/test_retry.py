@@ -13,7 +13,7 @@ import pytest
 import consumers.worker as worker
 from consumers.apply import apply_batch
 from consumers.worker import BatchApplier
-from schemas.config import Settings
+from runtime.settings import Settings
 from schemas.messages import Identifiers, WriteMessage
 from tests.conftest import Team
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from ingest_gateway.publisher import RECORD_OVERHEAD_BYTES
-from schemas.config import Settings
+from runtime.settings import Settings
 from tests.conftest import Team, private_gateway, settings_env
 from tests.support import BIN, Process, eventually, free_port
 

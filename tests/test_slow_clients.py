@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from schemas.config import Settings
+from runtime.settings import Settings
 from tests.conftest import Team, private_gateway
 from tests.support import Process, eventually
 

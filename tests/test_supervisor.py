@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from consumers.supervisor import ChildSpec, RestartPolicy, Supervisor, describe_exit
-from schemas.config import Settings
+from runtime.settings import Settings
 from schemas.messages import Identifiers, WriteMessage, encode, new_message_id, utcnow
 from schemas.topics import partition_key
 from tests.conftest import Team, create_topics, settings_env

@@ -10,8 +10,8 @@ from typing import Any
 import asyncpg
 import orjson
 
+from runtime.pg import Connection
 from schemas.limits import INT64_MAX, INT64_MIN
-from schemas.pg import Connection
 
 Db = asyncpg.Pool | Connection
 

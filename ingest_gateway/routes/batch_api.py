@@ -45,7 +45,7 @@ from ingest_gateway.validation import (
     needs_walk,
 )
 from ingest_gateway.writes import accept, end_user_agent, identifiers_or_400
-from schemas.config import Settings
+from runtime.settings import Settings
 from schemas.limits import INT64_MAX, INT64_MIN
 from schemas.messages import (
     EventData,

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 
 from ingest_gateway.queries import event_groups as q
-from schemas.pg import Connection
+from runtime.pg import Connection
 
 COMMANDS = frozenset(
     {

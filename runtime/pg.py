@@ -1,9 +1,7 @@
-"""PostgreSQL types shared by the gateway and the consumers."""
+"""PostgreSQL plumbing shared by the gateway and the consumers: the connection type, and
+which errors mean the store is unavailable."""
 
 from __future__ import annotations
-
-import asyncio
-import time
 
 import asyncpg
 import asyncpg.exceptions._base as asyncpg_base
@@ -34,28 +32,3 @@ def is_unavailable(exc: BaseException) -> bool:
     integer beyond 64 bits) is an ``InterfaceError`` too, but the input is at fault.
     """
     return isinstance(exc, UNAVAILABLE) and not isinstance(exc, asyncpg_base.DataError)
-
-
-async def drop_database(admin_url: str, name: str, within_s: float = 30.0) -> None:
-    """``DROP DATABASE name``, ending the sessions still in it.
-
-    ``WITH (FORCE)`` terminates them, but it refuses outright when one of them is an
-    autovacuum worker (a superuser's session, beyond an ordinary role). A plain DROP
-    asks autovacuum to stop by itself, so that is the fallback, retried until the
-    other sessions are gone.
-    """
-    deadline = time.monotonic() + within_s
-    force = " WITH (FORCE)"
-    while True:
-        conn = await asyncpg.connect(admin_url)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}"{force}')
-            return
-        except asyncpg.InsufficientPrivilegeError:
-            force = ""
-        except asyncpg.ObjectInUseError:
-            if time.monotonic() > deadline:
-                raise
-        finally:
-            await conn.close()
-        await asyncio.sleep(0.2)

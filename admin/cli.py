@@ -8,7 +8,7 @@
                                                 forget applied message ids older than N days
 
 Event groups (``create-event-group``, ``list-event-groups``, ``add-event-types``,
-``remove-event-types``, ``delete-event-group``): see ``event_group_admin``.
+``remove-event-types``, ``delete-event-group``): see ``admin.event_groups``.
 
 Keys are printed once and stored only as SHA-256 digests. ``--key`` sets a key
 chosen by the caller, for clients whose key is fixed in their code.
@@ -22,11 +22,11 @@ import sys
 
 import asyncpg
 
-from ingest_gateway import event_group_admin
-from ingest_gateway.keys import hash_api_key, key_prefix, new_api_key
-from schemas.config import get_settings
-from schemas.ledger import prune_ledger
-from schemas.pg import Connection
+from admin import event_groups
+from consumers.ledger import prune_ledger
+from runtime.pg import Connection
+from runtime.settings import get_settings
+from schemas.keys import hash_api_key, key_prefix, new_api_key
 
 MIN_KEY_LENGTH = 16
 
@@ -104,10 +104,10 @@ async def _run(args: argparse.Namespace) -> str:
             return f"revoked {await revoke_keys(conn, args.team)} key(s)"
         if args.command == "prune-ledger":
             return f"forgot {await prune_ledger(conn, args.older_than_days)} message id(s)"
-        if args.command in event_group_admin.COMMANDS:
+        if args.command in event_groups.COMMANDS:
             try:
-                return await event_group_admin.run(conn, args, await _team_id(conn, args.team))
-            except event_group_admin.CommandError as exc:
+                return await event_groups.run(conn, args, await _team_id(conn, args.team))
+            except event_groups.CommandError as exc:
                 raise AdminError(str(exc)) from exc
         rows = await conn.fetch(
             "SELECT t.id, t.name, t.created_at,"
@@ -141,7 +141,7 @@ def parser() -> argparse.ArgumentParser:
         required=True,
         help="keep at least Kafka's retention of the writes topic (7 days by default)",
     )
-    event_group_admin.add_parsers(sub)
+    event_groups.add_parsers(sub)
     return p
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from schemas.pg import Connection
+from runtime.pg import Connection
 
 # pg_try_advisory_lock key: at most one consumer of the group prunes at a time.
 _PRUNE_LOCK = 0x6C6564676572  # "ledger"

@@ -1,0 +1,6 @@
+"""Process plumbing shared by the gateway, the consumers and the admin CLI.
+
+- ``settings``: the one frozen settings object, read from the environment.
+- ``pg``: the connection type, and which errors mean PostgreSQL is unavailable.
+- ``gc``: garbage-collector tuning for the long-running processes.
+"""

@@ -12,8 +12,8 @@ import asyncpg
 import httpx
 
 from runtime.settings import Settings
-from tests.api_shapes import assert_shape
 from tests.conftest import Team, settings_env
+from tests.gateway.api_shapes import assert_shape
 from tests.support import BIN, REPO
 
 BASE = "/rest-api/customer-interface/v1.0"

@@ -19,8 +19,7 @@ from runtime.settings import Settings
 from schemas.messages import EventData, WriteMessage, encode
 from schemas.topics import partition_key
 from tests.conftest import Team
-from tests.support import Process
-from tests.test_pipeline import (
+from tests.pipeline.test_pipeline import (
     DeadLetters,
     email,
     ledger_outcome,
@@ -28,6 +27,7 @@ from tests.test_pipeline import (
     raw_message,
     stored_customer,
 )
+from tests.support import Process
 
 PLACEHOLDER = 987654321987
 

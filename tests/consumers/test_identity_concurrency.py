@@ -24,8 +24,8 @@ from schemas.messages import WriteMessage, encode
 from schemas.migrate import migrate
 from schemas.topics import partition_key
 from tests.conftest import PARTITIONS, create_topics, settings_env
+from tests.consumers.workload import canonical_store, generate
 from tests.support import BIN, Process, eventually
-from tests.workload import canonical_store, generate
 
 SEED = 20261123
 COUNT = 6000

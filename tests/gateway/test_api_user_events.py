@@ -9,8 +9,8 @@ from typing import Any
 import asyncpg
 import httpx
 
-from tests.api_shapes import assert_shape
 from tests.conftest import Team
+from tests.gateway.api_shapes import assert_shape
 from tests.support import eventually
 
 PATH = "/api/v1/event/"

@@ -17,8 +17,8 @@ from typing import Any
 import asyncpg
 import httpx
 
-from tests.api_shapes import assert_shape
 from tests.conftest import Team
+from tests.gateway.api_shapes import assert_shape
 from tests.support import eventually
 
 COLLECTION = json.loads(

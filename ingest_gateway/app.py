@@ -119,7 +119,12 @@ def build_api(settings: Settings) -> FastAPI:
             yield
         finally:
             await app.state.publisher.stop()
-            await app.state.db.close()
+            # A connection still borrowed by a request that hangs must not hold the
+            # shutdown: close within the timeout, then cut what is left.
+            try:
+                await asyncio.wait_for(app.state.db.close(), settings.db_timeout_s)
+            except TimeoutError:
+                app.state.db.terminate()
 
     app = FastAPI(
         title="Customer-event ingestion gateway",

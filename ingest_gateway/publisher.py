@@ -257,6 +257,13 @@ class Publisher:
             self._replacing = None
 
     async def stop(self) -> None:
+        """Flush what was sent and stop, within PUBLISH_TIMEOUT_S.
+
+        With the broker away, aiokafka's idempotent producer retries its batches
+        forever (it never expires them), so an unbounded flush would hold a stopping
+        gateway for as long as Kafka is down. Every write still unacknowledged then
+        was answered 503, so giving up on it loses nothing that was accepted.
+        """
         for task in (self._watching, self._replacing):
             if task is not None:
                 task.cancel()
@@ -271,7 +278,14 @@ class Publisher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._connecting
         if self._producer is not None:
-            await self._producer.stop()
+            try:
+                await asyncio.wait_for(self._producer.stop(), self._settings.publish_timeout_s)
+            except TimeoutError:
+                log.warning(
+                    "Kafka did not take the last records within %.0fs; stopping without them"
+                    " (their writes were answered 503)",
+                    self._settings.publish_timeout_s,
+                )
 
     @property
     def ready(self) -> bool:

@@ -4,34 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import time
-from typing import Annotated
 
 import asyncpg
-from fastapi import Depends, Request
+from starlette.requests import Request
 
+from ingest_gateway.auth_cache import KeyCache
+from ingest_gateway.deps import services
 from ingest_gateway.errors import ApiError
 from schemas.keys import hash_api_key
-
-# Positive lookups are cached briefly so the hot path does not query PostgreSQL on
-# every request; a revoked key stops working within this many seconds.
-KEY_CACHE_SECONDS = 10.0
-
-
-class KeyCache:
-    def __init__(self) -> None:
-        self._teams: dict[bytes, tuple[int, float]] = {}
-
-    def get(self, digest: bytes) -> int | None:
-        hit = self._teams.get(digest)
-        if hit is None or hit[1] < time.monotonic():
-            return None
-        return hit[0]
-
-    def put(self, digest: bytes, team_id: int) -> None:
-        if len(self._teams) > 10_000:
-            self._teams.clear()
-        self._teams[digest] = (team_id, time.monotonic() + KEY_CACHE_SECONDS)
 
 
 def presented_key(request: Request) -> str | None:
@@ -73,11 +53,8 @@ async def require_team(request: Request) -> int:
             "Send the team API key in the X-API-KEY header, the apiKey query parameter "
             "or as the password of HTTP Basic authentication.",
         )
-    state = request.app.state
-    team_id = await team_for_key(state.db, state.key_cache, key)
+    found = services(request)
+    team_id = await team_for_key(found.db, found.key_cache, key)
     if team_id is None:
         raise ApiError(401, "Invalid API key", "The API key is unknown or was revoked.")
     return team_id
-
-
-TeamId = Annotated[int, Depends(require_team)]

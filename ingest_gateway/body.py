@@ -62,7 +62,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise RequestTooLarge
+                    raise RequestTooLarge(limit)
             return message
 
         await self.app(scope, limited_receive, send)

@@ -6,12 +6,17 @@ handler renders it with the formatter registered for the request's path prefix.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 
 from ingest_gateway.responses import JSON
+from runtime.pg import is_unavailable
+
+log = logging.getLogger(__name__)
 
 ErrorFormatter = Callable[[int, str, str | None, str | None], Any]
 
@@ -20,13 +25,19 @@ class ApiError(Exception):
     """An error answer: HTTP status, a message, and optionally a description and field."""
 
     def __init__(
-        self, status: int, message: str, description: str | None = None, field: str | None = None
+        self,
+        status: int,
+        message: str,
+        description: str | None = None,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.description = description
         self.field = field
+        self.headers = headers
 
 
 class RequestTooLarge(Exception):
@@ -61,5 +72,47 @@ def error_response(request: Request, error: ApiError) -> JSON:
     body = formatter_for(request.url.path)(
         error.status, error.message, error.description, error.field
     )
-    headers = {"WWW-Authenticate": 'Basic realm="ingest"'} if error.status == 401 else None
-    return JSON(body, status_code=error.status, headers=headers)
+    headers = dict(error.headers or {})
+    if error.status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="ingest"'
+    return JSON(body, status_code=error.status, headers=headers or None)
+
+
+def _unavailable(request: Request, message: str, description: str) -> JSON:
+    response = error_response(request, ApiError(503, message, description))
+    response.headers["Retry-After"] = "1"
+    return response
+
+
+def render_error(request: Request, exc: Exception) -> Response | None:
+    """The answer for an exception an endpoint raised, or None for a bug (a 500).
+
+    Bad input is the endpoint's ``ApiError``; an outage is 503 with ``Retry-After``
+    in the surface's format, whichever service is away.
+    """
+    if isinstance(exc, ApiError):
+        return error_response(request, exc)
+    if isinstance(exc, RequestTooLarge):
+        limit = exc.args[0] if exc.args else 0
+        return error_response(
+            request, ApiError(413, f"The request body is larger than the limit of {limit} bytes")
+        )
+    if isinstance(exc, BrokerUnavailable):
+        return _unavailable(
+            request,
+            "Service unavailable: the write was not accepted, please retry",
+            "The message broker did not acknowledge the write in time.",
+        )
+    if is_unavailable(exc):
+        log.warning("PostgreSQL unavailable: %s: %s", type(exc).__name__, exc)
+        return _unavailable(
+            request,
+            "Service unavailable: please retry",
+            "The store did not answer; nothing was accepted.",
+        )
+    if isinstance(exc, ClientDisconnect):
+        # The client left mid-body (or a read deadline closed it): nothing was
+        # accepted, and nobody is there to read an answer. Not an error of ours.
+        log.info("client disconnected before its request was read: %s", request.url.path)
+        return Response(status_code=400)
+    return None

@@ -1,7 +1,7 @@
 """The gateway's one validation layer: nothing it answers 2xx for breaks a store rule.
 
 Every surface reads its request through ``ingest_gateway.body`` (JSON, urlencoded or
-multipart) and builds ``WriteMessage`` values through ``ingest_gateway.writes``; both
+multipart) and builds ``WriteMessage`` values through ``ingest_gateway.accept``; both
 call here, so a rule is written once and holds on every surface:
 
 * **JSON** (``check_json``): nesting at most ``MAX_JSON_DEPTH``; no NUL in strings
@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 from urllib.parse import unquote_to_bytes
 
-from pydantic import AfterValidator
+from msgspec import Meta
 
 from ingest_gateway.errors import ApiError
 from schemas.identity import identifiers_refusal
@@ -179,16 +179,10 @@ def check_path(scope: Mapping[str, Any]) -> None:
             ) from exc
 
 
-def _query_text(value: str | None) -> str | None:
-    if value is not None and (refusal := text_refusal(value)) is not None:
-        raise ValueError(refusal)
-    return value
-
-
-# A text query parameter (a filter) PostgreSQL can compare: ``Annotated[QueryText,
-# Query(...)] = None``. A broken rule is FastAPI's validation error, which the app
-# renders as a 400 naming the parameter.
-QueryText = Annotated[str | None, AfterValidator(_query_text)]
+# A text query parameter (a filter) PostgreSQL can compare: no NUL. (A query string
+# is decoded with U+FFFD for what is not UTF-8, so lone surrogates cannot arrive.)
+# A broken rule is the route table's 400 naming the parameter.
+QueryText = Annotated[str, Meta(pattern="^[^\\x00]*$")] | None
 
 
 # -- messages ----------------------------------------------------------------------

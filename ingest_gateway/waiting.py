@@ -14,7 +14,7 @@ import time
 import asyncpg
 from starlette.requests import Request
 
-from ingest_gateway.store import outcomes
+from ingest_gateway.read_model.customers import outcomes
 
 _POLL_INTERVAL_S = 0.02
 

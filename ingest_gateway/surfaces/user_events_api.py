@@ -33,16 +33,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from starlette.requests import Request
+from starlette.responses import Response
 
-from ingest_gateway.auth import TeamId
+from ingest_gateway import deps
+from ingest_gateway.accept import accept, new_write
 from ingest_gateway.body import read_json
-from ingest_gateway.errors import ApiError, register_error_format
-from ingest_gateway.queries.events import customer_for_identifier, event_view, events_by_ids
+from ingest_gateway.errors import ApiError
+from ingest_gateway.read_model.events import customer_for_identifier, event_view, events_by_ids
 from ingest_gateway.responses import JSON
-from ingest_gateway.routes.common import message_id_headers, responses, write_body
-from ingest_gateway.writes import accept, new_write
+from ingest_gateway.routing import Surface
+from ingest_gateway.surfaces.common import message_id_headers, responses, write_body
 from schemas.identity import InvalidIdentifier, normalise_customer_id, normalise_email
 from schemas.messages import EventData, EventKind, Identifiers, WriteMessage, utcnow
 
@@ -51,14 +52,12 @@ API = "user_events_api"
 LOGIN_ATTRIBUTE = "lastLoginDate"
 MAX_NAME = 255
 
-router = APIRouter(prefix=PREFIX, tags=["User events (seed 001)"])
-
 
 def _error(status: int, message: str, description: str | None, field: str | None) -> Any:
     return {"errors": [{"message": message, "description": description or message}]}
 
 
-register_error_format(PREFIX, _error)
+surface = Surface(PREFIX, "User events (seed 001)", _error)
 
 # Event types with rules of their own, by name without case, "_" or "-".
 _KINDS: dict[str, EventKind] = {
@@ -192,7 +191,7 @@ def _writes(
     return messages
 
 
-@router.post(
+@surface.post(
     "/event",
     summary="Create new event",
     openapi_extra=write_body(
@@ -228,8 +227,8 @@ def _writes(
         ("4XX", "User not found", _NO_USER),
     ),
 )
-async def create_event(team_id: TeamId, request: Request) -> Response:
-    payload = await read_json(request, request.app.state.settings.max_json_depth)
+async def create_event(team_id: int, request: Request) -> Response:
+    payload = await read_json(request, deps.settings(request).max_json_depth)
     if not isinstance(payload, dict):
         raise ApiError(400, "Invalid request", "Send a JSON object with user and event")
     identifiers, named_by = _user(payload)
@@ -240,7 +239,7 @@ async def create_event(team_id: TeamId, request: Request) -> Response:
         )
     messages = _writes(request, team_id, identifiers, events)
 
-    db = request.app.state.db
+    db = deps.db(request)
     kind, value = (
         ("customer_id", identifiers.customer_id)
         if identifiers.customer_id

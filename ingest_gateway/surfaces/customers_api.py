@@ -6,40 +6,41 @@ list, batch upsert, batch delete) and events by name per customer.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response
+import msgspec
+from msgspec import Meta
+from starlette.requests import Request
+from starlette.responses import Response
 
-from ingest_gateway.auth import TeamId
+from ingest_gateway import deps
+from ingest_gateway.accept import accept, identifiers_or_400, new_write
 from ingest_gateway.body import read_json, read_key_values
-from ingest_gateway.errors import ApiError, register_error_format
-from ingest_gateway.queries.events import Db
-from ingest_gateway.responses import JSON
-from ingest_gateway.routes.common import WAIT_PARAMETERS, responses, write_body
-from ingest_gateway.store import (
+from ingest_gateway.errors import ApiError
+from ingest_gateway.read_model.customers import (
     count_customers,
     customer_by_identifier,
     existing_identifiers,
     flat_customer,
     list_customers,
 )
+from ingest_gateway.read_model.events import Db
+from ingest_gateway.responses import JSON
+from ingest_gateway.routing import Surface
+from ingest_gateway.surfaces.common import WAIT_PARAMETERS, responses, write_body
 from ingest_gateway.validation import MAX_OFFSET
-from ingest_gateway.writes import accept, identifiers_or_400, new_write
 from schemas.identity import InvalidIdentifier, normalise_email
 from schemas.messages import EventData, Identifiers
 
 PREFIX = "/api/1.0"
 API = "customers_api"
 
-router = APIRouter(prefix=PREFIX, tags=["Customer API (api/1.0)"])
-
 
 def _error(status: int, message: str, description: str | None, field: str | None) -> Any:
     return {"error": message}
 
 
-register_error_format(PREFIX, _error)
+surface = Surface(PREFIX, "Customer API (api/1.0)", _error)
 
 # Names that address the customer rather than describe it.
 _IDENTITY_KEYS = {"email"}
@@ -124,7 +125,7 @@ def _not_found(email: str) -> ApiError:
     return ApiError(404, f"Customer with email {email} was not found.")
 
 
-@router.get(
+@surface.get(
     "/customer/{email}",
     summary="Get customer data",
     responses=responses(
@@ -133,18 +134,18 @@ def _not_found(email: str) -> ApiError:
         ("4XX", "Missing API key", _UNAUTHORISED),
     ),
 )
-async def get_customer(email: str, team_id: TeamId, request: Request) -> Response:
+async def get_customer(email: str, team_id: int, request: Request) -> Response:
     try:
         normalised = normalise_email(email)
     except InvalidIdentifier as exc:
         raise _not_found(email) from exc
-    row = await customer_by_identifier(request.app.state.db, team_id, "email", normalised)
+    row = await customer_by_identifier(deps.db(request), team_id, "email", normalised)
     if row is None:
         raise _not_found(email)
     return JSON(flat_customer(row["attributes"], normalised))
 
 
-@router.post(
+@surface.post(
     "/customer/{email}",
     summary="Create or update customer",
     openapi_extra={"requestBody": _FORM_BODY, "parameters": WAIT_PARAMETERS},
@@ -158,9 +159,9 @@ async def get_customer(email: str, team_id: TeamId, request: Request) -> Respons
         ("4XX", "Invalid email", {"error": "Invalid email"}),
     ),
 )
-async def upsert_customer(email: str, team_id: TeamId, request: Request) -> Response:
+async def upsert_customer(email: str, team_id: int, request: Request) -> Response:
     identifiers = identifiers_or_400(Identifiers(email=email))
-    attributes = await read_key_values(request, request.app.state.settings.max_json_depth)
+    attributes = await read_key_values(request, deps.settings(request).max_json_depth)
     attributes = {k: v for k, v in attributes.items() if k not in _IDENTITY_KEYS}
     message = new_write(
         request, team_id, "upsert_customer", identifiers, attributes=attributes, api=API
@@ -171,14 +172,14 @@ async def upsert_customer(email: str, team_id: TeamId, request: Request) -> Resp
         return JSON({"id": message.id, "status": "accepted"}, status_code=202, headers=headers)
     if accepted.waited:
         row = await customer_by_identifier(
-            request.app.state.db, team_id, "email", identifiers.email or ""
+            deps.db(request), team_id, "email", identifiers.email or ""
         )
         if row is not None:
             return JSON(flat_customer(row["attributes"], identifiers.email), headers=headers)
     return JSON({"email": identifiers.email, **attributes}, headers=headers)
 
 
-@router.delete(
+@surface.delete(
     "/customer/{email}",
     summary="Delete a customer",
     openapi_extra={"parameters": WAIT_PARAMETERS},
@@ -187,36 +188,40 @@ async def upsert_customer(email: str, team_id: TeamId, request: Request) -> Resp
         ("4XX", "Invalid email", {"error": "Invalid email"}),
     ),
 )
-async def delete_customer(email: str, team_id: TeamId, request: Request) -> Response:
+async def delete_customer(email: str, team_id: int, request: Request) -> Response:
     identifiers = identifiers_or_400(Identifiers(email=email))
     message = new_write(request, team_id, "delete_customer", identifiers, api=API)
     accepted = await accept(request, [message])
     return JSON({"success": True}, headers=_accepted_headers(accepted.message_ids))
 
 
-@router.get(
+class CustomersPage(msgspec.Struct):
+    starting_from: Annotated[int, Meta(ge=0, le=MAX_OFFSET, examples=[15])] = msgspec.field(
+        default=0, name="startingFrom"
+    )
+    items_per_page: Annotated[int, Meta(ge=1, le=1000, description="Default 50", examples=[5])] = (
+        msgspec.field(default=50, name="itemsPerPage")
+    )
+
+
+@surface.get(
     "/customers",
     summary="Get a list of customers",
+    query=CustomersPage,
     responses=responses(
         (200, "Get a list of customers", _LIST),
         ("4XX", "Invalid parameter", {"error": "Invalid parameter itemsPerPage: ..."}),
     ),
 )
-async def get_customers(
-    team_id: TeamId,
-    request: Request,
-    starting_from: int = Query(0, alias="startingFrom", ge=0, le=MAX_OFFSET, examples=[15]),
-    items_per_page: int = Query(
-        50, alias="itemsPerPage", ge=1, le=1000, description="Default 50", examples=[5]
-    ),
-) -> Response:
-    db = request.app.state.db
+async def get_customers(team_id: int, request: Request, query: CustomersPage) -> Response:
+    starting_from, items_per_page = query.starting_from, query.items_per_page
+    db = deps.db(request)
     total = await count_customers(db, team_id)
     rows = await list_customers(db, team_id, starting_from, items_per_page)
     next_from = starting_from + items_per_page
     next_url = None
     if next_from < total:
-        base = request.app.state.settings.public_base_url or str(request.base_url).rstrip("/")
+        base = deps.settings(request).public_base_url or str(request.base_url).rstrip("/")
         next_url = (
             f"{base}{PREFIX}/customers?startingFrom={next_from}&itemsPerPage={items_per_page}"
         )
@@ -233,7 +238,7 @@ async def get_customers(
     )
 
 
-@router.post(
+@surface.post(
     "/customers",
     summary="Batch create/update customers",
     openapi_extra={
@@ -253,8 +258,8 @@ async def get_customers(
         ("4XX", "Not an array", {"error": "Expected a JSON array of customers"}),
     ),
 )
-async def upsert_customers(team_id: TeamId, request: Request) -> Response:
-    settings = request.app.state.settings
+async def upsert_customers(team_id: int, request: Request) -> Response:
+    settings = deps.settings(request)
     entries = await read_json(request, settings.max_json_depth)
     if not isinstance(entries, list):
         raise ApiError(400, "Expected a JSON array of customers")
@@ -279,7 +284,7 @@ async def upsert_customers(team_id: TeamId, request: Request) -> Response:
     # The answer lists "the saved customers with their attributes": the stored ones
     # under the ones sent. Read before publishing, so that a failed read never turns
     # an accepted write into an error.
-    db = request.app.state.db
+    db = deps.db(request)
     emails = [m.identifiers.email or "" for m in messages]
     before = await _stored_by_email(db, team_id, emails) if messages else {}
     accepted = await accept(request, messages)
@@ -307,7 +312,7 @@ async def _stored_by_email(db: Db, team_id: int, emails: list[str]) -> dict[str,
     return {r["value"]: flat_customer(r["attributes"], r["value"]) for r in rows}
 
 
-@router.delete(
+@surface.delete(
     "/customers",
     summary="Batch delete customers",
     openapi_extra=write_body(
@@ -325,8 +330,8 @@ async def _stored_by_email(db: Db, team_id: int, emails: list[str]) -> dict[str,
         ("4XX", "Bad body", {"error": 'Expected {"emails": [...]}'}),
     ),
 )
-async def delete_customers(team_id: TeamId, request: Request) -> Response:
-    settings = request.app.state.settings
+async def delete_customers(team_id: int, request: Request) -> Response:
+    settings = deps.settings(request)
     # The collection sends this JSON body with a form content type: read it as JSON.
     payload = await read_json(request, settings.max_json_depth)
     emails = payload.get("emails") if isinstance(payload, dict) else None
@@ -339,7 +344,7 @@ async def delete_customers(team_id: TeamId, request: Request) -> Response:
             normalised[normalise_email(email)] = email
         except (InvalidIdentifier, AttributeError, TypeError):
             could_not.append(email)
-    known = await existing_identifiers(request.app.state.db, team_id, "email", list(normalised))
+    known = await existing_identifiers(deps.db(request), team_id, "email", list(normalised))
     messages = [
         new_write(request, team_id, "delete_customer", Identifiers(email=e), api=API)
         for e in normalised
@@ -356,7 +361,7 @@ async def delete_customers(team_id: TeamId, request: Request) -> Response:
     )
 
 
-@router.post(
+@surface.post(
     "/events/{event_name}/{customer_email}/{external_id}",
     summary="Create event",
     openapi_extra=write_body({"Create event": _EVENT_BODY}, required=False),
@@ -375,13 +380,11 @@ async def delete_customers(team_id: TeamId, request: Request) -> Response:
     ),
 )
 async def create_event(
-    event_name: str, customer_email: str, external_id: str, team_id: TeamId, request: Request
+    event_name: str, customer_email: str, external_id: str, team_id: int, request: Request
 ) -> Response:
     identifiers = identifiers_or_400(Identifiers(email=customer_email))
     raw = await request.body()
-    body = (
-        await read_json(request, request.app.state.settings.max_json_depth) if raw.strip() else {}
-    )
+    body = await read_json(request, deps.settings(request).max_json_depth) if raw.strip() else {}
     if not event_name.strip() or len(event_name) > 255:
         raise ApiError(400, "The event name must be 1 to 255 characters")
     event = EventData(name=event_name, body=body, external_id=external_id)
@@ -391,8 +394,3 @@ async def create_event(
     if accepted.timed_out:
         return JSON(answer, status_code=202, headers=_accepted_headers(accepted.message_ids))
     return JSON(answer, headers=_accepted_headers(accepted.message_ids))
-
-
-# The hottest single writes: served by ``ingest_gateway.fast_routes.FastWrites``
-# (same endpoint functions, without FastAPI's routing and dependency resolution).
-FAST_ENDPOINTS = (create_event, upsert_customer)

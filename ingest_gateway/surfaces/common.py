@@ -9,10 +9,32 @@ with examples; declaring a ``4XX`` entry also keeps FastAPI from advertising its
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
 
 from ingest_gateway.errors import ApiError
+from ingest_gateway.validation import MAX_OFFSET
 from schemas.limits import bigint_id
+
+MAX_COUNT = 1000
+
+
+class Page(msgspec.Struct):
+    """``count`` and ``offset`` query parameters of the /rest-api lists."""
+
+    count: Annotated[
+        int, Meta(ge=0, le=MAX_COUNT, description="Records to return (default 100)")
+    ] = 100
+    offset: Annotated[int, Meta(ge=0, le=MAX_OFFSET, description="Records to skip (default 0)")] = 0
+
+
+class SortedPage(Page):
+    """A ``Page`` with ``sort_field`` and ``sort_direction`` (``sort_order`` checks them)."""
+
+    sort_field: str | None = None
+    sort_direction: Annotated[str, Meta(description="ASC or DESC", examples=["ASC"])] | None = None
 
 
 def json_body(examples: dict[str, Any], *, required: bool = True) -> dict[str, Any]:

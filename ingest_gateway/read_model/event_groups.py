@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from ingest_gateway.queries.events import Db
+from ingest_gateway.read_model.events import Db
 
 GROUP_SORT_COLUMNS = {
     "event_group_id": "g.id",

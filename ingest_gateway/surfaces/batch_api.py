@@ -29,14 +29,16 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from starlette.requests import Request
+from starlette.responses import Response
 
-from ingest_gateway.auth import TeamId
+from ingest_gateway import deps
+from ingest_gateway.accept import accept, end_user_agent, identifiers_or_400
 from ingest_gateway.body import parse_json
 from ingest_gateway.errors import ApiError
 from ingest_gateway.responses import JSON
-from ingest_gateway.routes.common import responses
+from ingest_gateway.routing import Surface
+from ingest_gateway.surfaces.common import responses
 from ingest_gateway.validation import (
     DEPTH_RULE,
     check_json,
@@ -44,7 +46,6 @@ from ingest_gateway.validation import (
     check_utf8,
     needs_walk,
 )
-from ingest_gateway.writes import accept, end_user_agent, identifiers_or_400
 from runtime.settings import Settings
 from schemas.limits import INT64_MAX, INT64_MIN
 from schemas.messages import (
@@ -58,7 +59,8 @@ from schemas.messages import (
 PREFIX = "/api/1.0"
 API = "batch_api"
 
-router = APIRouter(prefix=PREFIX, tags=["Batch API (api/1.0)"])
+# The 000 surface's prefix and error format (``customers_api``), a tag of its own.
+surface = Surface(PREFIX, "Batch API (api/1.0)", None)
 
 
 class _Envelope(msgspec.Struct):
@@ -210,7 +212,7 @@ _RESULT_EXAMPLE = {
 }
 
 
-@router.post(
+@surface.post(
     "/batch",
     summary="Batch of events and customer upserts, with per-item results",
     responses=responses(
@@ -219,8 +221,8 @@ _RESULT_EXAMPLE = {
         (503, "Kafka did not acknowledge: nothing accepted", {"error": "Service unavailable"}),
     ),
 )
-async def batch(team_id: TeamId, request: Request) -> Response:
-    settings: Settings = request.app.state.settings
+async def batch(team_id: int, request: Request) -> Response:
+    settings: Settings = deps.settings(request)
     raw = await request.body()
     try:
         envelope = _envelope_decoder.decode(raw)
@@ -255,4 +257,3 @@ async def batch(team_id: TeamId, request: Request) -> Response:
 
 # Served by ``ingest_gateway.fast_routes.FastWrites`` (same endpoint, without
 # FastAPI's routing and dependency resolution: ~10% of the gateway's CPU on batches).
-FAST_ENDPOINTS = (batch,)

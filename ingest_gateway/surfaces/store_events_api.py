@@ -37,16 +37,17 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from starlette.requests import Request
+from starlette.responses import Response
 
-from ingest_gateway.auth import TeamId
+from ingest_gateway import deps
+from ingest_gateway.accept import accept, new_write
 from ingest_gateway.body import read_json
-from ingest_gateway.errors import ApiError, register_error_format
-from ingest_gateway.queries.events import event_by_client_id, stored_json
+from ingest_gateway.errors import ApiError
+from ingest_gateway.read_model.events import event_by_client_id, stored_json
 from ingest_gateway.responses import JSON
-from ingest_gateway.routes.common import message_id_headers, responses, write_body
-from ingest_gateway.writes import accept, new_write
+from ingest_gateway.routing import Surface
+from ingest_gateway.surfaces.common import message_id_headers, responses, write_body
 from schemas.identity import (
     InvalidIdentifier,
     normalise_email,
@@ -60,15 +61,13 @@ PREFIX = "/core/v3"
 API = "store_events_api"
 MAX_TEXT = 255
 
-router = APIRouter(prefix=PREFIX, tags=["Custom customer events per store (seed 004)"])
-
 
 def _error(status: int, message: str, description: str | None, field: str | None) -> Any:
     error = {"field": field, "message": message} if field else {"message": message}
     return {"errors": [error]}
 
 
-register_error_format(PREFIX, _error)
+surface = Surface(PREFIX, "Custom customer events per store (seed 004)", _error)
 
 _SNAKE_CASE = re.compile(r"[a-z0-9]+(?:_[a-z0-9]+)*")
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
@@ -195,7 +194,7 @@ def _customer(problems: _Problems, value: Any) -> tuple[Identifiers, dict[str, A
 async def _check_store(request: Request, team_id: int, app_key: str) -> None:
     hit = _TEAM_NAMES.get(team_id)
     if hit is None or hit[1] < time.monotonic():
-        name = await request.app.state.db.fetchval("SELECT name FROM teams WHERE id = $1", team_id)
+        name = await deps.db(request).fetchval("SELECT name FROM teams WHERE id = $1", team_id)
         hit = (str(name), time.monotonic() + _TEAM_NAME_TTL_S)
         _TEAM_NAMES[team_id] = hit
     if app_key not in (hit[0], str(team_id)):
@@ -242,7 +241,7 @@ _INVALID = {
 }
 
 
-@router.post(
+@surface.post(
     "/stores/{app_key}/custom_events",
     summary="Create or update custom customer event",
     openapi_extra=write_body({"by external id": _EXAMPLE, "by phone number": _BY_PHONE}),
@@ -274,9 +273,9 @@ _INVALID = {
         ),
     ),
 )
-async def create_or_update_event(app_key: str, team_id: TeamId, request: Request) -> Response:
+async def create_or_update_event(app_key: str, team_id: int, request: Request) -> Response:
     await _check_store(request, team_id, app_key)
-    payload = await read_json(request, request.app.state.settings.max_json_depth)
+    payload = await read_json(request, deps.settings(request).max_json_depth)
     if not isinstance(payload, dict):
         raise ApiError(400, "Expected a JSON object")
     problems = _Problems()
@@ -323,7 +322,7 @@ async def create_or_update_event(app_key: str, team_id: TeamId, request: Request
         return JSON(answer | {"status": "pending"}, status_code=202, headers=headers)
     if accepted.outcomes is not None:
         outcome = accepted.outcomes.get(message.id, "")
-        row = await event_by_client_id(request.app.state.db, team_id, event_id)
+        row = await event_by_client_id(deps.db(request), team_id, event_id)
         if outcome != "applied" or row is None:
             return JSON(answer | {"status": outcome or "unknown"}, headers=headers)
         # A version with a later event time may have been kept instead of this one.

@@ -24,29 +24,31 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response
+from msgspec import Meta
+from starlette.requests import Request
+from starlette.responses import Response
 
-from ingest_gateway.auth import TeamId
+from ingest_gateway import deps
 from ingest_gateway.body import read_json
-from ingest_gateway.errors import ApiError, register_error_format
-from ingest_gateway.queries import event_groups as q
+from ingest_gateway.errors import ApiError
+from ingest_gateway.read_model import event_groups as q
 from ingest_gateway.responses import JSON
-from ingest_gateway.routes.common import (
+from ingest_gateway.routing import Surface
+from ingest_gateway.surfaces.common import (
+    Page,
+    SortedPage,
     json_body,
     responses,
     rest_api_error,
     row_id,
     sort_order,
 )
-from ingest_gateway.validation import MAX_OFFSET, QueryText
+from ingest_gateway.validation import QueryText
 
 PREFIX = "/rest-api/customer-interface/v1.0"
-MAX_COUNT = 1000
 MAX_TEXT = 255
 
-router = APIRouter(prefix=PREFIX, tags=["Event groups (seed 002)"])
-register_error_format(PREFIX, rest_api_error)
+surface = Surface(PREFIX, "Event groups (seed 002)", rest_api_error)
 
 # -- examples from the document ---------------------------------------------------
 
@@ -124,7 +126,7 @@ def _state(payload: dict[str, Any], default: int | None) -> int | None:
 
 
 async def _object_body(request: Request) -> dict[str, Any]:
-    payload = await read_json(request, request.app.state.settings.max_json_depth)
+    payload = await read_json(request, deps.settings(request).max_json_depth)
     if not isinstance(payload, dict):
         raise ApiError(400, "Expected a JSON object")
     return payload
@@ -137,34 +139,39 @@ def _conflict(text_id: str | None) -> ApiError:
 # -- the document's reads --------------------------------------------------------
 
 
-@router.get(
+class GroupsQuery(SortedPage):
+    sort_field: (
+        Annotated[str, Meta(description="One of event_group_id, name, text_id, state, created_at")]
+        | None
+    ) = None
+    name: Annotated[QueryText, Meta(description="Name or part of the name", examples=["Cart"])] = (
+        None
+    )
+    text_id: Annotated[QueryText, Meta(description="Text id", examples=["shopping_cart"])] = None
+
+
+class TypesQuery(Page):
+    name: Annotated[QueryText, Meta(description="Name or part of the name")] = None
+
+
+@surface.get(
     "/event-groups",
     summary="List of all event groups",
+    query=GroupsQuery,
     responses=responses(
         (200, "Event groups", _LIST),
         ("4XX", "Invalid parameter", _BAD_SORT),
         ("4XX", "Missing or wrong credentials", _UNAUTHORISED),
     ),
 )
-async def list_event_groups(
-    team_id: TeamId,
-    request: Request,
-    count: int = Query(100, ge=0, le=MAX_COUNT, description="Records to return (default 100)"),
-    offset: int = Query(0, ge=0, le=MAX_OFFSET, description="Records to skip (default 0)"),
-    sort_field: str | None = Query(
-        None, description="One of event_group_id, name, text_id, state, created_at"
-    ),
-    sort_direction: str | None = Query(None, description="ASC or DESC", examples=["ASC"]),
-    name: Annotated[
-        QueryText, Query(description="Name or part of the name", examples=["Cart"])
-    ] = None,
-    text_id: Annotated[QueryText, Query(description="Text id", examples=["shopping_cart"])] = None,
-) -> Response:
+async def list_event_groups(team_id: int, request: Request, query: GroupsQuery) -> Response:
+    sort_field, sort_direction = query.sort_field, query.sort_direction
+    name, text_id, offset, count = query.name, query.text_id, query.offset, query.count
     column, descending = sort_order(
         sort_field, sort_direction, q.GROUP_SORT_COLUMNS, "event_group_id"
     )
     total, rows = await q.list_groups(
-        request.app.state.db,
+        deps.db(request),
         team_id,
         name=name,
         text_id=text_id,
@@ -177,15 +184,15 @@ async def list_event_groups(
     return JSON({"data": {"event_groups": groups, "total_items": total}})
 
 
-@router.get(
+@surface.get(
     "/event-groups/{event_group_id}",
     summary="Detail of a specific event group",
     responses=responses(
         (200, "Event group", {"data": _GROUP}), ("4XX", "Unknown event group", _NOT_FOUND)
     ),
 )
-async def get_event_group(event_group_id: str, team_id: TeamId, request: Request) -> Response:
-    row = await q.get_group(request.app.state.db, team_id, _group_id(event_group_id))
+async def get_event_group(event_group_id: str, team_id: int, request: Request) -> Response:
+    row = await q.get_group(deps.db(request), team_id, _group_id(event_group_id))
     if row is None:
         raise ApiError(404, f"Event group {event_group_id} was not found")
     return JSON({"data": q.group_view(row)})
@@ -196,7 +203,7 @@ async def get_event_group(event_group_id: str, team_id: TeamId, request: Request
 _NEW_GROUP = {"name": "Shopping Cart", "text_id": "shopping_cart", "state": 1}
 
 
-@router.post(
+@surface.post(
     "/event-groups",
     summary="Create an event group (not in the document)",
     status_code=201,
@@ -216,26 +223,26 @@ _NEW_GROUP = {"name": "Shopping Cart", "text_id": "shopping_cart", "state": 1}
         ),
     ),
 )
-async def create_event_group(team_id: TeamId, request: Request) -> Response:
+async def create_event_group(team_id: int, request: Request) -> Response:
     payload = await _object_body(request)
     name = _text(payload, "name", required=True)
     text_id = _text(payload, "text_id", required=True)
     state = _state(payload, 1)
     assert name is not None and text_id is not None and state is not None
     try:
-        row = await q.create_group(request.app.state.db, team_id, name, text_id, state)
+        row = await q.create_group(deps.db(request), team_id, name, text_id, state)
     except asyncpg.UniqueViolationError as exc:
         raise _conflict(text_id) from exc
     return JSON({"data": q.group_view(row)}, status_code=201)
 
 
-@router.patch(
+@surface.patch(
     "/event-groups/{event_group_id}",
     summary="Change an event group's name, text id or state (not in the document)",
     openapi_extra=json_body({"rename": {"name": "Cart"}, "disable": {"state": 0}}),
     responses=responses((200, "Changed", {"data": _GROUP}), ("4XX", "Unknown", _NOT_FOUND)),
 )
-async def update_event_group(event_group_id: str, team_id: TeamId, request: Request) -> Response:
+async def update_event_group(event_group_id: str, team_id: int, request: Request) -> Response:
     group_id = _group_id(event_group_id)
     payload = await _object_body(request)
     text_id = _text(payload, "text_id", required=False)
@@ -245,7 +252,7 @@ async def update_event_group(event_group_id: str, team_id: TeamId, request: Requ
         "state": _state(payload, None),
     }
     try:
-        row = await q.update_group(request.app.state.db, team_id, group_id, changes)
+        row = await q.update_group(deps.db(request), team_id, group_id, changes)
     except asyncpg.UniqueViolationError as exc:
         raise _conflict(text_id) from exc
     if row is None:
@@ -253,14 +260,14 @@ async def update_event_group(event_group_id: str, team_id: TeamId, request: Requ
     return JSON({"data": q.group_view(row)})
 
 
-@router.delete(
+@surface.delete(
     "/event-groups/{event_group_id}",
     summary="Delete an event group (not in the document)",
     status_code=204,
     responses=responses(("4XX", "Unknown", _NOT_FOUND)),
 )
-async def delete_event_group(event_group_id: str, team_id: TeamId, request: Request) -> Response:
-    if not await q.delete_group(request.app.state.db, team_id, _group_id(event_group_id)):
+async def delete_event_group(event_group_id: str, team_id: int, request: Request) -> Response:
+    if not await q.delete_group(deps.db(request), team_id, _group_id(event_group_id)):
         raise ApiError(404, f"Event group {event_group_id} was not found")
     return Response(status_code=204)
 
@@ -268,13 +275,13 @@ async def delete_event_group(event_group_id: str, team_id: TeamId, request: Requ
 # -- configuration: membership ---------------------------------------------------
 
 
-@router.get(
+@surface.get(
     "/event-groups/{event_group_id}/event-types",
     summary="Event types in a group (not in the document)",
     responses=responses((200, "Members", _TYPES), ("4XX", "Unknown", _NOT_FOUND)),
 )
-async def get_group_event_types(event_group_id: str, team_id: TeamId, request: Request) -> Response:
-    db = request.app.state.db
+async def get_group_event_types(event_group_id: str, team_id: int, request: Request) -> Response:
+    db = deps.db(request)
     group_id = _group_id(event_group_id)
     if await q.get_group(db, team_id, group_id) is None:
         raise ApiError(404, f"Event group {event_group_id} was not found")
@@ -285,7 +292,7 @@ async def get_group_event_types(event_group_id: str, team_id: TeamId, request: R
 async def _member_ids(
     request: Request, team_id: int, event_group_id: str, event_type_id: str
 ) -> tuple[int, int]:
-    db = request.app.state.db
+    db = deps.db(request)
     group_id = _group_id(event_group_id)
     if await q.get_group(db, team_id, group_id) is None:
         raise ApiError(404, f"Event group {event_group_id} was not found")
@@ -295,39 +302,40 @@ async def _member_ids(
     return group_id, type_id
 
 
-@router.put(
+@surface.put(
     "/event-groups/{event_group_id}/event-types/{event_type_id}",
     summary="Put an event type in a group (not in the document)",
     status_code=204,
     responses=responses(("4XX", "Unknown group or event type", _NOT_FOUND)),
 )
 async def add_group_event_type(
-    event_group_id: str, event_type_id: str, team_id: TeamId, request: Request
+    event_group_id: str, event_type_id: str, team_id: int, request: Request
 ) -> Response:
     group_id, type_id = await _member_ids(request, team_id, event_group_id, event_type_id)
-    await q.add_members(request.app.state.db, team_id, group_id, [type_id])
+    await q.add_members(deps.db(request), team_id, group_id, [type_id])
     return Response(status_code=204)
 
 
-@router.delete(
+@surface.delete(
     "/event-groups/{event_group_id}/event-types/{event_type_id}",
     summary="Take an event type out of a group (not in the document)",
     status_code=204,
     responses=responses(("4XX", "Unknown group or event type", _NOT_FOUND)),
 )
 async def remove_group_event_type(
-    event_group_id: str, event_type_id: str, team_id: TeamId, request: Request
+    event_group_id: str, event_type_id: str, team_id: int, request: Request
 ) -> Response:
     group_id, type_id = await _member_ids(request, team_id, event_group_id, event_type_id)
-    await q.remove_members(request.app.state.db, team_id, group_id, [type_id])
+    await q.remove_members(deps.db(request), team_id, group_id, [type_id])
     return Response(status_code=204)
 
 
 # -- configuration: event types --------------------------------------------------
 
 
-@router.get(
+@surface.get(
     "/event-types",
+    query=TypesQuery,
     summary="Event types of the team (not in the document)",
     responses=responses(
         (200, "Event types", _TYPES),
@@ -338,20 +346,15 @@ async def remove_group_event_type(
         ),
     ),
 )
-async def list_event_types(
-    team_id: TeamId,
-    request: Request,
-    count: int = Query(100, ge=0, le=MAX_COUNT),
-    offset: int = Query(0, ge=0, le=MAX_OFFSET),
-    name: Annotated[QueryText, Query(description="Name or part of the name")] = None,
-) -> Response:
+async def list_event_types(team_id: int, request: Request, query: TypesQuery) -> Response:
+    name, offset, count = query.name, query.offset, query.count
     total, rows = await q.list_event_types(
-        request.app.state.db, team_id, name=name, offset=offset, count=count
+        deps.db(request), team_id, name=name, offset=offset, count=count
     )
     return JSON({"data": {"event_types": [dict(r) for r in rows], "total_items": total}})
 
 
-@router.post(
+@surface.post(
     "/event-types",
     summary="Create an event type, or find it by name (not in the document)",
     status_code=201,
@@ -365,9 +368,9 @@ async def list_event_types(
         ),
     ),
 )
-async def create_event_type(team_id: TeamId, request: Request) -> Response:
+async def create_event_type(team_id: int, request: Request) -> Response:
     payload = await _object_body(request)
     name = _text(payload, "name", required=True)
     assert name is not None
-    ids = await q.ensure_event_types(request.app.state.db, team_id, [name])
+    ids = await q.ensure_event_types(deps.db(request), team_id, [name])
     return JSON({"data": {"event_type_id": str(ids[name]), "name": name}}, status_code=201)

@@ -25,15 +25,20 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response
+from msgspec import Meta
+from starlette.requests import Request
+from starlette.responses import Response
 
-from ingest_gateway.auth import TeamId
+from ingest_gateway import deps
+from ingest_gateway.accept import accept, new_write
 from ingest_gateway.body import parse_json, read_json
-from ingest_gateway.errors import ApiError, register_error_format
-from ingest_gateway.queries import events as q
+from ingest_gateway.errors import ApiError
+from ingest_gateway.read_model import events as q
 from ingest_gateway.responses import JSON
-from ingest_gateway.routes.common import (
+from ingest_gateway.routing import Surface
+from ingest_gateway.surfaces.common import (
+    Page,
+    SortedPage,
     message_id_headers,
     responses,
     rest_api_error,
@@ -41,19 +46,16 @@ from ingest_gateway.routes.common import (
     sort_order,
     write_body,
 )
-from ingest_gateway.validation import MAX_OFFSET, QueryText
-from ingest_gateway.writes import accept, new_write
+from ingest_gateway.validation import QueryText
 from schemas.identity import InvalidIdentifier, normalise_customer_id
 from schemas.messages import EventData, Identifiers
 
 PREFIX = "/rest-api/enterprise-interface/v1.0"
 API = "enterprise_events_api"
-MAX_COUNT = 1000
 MAX_TEXT = 255
 MAX_PROPERTY_RECORDS = 1000
 
-router = APIRouter(prefix=PREFIX, tags=["Events (seed 003)"])
-register_error_format(PREFIX, rest_api_error)
+surface = Surface(PREFIX, "Events (seed 003)", rest_api_error)
 
 # -- examples from the document ---------------------------------------------------
 
@@ -156,7 +158,7 @@ def _data(value: Any, max_depth: int) -> dict[str, Any]:
     return value
 
 
-@router.post(
+@surface.post(
     "/events",
     summary="Create a new event",
     status_code=201,
@@ -168,8 +170,8 @@ def _data(value: Any, max_depth: int) -> dict[str, Any]:
         ("4XX", "Unknown event type", _UNKNOWN_TYPE),
     ),
 )
-async def create_event(team_id: TeamId, request: Request) -> Response:
-    max_depth = request.app.state.settings.max_json_depth
+async def create_event(team_id: int, request: Request) -> Response:
+    max_depth = deps.settings(request).max_json_depth
     payload = await read_json(request, max_depth)
     if not isinstance(payload, dict):
         raise ApiError(400, "Expected a JSON object with event and property_records")
@@ -192,7 +194,7 @@ async def create_event(team_id: TeamId, request: Request) -> Response:
         r["property_id"]: r["property_value"] for r in records
     }
 
-    db = request.app.state.db
+    db = deps.db(request)
     unknown_type = ApiError(
         422, f"Unknown event_type_id {raw_type_id!r}", field="event.event_type_id"
     )
@@ -250,9 +252,27 @@ def _event_uuid(event_id: str) -> uuid.UUID:
         raise ApiError(404, f"Event {event_id} was not found") from exc
 
 
-@router.get(
+class EventsQuery(SortedPage):
+    sort_field: (
+        Annotated[
+            str,
+            Meta(
+                description="One of event_id (default), created_at, event_type_id, customer_id,"
+                " external_id"
+            ),
+        ]
+        | None
+    ) = None
+    event_type_id: Annotated[
+        QueryText,
+        Meta(description="The id of an event type", examples=["8bed991c68a470e7aaeffbf048"]),
+    ] = None
+
+
+@surface.get(
     "/events",
     summary="Get information about all events",
+    query=EventsQuery,
     responses=responses(
         (200, "Events", _LIST),
         (
@@ -262,22 +282,13 @@ def _event_uuid(event_id: str) -> uuid.UUID:
         ),
     ),
 )
-async def list_events(
-    team_id: TeamId,
-    request: Request,
-    count: int = Query(100, ge=0, le=MAX_COUNT, description="Records to return (default 100)"),
-    offset: int = Query(0, ge=0, le=MAX_OFFSET, description="Records to skip (default 0)"),
-    sort_field: str | None = Query(
-        None,
-        description="One of event_id (default), created_at, event_type_id, customer_id,"
-        " external_id",
-    ),
-    sort_direction: str | None = Query(None, description="ASC or DESC", examples=["DESC"]),
-    event_type_id: Annotated[
-        QueryText,
-        Query(description="The id of an event type", examples=["8bed991c68a470e7aaeffbf048"]),
-    ] = None,
-) -> Response:
+async def list_events(team_id: int, request: Request, query: EventsQuery) -> Response:
+    sort_field, sort_direction, event_type_id = (
+        query.sort_field,
+        query.sort_direction,
+        query.event_type_id,
+    )
+    offset, count = query.offset, query.count
     column, descending = sort_order(sort_field, sort_direction, q.EVENT_SORT_COLUMNS, "event_id")
     type_id = None
     if event_type_id:
@@ -285,7 +296,7 @@ async def list_events(
         if type_id is None:  # no event type has such an id: nothing matches
             return JSON({"data": {"events": [], "total_items": 0}})
     total, rows = await q.list_events(
-        request.app.state.db,
+        deps.db(request),
         team_id,
         event_type_id=type_id,
         sort_column=column,
@@ -296,31 +307,29 @@ async def list_events(
     return JSON({"data": {"events": [q.event_view(r) for r in rows], "total_items": total}})
 
 
-@router.get(
+@surface.get(
     "/events/{event_id}",
     summary="Get information about a specific event",
     responses=responses((200, "Event", {"data": _EVENT}), ("4XX", "Unknown event", _NOT_FOUND)),
 )
-async def get_event(event_id: str, team_id: TeamId, request: Request) -> Response:
-    row = await q.get_event(request.app.state.db, team_id, _event_uuid(event_id))
+async def get_event(event_id: str, team_id: int, request: Request) -> Response:
+    row = await q.get_event(deps.db(request), team_id, _event_uuid(event_id))
     if row is None:
         raise ApiError(404, f"Event {event_id} was not found")
     return JSON({"data": q.event_view(row)})
 
 
-@router.get(
+@surface.get(
     "/events/{event_id}/property-records",
     summary="Get a list of all property records of an event",
+    query=Page,
     responses=responses((200, "Property records", _RECORDS), ("4XX", "Unknown", _NOT_FOUND)),
 )
 async def get_property_records(
-    event_id: str,
-    team_id: TeamId,
-    request: Request,
-    count: int = Query(100, ge=0, le=MAX_COUNT),
-    offset: int = Query(0, ge=0, le=MAX_OFFSET),
+    event_id: str, team_id: int, request: Request, query: Page
 ) -> Response:
-    row = await q.get_event(request.app.state.db, team_id, _event_uuid(event_id))
+    offset, count = query.offset, query.count
+    row = await q.get_event(deps.db(request), team_id, _event_uuid(event_id))
     if row is None:
         raise ApiError(404, f"Event {event_id} was not found")
     records = q.property_records(row)

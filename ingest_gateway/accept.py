@@ -8,6 +8,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from ingest_gateway import deps
 from ingest_gateway.errors import ApiError
 from ingest_gateway.validation import check_message, check_path
 from ingest_gateway.waiting import wait_for_outcomes, wants_wait
@@ -94,11 +95,11 @@ class Accepted:
 
 async def accept(request: Request, messages: list[WriteMessage]) -> Accepted:
     """Publish (2xx only after Kafka acknowledged), then wait if the client asked to."""
-    state = request.app.state
+    services = deps.services(request)
     if messages:
-        await state.publisher.publish(messages)
+        await services.publisher.publish(messages)
     ids = [m.id for m in messages]
     if not wants_wait(request) or not ids:
         return Accepted(ids, None, waited=False)
-    found = await wait_for_outcomes(state.db, ids, state.settings.wait_timeout_s)
+    found = await wait_for_outcomes(services.db, ids, services.settings.wait_timeout_s)
     return Accepted(ids, found, waited=True)

@@ -1,0 +1,46 @@
+"""The services a request's endpoint uses, typed: settings, the store's pool, the publisher.
+
+``app.create_app`` makes one ``Services`` per process at start-up and hands it to
+every request (in the ASGI scope); endpoints read it through these functions, so a
+reader and mypy see exactly what each one uses.
+
+Imports: settings, the publisher and the key cache only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+from starlette.requests import Request
+
+from ingest_gateway.auth_cache import KeyCache
+from ingest_gateway.publisher import Publisher
+from runtime.settings import Settings
+
+SCOPE_KEY = "ingest.services"
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    db: asyncpg.Pool
+    publisher: Publisher
+    key_cache: KeyCache
+
+
+def services(request: Request) -> Services:
+    found: Services = request.scope[SCOPE_KEY]
+    return found
+
+
+def settings(request: Request) -> Settings:
+    return services(request).settings
+
+
+def db(request: Request) -> asyncpg.Pool:
+    return services(request).db
+
+
+def publisher(request: Request) -> Publisher:
+    return services(request).publisher

@@ -1,6 +1,16 @@
-"""``ingest-admin``: configuration and operations, written straight to PostgreSQL.
+"""``ingest-admin``: configuration and operations, written straight to PostgreSQL and Kafka.
 
-- ``cli``: the command line (teams and keys, event groups, the ledger).
+One job a module:
+
+- ``cli``: the command line only: parses the arguments and dispatches to the modules below.
+- ``teams``: teams and their API keys (create, list, rotate, revoke).
 - ``event_groups``: event groups of the 002 API, as configuration.
+- ``ledger``: the ``prune-ledger`` command (the pruning is ``consumers.ledger``).
+- ``dead_letters``: replaying the dead-letter topic into the writes topic after a fix.
+- ``errors``: ``CommandError``, the refusal every command may raise.
 - ``databases``: scratch databases for the test suite and the benchmark.
+
+The package may import ``schemas``, ``runtime``, ``consumers.ledger`` and the
+gateway's read-and-configure queries (``ingest_gateway.read_model``); nothing imports it
+but its tests, the test fixtures and the benchmark.
 """

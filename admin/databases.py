@@ -1,4 +1,7 @@
-"""Scratch databases beside the store (the test suite's and the benchmark's)."""
+"""Scratch databases beside the store (the test suite's and the benchmark's).
+
+Not a command: the test fixtures and ``bench`` drop theirs with it. Imports asyncpg only.
+"""
 
 from __future__ import annotations
 

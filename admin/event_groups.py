@@ -7,8 +7,11 @@
     ingest-admin remove-event-types TEAM GROUP TYPE...
     ingest-admin delete-event-group TEAM GROUP
 
-GROUP is a group's text id (or its id). The same operations are in the HTTP API
-under ``/rest-api/customer-interface/v1.0`` (README "Event groups").
+TEAM is a team's name or id, GROUP a group's text id (or its id). The same
+operations are in the HTTP API under ``/rest-api/customer-interface/v1.0`` (README
+"Event groups"), and both run the gateway's queries of them
+(``ingest_gateway.read_model.event_groups``): that, ``runtime.pg`` and ``admin.errors``
+are all this module imports.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from typing import Any
 
 import asyncpg
 
-from ingest_gateway.queries import event_groups as q
+from admin.errors import CommandError
+from ingest_gateway.read_model import event_groups as q
 from runtime.pg import Connection
 
 COMMANDS = frozenset(
@@ -30,10 +34,6 @@ COMMANDS = frozenset(
         "delete-event-group",
     }
 )
-
-
-class CommandError(Exception):
-    pass
 
 
 def add_parsers(sub: Any) -> None:

@@ -35,8 +35,8 @@ import httpx
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from tqdm import tqdm
 
-from admin.cli import create_team
 from admin.databases import drop_database
+from admin.teams import create_team
 from bench import ceilings, report
 from bench.loadgen import LoadResult, LoadSpec
 from bench.loadgen import run as run_loadgen

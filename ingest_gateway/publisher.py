@@ -14,6 +14,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 from ingest_gateway.errors import ApiError, BrokerUnavailable
+from runtime.kafka import acked_producer
 from runtime.settings import Settings
 from schemas.messages import WriteMessage, encode, encode_many
 from schemas.topics import partition_key
@@ -165,14 +166,11 @@ class Publisher:
 
     def _new_producer(self) -> AIOKafkaProducer:
         s = self._settings
-        return AIOKafkaProducer(
-            bootstrap_servers=s.kafka_bootstrap_servers,
-            client_id="ingest-gateway",
-            acks="all",
-            enable_idempotence=True,
+        return acked_producer(
+            s,
+            "ingest-gateway",
             linger_ms=s.producer_linger_ms,
             max_batch_size=s.producer_max_batch_bytes,
-            max_request_size=s.kafka_message_max_bytes,
             compression_type=s.producer_compression,
             request_timeout_ms=int(s.publish_timeout_s * 1000),
             partitioner=self._partitioner,

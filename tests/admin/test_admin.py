@@ -8,18 +8,22 @@ import uuid
 import asyncpg
 import uuid_utils
 
-from ingest_gateway.auth import KeyCache, team_for_key
+from ingest_gateway.auth import team_for_key
+from ingest_gateway.auth_cache import KeyCache
 from schemas.keys import hash_api_key
 from tests.support import BIN, old_message_id
 
 
-def admin(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+def admin(
+    database_url: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``ingest-admin`` on the database, with ``env`` for the other settings."""
     return subprocess.run(
         [str(BIN / "ingest-admin"), *args],
         capture_output=True,
         text=True,
         check=False,
-        env={"DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"},
+        env={**(env or {}), "DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"},
     )
 
 

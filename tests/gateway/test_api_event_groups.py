@@ -234,7 +234,7 @@ async def test_group_configuration_api(http: httpx.AsyncClient, team: Team) -> N
 async def test_another_team_sees_none_of_it(
     http: httpx.AsyncClient, db: asyncpg.Pool, team: Team
 ) -> None:
-    from admin.cli import create_team
+    from admin.teams import create_team
 
     [cart, *_] = await create_documented_groups(http, team)
     async with db.acquire() as conn:

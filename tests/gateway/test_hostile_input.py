@@ -20,8 +20,8 @@ import asyncpg
 import httpx
 import pytest
 
-from admin.cli import create_team
-from ingest_gateway.store import outcomes
+from admin.teams import create_team
+from ingest_gateway.read_model.customers import outcomes
 
 GROUPS = "/rest-api/customer-interface/v1.0"
 EVENTS = "/rest-api/enterprise-interface/v1.0"

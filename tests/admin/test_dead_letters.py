@@ -1,0 +1,133 @@
+"""``ingest-admin replay-dead-letters`` on the real Kafka and PostgreSQL.
+
+The letters come from a consumer of the test's own, on topics of their own: a replay
+reads a whole dead-letter topic, and the session's is shared by every test.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from admin.dead_letters import GROUP
+from runtime.settings import Settings
+from schemas.messages import encode
+from schemas.topics import partition_key
+from tests.admin.test_admin import admin
+from tests.conftest import Team, create_topics, settings_env
+from tests.pipeline import test_pipeline as pipeline
+from tests.support import BIN, Process, eventually
+
+
+@pytest.fixture
+async def replay_settings(settings: Settings, run_id: str) -> Settings:
+    """The session's settings with a writes and a dead-letter topic of this test's own."""
+    name = f"test.{run_id}.replay.{uuid.uuid4().hex[:6]}"
+    topics = {"writes_topic": f"{name}.writes", "dead_letter_topic": f"{name}.dlq"}
+    await create_topics(settings.kafka_bootstrap_servers, dict.fromkeys(topics.values(), 2))
+    return settings.model_copy(update={**topics, "consumer_group": f"{name}.consumers"})
+
+
+@pytest.fixture
+def replay_consumer(replay_settings: Settings, log_dir: Path) -> Iterator[Process]:
+    env = settings_env(replay_settings, metrics_port=0)
+    proc = Process("replay-consumer", [str(BIN / "ingest-consumer")], env, log_dir)
+    yield proc
+    proc.stop()
+
+
+async def dlq_offsets(settings: Settings) -> tuple[dict[int, int], dict[int, int]]:
+    """(the replay group's committed offsets, the ends) of the dead-letter topic, by partition."""
+    client = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    reader = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await client.start()
+    await reader.start()
+    try:
+        committed = await client.list_consumer_group_offsets(GROUP)
+        partitions = [TopicPartition(settings.dead_letter_topic, p) for p in range(2)]
+        ends = await reader.end_offsets(partitions)
+    finally:
+        await reader.stop()
+        await client.close()
+    topic = settings.dead_letter_topic
+    return (
+        {tp.partition: o.offset for tp, o in committed.items() if tp.topic == topic},
+        {tp.partition: end for tp, end in ends.items()},
+    )
+
+
+async def writes_end(settings: Settings) -> int:
+    reader = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await reader.start()
+    try:
+        partitions = [TopicPartition(settings.writes_topic, p) for p in range(2)]
+        return sum((await reader.end_offsets(partitions)).values())
+    finally:
+        await reader.stop()
+
+
+async def test_dead_letters_replayed_after_the_fix_apply_once(
+    replay_settings: Settings, replay_consumer: Process, db: asyncpg.Pool
+) -> None:
+    s = replay_settings
+    env = settings_env(s)
+    # A team that does not exist (yet): the store's foreign key refuses its customer.
+    missing_team = 2**62 + uuid.uuid4().int % 2**40
+    address = pipeline.email()
+    orphan = pipeline.raw_message(missing_team, address, plan="gold")
+    poison = b'{"id": "not a message"'  # dead-lettered too, and never fixable
+    async with pipeline.DeadLetters(s) as dlq:
+        await pipeline.produce(
+            s, partition_key(missing_team, orphan.identifiers), encode(orphan), poison
+        )
+        letters = await dlq.wait_for(encode(orphan), poison)
+    assert b"ForeignKeyViolation" in letters[encode(orphan)]["reason"]
+    assert await pipeline.ledger_outcome(db, orphan.id) == "dead_letter"
+
+    # A dry run shows the letters and changes nothing.
+    before = await writes_end(s)
+    dry = admin(s.database_url, "replay-dead-letters", "--dry-run", env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert "ForeignKeyViolationError" in dry.stdout and "undecodable message" in dry.stdout
+    assert f"from {s.writes_topic}/" in dry.stdout
+    assert repr(encode(orphan)[:40])[:-1] in dry.stdout  # the first bytes of the value
+    assert dry.stdout.splitlines()[-1] == (
+        "dry run: would replay 2 dead letter(s), skip 0; nothing produced or committed"
+    )
+    limited = admin(s.database_url, "replay-dead-letters", "--dry-run", "--limit", "1", env=env)
+    assert "would replay 1 dead letter(s), skip 0" in limited.stdout, limited.stderr
+    assert await writes_end(s) == before
+    assert (await dlq_offsets(s))[0] == {}  # nothing committed
+
+    # The fix: the team is created. Only the letters it fixes are replayed.
+    await db.execute(
+        "INSERT INTO teams (id, name) OVERRIDING SYSTEM VALUE VALUES ($1, $2)",
+        missing_team,
+        f"restored-{missing_team}",
+    )
+    replay = admin(
+        s.database_url, "replay-dead-letters", "--reason-contains", "foreignkey", env=env
+    )
+    assert replay.returncode == 0, replay.stderr
+    assert replay.stdout.strip() == "replayed 1 dead letter(s), skipped 1"
+
+    row = await eventually(
+        lambda: pipeline.stored_customer(db, Team(missing_team, key=""), address)
+    )
+    assert await pipeline.ledger_outcome(db, orphan.id) == "applied"  # (the same transaction)
+    assert orjson.loads(row["attributes"]) == {"plan": "gold"}
+    assert await db.fetchval("SELECT count(*) FROM customers WHERE team_id = $1", missing_team) == 1
+
+    # The group's offsets are at the end of the topic: a second run finds nothing.
+    committed, ends = await dlq_offsets(s)
+    assert committed == {p: end for p, end in ends.items() if end}
+    again = admin(s.database_url, "replay-dead-letters", env=env)
+    assert again.stdout.strip() == "replayed 0 dead letter(s), skipped 0", again.stderr
+    assert replay_consumer.popen.poll() is None, replay_consumer.tail()

@@ -1,0 +1,156 @@
+"""The replay loop without Kafka: what it reads, what it produces, when it commits.
+
+``replay_assigned`` runs on a fake consumer and producer that log every send,
+acknowledgement and commit, so the order is visible: offsets are committed only
+after the acknowledgements of everything read before them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from aiokafka import TopicPartition
+
+from admin.dead_letters import Replay, replay_assigned
+
+DLQ = "dlq"
+Log = list[tuple[str, object]]
+
+
+@dataclass
+class Record:
+    partition: int
+    offset: int
+    value: bytes
+    key: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+class FakeConsumer:
+    """Partitions of letters (one reason each), fetched ``per_fetch`` at a time.
+
+    ``late`` letters are in the topic but arrived after the replay started: beyond
+    the end offsets it sees.
+    """
+
+    def __init__(self, log: Log, reasons: dict[int, list[str]], per_fetch: int, late: int = 0):
+        self.log = log
+        self.per_fetch = per_fetch
+        self.records = {
+            TopicPartition(DLQ, p): [
+                Record(p, o, f"{p}/{o}".encode(), b"key", [("reason", r.encode())])
+                for o, r in enumerate(rs)
+            ]
+            for p, rs in reasons.items()
+        }
+        self.ends = {tp: len(rs) - late for tp, rs in self.records.items()}
+        self.positions = dict.fromkeys(self.records, 0)
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.records)
+
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self.ends[tp] for tp in partitions}
+
+    async def position(self, tp: TopicPartition) -> int:
+        return self.positions[tp]
+
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int
+    ) -> dict[TopicPartition, list[Record]]:
+        batch = {}
+        for tp in partitions:
+            start = self.positions[tp]
+            if records := self.records[tp][start : start + self.per_fetch]:
+                batch[tp] = records
+                self.positions[tp] = start + len(records)
+        return batch
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.log.append(("commit", {tp.partition: o for tp, o in offsets.items()}))
+
+
+@dataclass
+class FakeProducer:
+    """Acknowledges each send on a later turn of the event loop."""
+
+    log: Log
+    sent: list[tuple[str, bytes, bytes | None]] = field(default_factory=list)
+
+    async def send(self, topic: str, value: bytes, key: bytes | None) -> asyncio.Future[None]:
+        self.sent.append((topic, value, key))
+        self.log.append(("send", value))
+        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def acknowledge() -> None:
+            self.log.append(("ack", value))
+            ack.set_result(None)
+
+        asyncio.get_running_loop().call_soon(acknowledge)
+        return ack
+
+
+async def replay(
+    reasons: dict[int, list[str]],
+    per_fetch: int = 2,
+    late: int = 0,
+    dry_run: bool = False,
+    limit: int | None = None,
+    reason_contains: str | None = None,
+) -> tuple[Replay, Log, FakeProducer]:
+    log: Log = []
+    producer = FakeProducer(log)
+    consumer = FakeConsumer(log, reasons, per_fetch, late)
+    done = await replay_assigned(
+        consumer, None if dry_run else producer, "writes", limit, reason_contains
+    )
+    return done, log, producer
+
+
+async def test_offsets_are_committed_after_the_acknowledgements_of_their_batch() -> None:
+    done, log, producer = await replay({0: ["a", "b", "c"]})
+    assert (done.replayed, done.skipped) == (3, 0)
+    assert log == [
+        ("send", b"0/0"),
+        ("send", b"0/1"),
+        ("ack", b"0/0"),
+        ("ack", b"0/1"),
+        ("commit", {0: 2}),
+        ("send", b"0/2"),
+        ("ack", b"0/2"),
+        ("commit", {0: 3}),
+    ]
+    # The original value under the original key, to the writes topic.
+    assert producer.sent[0] == ("writes", b"0/0", b"key")
+
+
+async def test_every_partition_is_read_to_its_end_and_no_further() -> None:
+    done, log, _ = await replay({0: ["a", "b", "c"], 1: ["d"]}, per_fetch=10, late=1)
+    # Partition 1's only letter came after the start; partition 0's third too.
+    assert (done.replayed, done.skipped) == (2, 0)
+    assert [entry for entry in log if entry[0] == "commit"] == [("commit", {0: 2})]
+
+
+async def test_the_limit_commits_up_to_the_last_letter_replayed() -> None:
+    done, log, producer = await replay({0: ["a", "b", "c", "d", "e"]}, limit=3)
+    assert done.replayed == 3
+    assert [value for _, value, _ in producer.sent] == [b"0/0", b"0/1", b"0/2"]
+    assert log[-1] == ("commit", {0: 3})
+
+
+async def test_skipped_letters_are_not_produced_but_committed_past() -> None:
+    done, log, producer = await replay(
+        {0: ["ForeignKeyViolationError: x", "undecodable message", "ForeignKeyViolation"]},
+        reason_contains="foreignkey",
+    )
+    assert (done.replayed, done.skipped) == (2, 1)
+    assert [value for _, value, _ in producer.sent] == [b"0/0", b"0/2"]
+    assert log[-1] == ("commit", {0: 3})
+
+
+async def test_a_dry_run_produces_and_commits_nothing() -> None:
+    done, log, _ = await replay({0: ["why"] * 3}, dry_run=True, limit=2)
+    assert log == []
+    assert (done.replayed, done.skipped) == (2, 0)
+    assert done.previews[0] == "0/0 from ?: why\n    b'0/0'"

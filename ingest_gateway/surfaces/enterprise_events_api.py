@@ -36,6 +36,7 @@ from ingest_gateway.errors import ApiError
 from ingest_gateway.read_model import events as q
 from ingest_gateway.responses import JSON
 from ingest_gateway.routing import Surface
+from ingest_gateway.surfaces import enterprise_events_examples as examples
 from ingest_gateway.surfaces.common import (
     Page,
     SortedPage,
@@ -59,52 +60,6 @@ surface = Surface(PREFIX, "Events (seed 003)", rest_api_error)
 
 # -- examples from the document ---------------------------------------------------
 
-_CREATE = {
-    "event": {
-        "event_type_id": "8bed991c68a470e7aaeffbf048",
-        "customer_id": "85bc5819e09dab95437552ce79",
-        "external_id": "aaabbbccc",
-    },
-    "property_records": [{"property_id": "has_purchase", "property_value": "true"}],
-}
-_EVENT = {
-    "event_id": "8bed991c68a470e7aaeffbf048",
-    "event_type_id": "8bed991c68a470e7aaeffbf048",
-    "customer_id": "85bc5819e09dab95437552ce79",
-    "external_id": "157613",
-    "data": '{"test":10,"test2":20}',
-    "created_at": "2017-06-20 16:59:49",
-    "secondary_external_id": None,
-    "state": 1,
-}
-_LIST = {
-    "data": {
-        "events": [
-            _EVENT,
-            {
-                **_EVENT,
-                "event_id": "8bda8a4854394325e2748a5005",
-                "external_id": "3624",
-                "created_at": "2018-04-20 15:58:04",
-            },
-        ],
-        "total_items": 114,
-    }
-}
-_RECORDS = {
-    "data": {
-        "property_records": [{"property_id": "has_purchase", "property_value": "true"}],
-        "total_items": 1,
-    }
-}
-_UNKNOWN_TYPE = {
-    "error": {
-        "code": 422,
-        "message": "Unknown event_type_id '8bed991c68a470e7aaeffbf048'",
-        "field": "event.event_type_id",
-    }
-}
-_NOT_FOUND = {"error": {"code": 404, "message": "Event 8bed991c68a470e7aaeffbf048 was not found"}}
 
 # -- create ----------------------------------------------------------------------
 
@@ -162,12 +117,12 @@ def _data(value: Any, max_depth: int) -> dict[str, Any]:
     "/events",
     summary="Create a new event",
     status_code=201,
-    openapi_extra=write_body({"document example": _CREATE}),
+    openapi_extra=write_body({"document example": examples.CREATE}),
     responses=responses(
         (201, "Created", {"data": {"event_id": "85c7c9d1ccf6c6dfed34edc8d2"}}),
-        (201, "Created, with Prefer: return=representation", {"data": _EVENT}),
+        (201, "Created, with Prefer: return=representation", {"data": examples.EVENT}),
         (202, "Accepted; the wait for the consumers ran out", {"data": {"event_id": "0190..."}}),
-        ("4XX", "Unknown event type", _UNKNOWN_TYPE),
+        ("4XX", "Unknown event type", examples.UNKNOWN_TYPE),
     ),
 )
 async def create_event(team_id: int, request: Request) -> Response:
@@ -274,7 +229,7 @@ class EventsQuery(SortedPage):
     summary="Get information about all events",
     query=EventsQuery,
     responses=responses(
-        (200, "Events", _LIST),
+        (200, "Events", examples.LIST),
         (
             "4XX",
             "Invalid parameter",
@@ -310,7 +265,9 @@ async def list_events(team_id: int, request: Request, query: EventsQuery) -> Res
 @surface.get(
     "/events/{event_id}",
     summary="Get information about a specific event",
-    responses=responses((200, "Event", {"data": _EVENT}), ("4XX", "Unknown event", _NOT_FOUND)),
+    responses=responses(
+        (200, "Event", {"data": examples.EVENT}), ("4XX", "Unknown event", examples.NOT_FOUND)
+    ),
 )
 async def get_event(event_id: str, team_id: int, request: Request) -> Response:
     row = await q.get_event(deps.db(request), team_id, _event_uuid(event_id))
@@ -323,7 +280,9 @@ async def get_event(event_id: str, team_id: int, request: Request) -> Response:
     "/events/{event_id}/property-records",
     summary="Get a list of all property records of an event",
     query=Page,
-    responses=responses((200, "Property records", _RECORDS), ("4XX", "Unknown", _NOT_FOUND)),
+    responses=responses(
+        (200, "Property records", examples.RECORDS), ("4XX", "Unknown", examples.NOT_FOUND)
+    ),
 )
 async def get_property_records(
     event_id: str, team_id: int, request: Request, query: Page

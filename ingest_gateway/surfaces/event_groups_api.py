@@ -34,6 +34,7 @@ from ingest_gateway.errors import ApiError
 from ingest_gateway.read_model import event_groups as q
 from ingest_gateway.responses import JSON
 from ingest_gateway.routing import Surface
+from ingest_gateway.surfaces import event_groups_examples as examples
 from ingest_gateway.surfaces.common import (
     Page,
     SortedPage,
@@ -52,50 +53,6 @@ surface = Surface(PREFIX, "Event groups (seed 002)", rest_api_error)
 
 # -- examples from the document ---------------------------------------------------
 
-_GROUP = {
-    "event_group_id": "86e05affc7a7abefcd513ab400",
-    "name": "Shopping Cart",
-    "text_id": "shopping_cart",
-    "state": 1,
-}
-_LIST = {
-    "data": {
-        "event_groups": [
-            _GROUP,
-            {
-                "event_group_id": "83d1d11ea3884a5d33253fe214",
-                "name": "Tasks",
-                "text_id": "tasks",
-                "state": 1,
-            },
-            {
-                "event_group_id": "8dcc271b9b80de8b3d1a525052",
-                "name": "Points",
-                "text_id": "points",
-                "state": 1,
-            },
-            {
-                "event_group_id": "81c6c712e8888c73d480cbbdb0",
-                "name": "Shipments",
-                "text_id": "shipments",
-                "state": 1,
-            },
-        ],
-        "total_items": 4,
-    }
-}
-_NOT_FOUND = {"error": {"code": 404, "message": "Event group 42 was not found"}}
-_BAD_SORT = {
-    "error": {
-        "code": 400,
-        "message": "Invalid sort_direction; one of: ASC, DESC",
-        "field": "sort_direction",
-    }
-}
-_UNAUTHORISED = {"error": {"code": 401, "message": "Missing API key"}}
-_TYPES = {
-    "data": {"event_types": [{"event_type_id": "7", "name": "cart.updated"}], "total_items": 1}
-}
 
 # -- helpers ---------------------------------------------------------------------
 
@@ -159,9 +116,9 @@ class TypesQuery(Page):
     summary="List of all event groups",
     query=GroupsQuery,
     responses=responses(
-        (200, "Event groups", _LIST),
-        ("4XX", "Invalid parameter", _BAD_SORT),
-        ("4XX", "Missing or wrong credentials", _UNAUTHORISED),
+        (200, "Event groups", examples.LIST),
+        ("4XX", "Invalid parameter", examples.BAD_SORT),
+        ("4XX", "Missing or wrong credentials", examples.UNAUTHORISED),
     ),
 )
 async def list_event_groups(team_id: int, request: Request, query: GroupsQuery) -> Response:
@@ -188,7 +145,8 @@ async def list_event_groups(team_id: int, request: Request, query: GroupsQuery) 
     "/event-groups/{event_group_id}",
     summary="Detail of a specific event group",
     responses=responses(
-        (200, "Event group", {"data": _GROUP}), ("4XX", "Unknown event group", _NOT_FOUND)
+        (200, "Event group", {"data": examples.GROUP}),
+        ("4XX", "Unknown event group", examples.NOT_FOUND),
     ),
 )
 async def get_event_group(event_group_id: str, team_id: int, request: Request) -> Response:
@@ -209,7 +167,7 @@ _NEW_GROUP = {"name": "Shopping Cart", "text_id": "shopping_cart", "state": 1}
     status_code=201,
     openapi_extra=json_body({"new group": _NEW_GROUP}),
     responses=responses(
-        (201, "Created", {"data": {**_GROUP, "event_group_id": "1"}}),
+        (201, "Created", {"data": {**examples.GROUP, "event_group_id": "1"}}),
         (
             "4XX",
             "Text id taken",
@@ -240,7 +198,9 @@ async def create_event_group(team_id: int, request: Request) -> Response:
     "/event-groups/{event_group_id}",
     summary="Change an event group's name, text id or state (not in the document)",
     openapi_extra=json_body({"rename": {"name": "Cart"}, "disable": {"state": 0}}),
-    responses=responses((200, "Changed", {"data": _GROUP}), ("4XX", "Unknown", _NOT_FOUND)),
+    responses=responses(
+        (200, "Changed", {"data": examples.GROUP}), ("4XX", "Unknown", examples.NOT_FOUND)
+    ),
 )
 async def update_event_group(event_group_id: str, team_id: int, request: Request) -> Response:
     group_id = _group_id(event_group_id)
@@ -264,7 +224,7 @@ async def update_event_group(event_group_id: str, team_id: int, request: Request
     "/event-groups/{event_group_id}",
     summary="Delete an event group (not in the document)",
     status_code=204,
-    responses=responses(("4XX", "Unknown", _NOT_FOUND)),
+    responses=responses(("4XX", "Unknown", examples.NOT_FOUND)),
 )
 async def delete_event_group(event_group_id: str, team_id: int, request: Request) -> Response:
     if not await q.delete_group(deps.db(request), team_id, _group_id(event_group_id)):
@@ -278,7 +238,7 @@ async def delete_event_group(event_group_id: str, team_id: int, request: Request
 @surface.get(
     "/event-groups/{event_group_id}/event-types",
     summary="Event types in a group (not in the document)",
-    responses=responses((200, "Members", _TYPES), ("4XX", "Unknown", _NOT_FOUND)),
+    responses=responses((200, "Members", examples.TYPES), ("4XX", "Unknown", examples.NOT_FOUND)),
 )
 async def get_group_event_types(event_group_id: str, team_id: int, request: Request) -> Response:
     db = deps.db(request)
@@ -306,7 +266,7 @@ async def _member_ids(
     "/event-groups/{event_group_id}/event-types/{event_type_id}",
     summary="Put an event type in a group (not in the document)",
     status_code=204,
-    responses=responses(("4XX", "Unknown group or event type", _NOT_FOUND)),
+    responses=responses(("4XX", "Unknown group or event type", examples.NOT_FOUND)),
 )
 async def add_group_event_type(
     event_group_id: str, event_type_id: str, team_id: int, request: Request
@@ -320,7 +280,7 @@ async def add_group_event_type(
     "/event-groups/{event_group_id}/event-types/{event_type_id}",
     summary="Take an event type out of a group (not in the document)",
     status_code=204,
-    responses=responses(("4XX", "Unknown group or event type", _NOT_FOUND)),
+    responses=responses(("4XX", "Unknown group or event type", examples.NOT_FOUND)),
 )
 async def remove_group_event_type(
     event_group_id: str, event_type_id: str, team_id: int, request: Request
@@ -338,7 +298,7 @@ async def remove_group_event_type(
     query=TypesQuery,
     summary="Event types of the team (not in the document)",
     responses=responses(
-        (200, "Event types", _TYPES),
+        (200, "Event types", examples.TYPES),
         (
             "4XX",
             "Invalid parameter",

@@ -43,6 +43,7 @@ from ingest_gateway.errors import ApiError
 from ingest_gateway.read_model.events import customer_for_identifier, event_view, events_by_ids
 from ingest_gateway.responses import JSON
 from ingest_gateway.routing import Surface
+from ingest_gateway.surfaces import user_events_examples as examples
 from ingest_gateway.surfaces.common import message_id_headers, responses, write_body
 from schemas.identity import InvalidIdentifier, normalise_customer_id, normalise_email
 from schemas.messages import EventData, EventKind, Identifiers, WriteMessage, utcnow
@@ -69,26 +70,6 @@ _KINDS: dict[str, EventKind] = {
 }
 # Request metadata that is not a customer attribute.
 _AGENT_FIELDS = ("user_agent", "userAgent")
-
-_CREATED = {
-    "results": {"message": "Event created", "email": "Event was created for the specified user"}
-}
-_MISSING_EVENT = {
-    "errors": [
-        {
-            "message": "Missing event information",
-            "description": "Please send event information along with user",
-        }
-    ]
-}
-_NO_USER = {
-    "errors": [
-        {
-            "message": "User not found",
-            "description": "The user must exist in the database beforehand.",
-        }
-    ]
-}
 
 
 def _kind(type_name: str) -> EventKind:
@@ -217,14 +198,14 @@ def _writes(
         }
     ),
     responses=responses(
-        (200, "Event created", _CREATED),
+        (200, "Event created", examples.CREATED),
         (
             202,
             "Accepted; the wait for the consumers ran out",
             {"results": {"message": "Event accepted", "message_ids": ["0190..."]}},
         ),
-        ("4XX", "Missing event information", _MISSING_EVENT),
-        ("4XX", "User not found", _NO_USER),
+        ("4XX", "Missing event information", examples.MISSING_EVENT),
+        ("4XX", "User not found", examples.NO_USER),
     ),
 )
 async def create_event(team_id: int, request: Request) -> Response:

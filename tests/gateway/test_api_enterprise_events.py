@@ -10,6 +10,15 @@ from typing import Any
 import asyncpg
 import httpx
 
+from ingest_gateway.surfaces.enterprise_events_examples import (
+    CREATE as CREATE_EXAMPLE,
+)
+from ingest_gateway.surfaces.enterprise_events_examples import (
+    EVENT as EVENT_EXAMPLE,
+)
+from ingest_gateway.surfaces.enterprise_events_examples import (
+    LIST as LIST_EXAMPLE,
+)
 from tests.conftest import Team
 from tests.gateway.api_shapes import assert_shape
 from tests.support import eventually
@@ -17,39 +26,7 @@ from tests.support import eventually
 BASE = "/rest-api/enterprise-interface/v1.0"
 WAIT = {"Prefer": "return=representation"}
 
-CREATE_EXAMPLE: dict[str, Any] = {
-    "event": {
-        "event_type_id": "8bed991c68a470e7aaeffbf048",
-        "customer_id": "85bc5819e09dab95437552ce79",
-        "external_id": "aaabbbccc",
-    },
-    "property_records": [{"property_id": "has_purchase", "property_value": "true"}],
-}
 CREATED_EXAMPLE = {"data": {"event_id": "85c7c9d1ccf6c6dfed34edc8d2"}}
-EVENT_EXAMPLE = {
-    "event_id": "8bed991c68a470e7aaeffbf048",
-    "event_type_id": "8bed991c68a470e7aaeffbf048",
-    "customer_id": "85bc5819e09dab95437552ce79",
-    "external_id": "157613",
-    "data": '{"test":10,"test2":20}',
-    "created_at": "2017-06-20 16:59:49",
-    "secondary_external_id": None,
-    "state": 1,
-}
-LIST_EXAMPLE = {
-    "data": {
-        "events": [
-            EVENT_EXAMPLE,
-            {
-                **EVENT_EXAMPLE,
-                "event_id": "8bda8a4854394325e2748a5005",
-                "external_id": "3624",
-                "created_at": "2018-04-20 15:58:04",
-            },
-        ],
-        "total_items": 114,
-    }
-}
 
 
 def document_headers(team: Team) -> dict[str, str]:

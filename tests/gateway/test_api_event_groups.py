@@ -6,11 +6,13 @@ import asyncio
 import base64
 import subprocess
 import uuid
-from typing import Any
 
 import asyncpg
 import httpx
 
+from ingest_gateway.surfaces.event_groups_examples import (
+    LIST as LIST_EXAMPLE,
+)
 from runtime.settings import Settings
 from tests.conftest import Team, settings_env
 from tests.gateway.api_shapes import assert_shape
@@ -18,37 +20,6 @@ from tests.support import BIN, REPO
 
 BASE = "/rest-api/customer-interface/v1.0"
 
-LIST_EXAMPLE: dict[str, Any] = {
-    "data": {
-        "event_groups": [
-            {
-                "event_group_id": "86e05affc7a7abefcd513ab400",
-                "name": "Shopping Cart",
-                "text_id": "shopping_cart",
-                "state": 1,
-            },
-            {
-                "event_group_id": "83d1d11ea3884a5d33253fe214",
-                "name": "Tasks",
-                "text_id": "tasks",
-                "state": 1,
-            },
-            {
-                "event_group_id": "8dcc271b9b80de8b3d1a525052",
-                "name": "Points",
-                "text_id": "points",
-                "state": 1,
-            },
-            {
-                "event_group_id": "81c6c712e8888c73d480cbbdb0",
-                "name": "Shipments",
-                "text_id": "shipments",
-                "state": 1,
-            },
-        ],
-        "total_items": 4,
-    }
-}
 DETAIL_EXAMPLE = {
     "data": {
         "event_group_id": "86e05affc7a7abefc513ab400",

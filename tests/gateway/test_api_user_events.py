@@ -9,6 +9,12 @@ from typing import Any
 import asyncpg
 import httpx
 
+from ingest_gateway.surfaces.user_events_examples import (
+    CREATED as CREATED,
+)
+from ingest_gateway.surfaces.user_events_examples import (
+    MISSING_EVENT as MISSING_EVENT,
+)
 from tests.conftest import Team
 from tests.gateway.api_shapes import assert_shape
 from tests.support import eventually
@@ -24,17 +30,6 @@ UPDATE_EXAMPLE = {
 GENERIC_EXAMPLE = {
     "user": {"email": "alexandru@example.com"},
     "event": {"generic": {"generic": {"event_name": "my_event", "firstname": "alexandru"}}},
-}
-CREATED = {
-    "results": {"message": "Event created", "email": "Event was created for the specified user"}
-}
-MISSING_EVENT = {
-    "errors": [
-        {
-            "message": "Missing event information",
-            "description": "Please send event information along with user",
-        }
-    ]
 }
 
 

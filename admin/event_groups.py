@@ -23,6 +23,7 @@ import asyncpg
 
 from admin.errors import CommandError
 from ingest_gateway.read_model import event_groups as q
+from ingest_gateway.read_model.paging import Paging
 from runtime.pg import Connection
 
 COMMANDS = frozenset(
@@ -74,16 +75,8 @@ async def run(conn: Connection, args: argparse.Namespace, team_id: int) -> str:
             raise CommandError(f"the team has an event group {args.text_id!r} already") from exc
         return f"event group {row['text_id']} (id {row['event_group_id']})"
     if args.command == "list-event-groups":
-        _, groups = await q.list_groups(
-            conn,
-            team_id,
-            name=None,
-            text_id=None,
-            sort_column="g.id",
-            descending=False,
-            offset=0,
-            count=1_000_000,
-        )
+        every_group = Paging("g.id", descending=False, offset=0, count=1_000_000)
+        _, groups = await q.list_groups(conn, team_id, every_group, name=None, text_id=None)
         lines = ["id\ttext_id\tname\tstate\tevent types"]
         for g in groups:
             types = await q.group_event_types(conn, team_id, int(g["event_group_id"]))

@@ -9,6 +9,8 @@ from asyncpg.pool import PoolConnectionProxy
 
 # A plain connection or one borrowed from a pool: both run the same queries.
 Connection = asyncpg.Connection | PoolConnectionProxy
+# What a read runs on: the pool itself, or a connection of it.
+Db = asyncpg.Pool | Connection
 
 # PostgreSQL is unreachable, restarting or refusing connections, or a pooled
 # connection broke: nothing is wrong with the request or the message, and the same

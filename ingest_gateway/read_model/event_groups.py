@@ -12,7 +12,8 @@ from typing import Any
 
 import asyncpg
 
-from ingest_gateway.read_model.events import Db
+from ingest_gateway.read_model.paging import Paging, page
+from runtime.pg import Db
 
 GROUP_SORT_COLUMNS = {
     "event_group_id": "g.id",
@@ -47,32 +48,12 @@ def _group_filters(team_id: int, name: str | None, text_id: str | None) -> tuple
 
 
 async def list_groups(
-    db: Db,
-    team_id: int,
-    *,
-    name: str | None,
-    text_id: str | None,
-    sort_column: str,
-    descending: bool,
-    offset: int,
-    count: int,
+    db: Db, team_id: int, paging: Paging, *, name: str | None, text_id: str | None
 ) -> tuple[int, list[asyncpg.Record]]:
-    """(total matching, one page). ``sort_column`` must come from ``GROUP_SORT_COLUMNS``."""
-    assert sort_column in GROUP_SORT_COLUMNS.values()
+    """(total matching, one page). ``paging.sort_column`` comes from ``GROUP_SORT_COLUMNS``."""
+    assert paging.sort_column in GROUP_SORT_COLUMNS.values()
     where, args = _group_filters(team_id, name, text_id)
-    total = int(await db.fetchval(f"SELECT count(*) FROM event_groups g WHERE {where}", *args))
-    if count == 0 or offset >= total:
-        return total, []
-    direction = "DESC" if descending else "ASC"
-    n = len(args)
-    rows = await db.fetch(
-        f"SELECT {_GROUP_COLUMNS} FROM event_groups g WHERE {where}"
-        f" ORDER BY {sort_column} {direction}, g.id {direction} OFFSET ${n + 1} LIMIT ${n + 2}",
-        *args,
-        offset,
-        count,
-    )
-    return total, rows
+    return await page(db, "event_groups g", _GROUP_COLUMNS, where, args, paging, "g.id")
 
 
 async def get_group(db: Db, team_id: int, group_id: int) -> asyncpg.Record | None:

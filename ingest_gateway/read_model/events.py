@@ -10,10 +10,9 @@ from typing import Any
 import asyncpg
 import orjson
 
-from runtime.pg import Connection
+from ingest_gateway.read_model.paging import Paging, page
+from runtime.pg import Db
 from schemas.limits import INT64_MAX, INT64_MIN
-
-Db = asyncpg.Pool | Connection
 
 # Public sort fields of the event list (seed 003) -> SQL. Only these reach SQL text.
 EVENT_SORT_COLUMNS = {
@@ -121,34 +120,14 @@ async def event_type_and_customer(
 
 
 async def list_events(
-    db: Db,
-    team_id: int,
-    *,
-    event_type_id: int | None,
-    sort_column: str,
-    descending: bool,
-    offset: int,
-    count: int,
+    db: Db, team_id: int, paging: Paging, *, event_type_id: int | None
 ) -> tuple[int, list[asyncpg.Record]]:
-    """(total matching, one page). ``sort_column`` must come from ``EVENT_SORT_COLUMNS``."""
-    assert sort_column in EVENT_SORT_COLUMNS.values()
+    """(total matching, one page). ``paging.sort_column`` comes from ``EVENT_SORT_COLUMNS``."""
+    assert paging.sort_column in EVENT_SORT_COLUMNS.values()
     where, args = "e.team_id = $1", [team_id]
     if event_type_id is not None:
         where, args = where + " AND e.event_type_id = $2", [team_id, event_type_id]
-    total = int(await db.fetchval(f"SELECT count(*) FROM events e WHERE {where}", *args))
-    if count == 0 or offset >= total:
-        return total, []
-    direction = "DESC" if descending else "ASC"
-    n = len(args)
-    rows = await db.fetch(
-        f"SELECT {_EVENT_COLUMNS} FROM events e WHERE {where}"
-        f" ORDER BY {sort_column} {direction} NULLS LAST, e.id {direction}"
-        f" OFFSET ${n + 1} LIMIT ${n + 2}",
-        *args,
-        offset,
-        count,
-    )
-    return total, rows
+    return await page(db, "events e", _EVENT_COLUMNS, where, args, paging, "e.id", "NULLS LAST")
 
 
 async def get_event(db: Db, team_id: int, event_id: uuid.UUID) -> asyncpg.Record | None:

@@ -9,16 +9,18 @@ with examples; declaring a ``4XX`` entry also keeps FastAPI from advertising its
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from msgspec import Meta
 
 from ingest_gateway.errors import ApiError
+from ingest_gateway.read_model.paging import Paging
 from ingest_gateway.validation import MAX_OFFSET
 from schemas.limits import bigint_id
 
 MAX_COUNT = 1000
+T = TypeVar("T")
 
 
 class Page(msgspec.Struct):
@@ -93,6 +95,13 @@ def responses(*answers: tuple[int | str, str, Any]) -> dict[int | str, dict[str,
     return out
 
 
+def found(row: T | None, what: str) -> T:
+    """``row``, or ``ApiError(404, "<what> was not found")`` when there is none."""
+    if row is None:
+        raise ApiError(404, f"{what} was not found")
+    return row
+
+
 def row_id(value: str | int | None) -> int | None:
     """A stored bigint id from its decimal-string form; None when it cannot be one."""
     if isinstance(value, bool) or value is None:
@@ -117,6 +126,12 @@ def sort_order(
     if direction not in {"ASC", "DESC"}:
         raise ApiError(400, "Invalid sort_direction; one of: ASC, DESC", field="sort_direction")
     return column, direction == "DESC"
+
+
+def paging(query: SortedPage, columns: dict[str, str], default: str) -> Paging:
+    """The page a sorted list asks for (``sort_order`` checks its sort)."""
+    column, descending = sort_order(query.sort_field, query.sort_direction, columns, default)
+    return Paging(column, descending, query.offset, query.count)
 
 
 def message_id_headers(message_ids: list[str]) -> dict[str, str]:

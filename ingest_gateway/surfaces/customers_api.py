@@ -24,11 +24,11 @@ from ingest_gateway.read_model.customers import (
     flat_customer,
     list_customers,
 )
-from ingest_gateway.read_model.events import Db
 from ingest_gateway.responses import JSON
 from ingest_gateway.routing import Surface
 from ingest_gateway.surfaces.common import WAIT_PARAMETERS, responses, write_body
 from ingest_gateway.validation import MAX_OFFSET
+from runtime.pg import Db
 from schemas.identity import InvalidIdentifier, normalise_email
 from schemas.messages import EventData, Identifiers
 

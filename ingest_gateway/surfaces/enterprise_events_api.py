@@ -40,11 +40,12 @@ from ingest_gateway.surfaces import enterprise_events_examples as examples
 from ingest_gateway.surfaces.common import (
     Page,
     SortedPage,
+    found,
     message_id_headers,
+    paging,
     responses,
     rest_api_error,
     row_id,
-    sort_order,
     write_body,
 )
 from ingest_gateway.validation import QueryText
@@ -238,27 +239,13 @@ class EventsQuery(SortedPage):
     ),
 )
 async def list_events(team_id: int, request: Request, query: EventsQuery) -> Response:
-    sort_field, sort_direction, event_type_id = (
-        query.sort_field,
-        query.sort_direction,
-        query.event_type_id,
-    )
-    offset, count = query.offset, query.count
-    column, descending = sort_order(sort_field, sort_direction, q.EVENT_SORT_COLUMNS, "event_id")
+    page = paging(query, q.EVENT_SORT_COLUMNS, "event_id")
     type_id = None
-    if event_type_id:
-        type_id = row_id(event_type_id)
+    if query.event_type_id:
+        type_id = row_id(query.event_type_id)
         if type_id is None:  # no event type has such an id: nothing matches
             return JSON({"data": {"events": [], "total_items": 0}})
-    total, rows = await q.list_events(
-        deps.db(request),
-        team_id,
-        event_type_id=type_id,
-        sort_column=column,
-        descending=descending,
-        offset=offset,
-        count=count,
-    )
+    total, rows = await q.list_events(deps.db(request), team_id, page, event_type_id=type_id)
     return JSON({"data": {"events": [q.event_view(r) for r in rows], "total_items": total}})
 
 
@@ -270,9 +257,9 @@ async def list_events(team_id: int, request: Request, query: EventsQuery) -> Res
     ),
 )
 async def get_event(event_id: str, team_id: int, request: Request) -> Response:
-    row = await q.get_event(deps.db(request), team_id, _event_uuid(event_id))
-    if row is None:
-        raise ApiError(404, f"Event {event_id} was not found")
+    row = found(
+        await q.get_event(deps.db(request), team_id, _event_uuid(event_id)), f"Event {event_id}"
+    )
     return JSON({"data": q.event_view(row)})
 
 
@@ -288,9 +275,9 @@ async def get_property_records(
     event_id: str, team_id: int, request: Request, query: Page
 ) -> Response:
     offset, count = query.offset, query.count
-    row = await q.get_event(deps.db(request), team_id, _event_uuid(event_id))
-    if row is None:
-        raise ApiError(404, f"Event {event_id} was not found")
+    row = found(
+        await q.get_event(deps.db(request), team_id, _event_uuid(event_id)), f"Event {event_id}"
+    )
     records = q.property_records(row)
     page = records[offset : offset + count]
     return JSON({"data": {"property_records": page, "total_items": len(records)}})

@@ -21,6 +21,7 @@ user name is ignored), or in ``X-API-KEY`` / ``?apiKey=``. Errors:
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import asyncpg
@@ -38,11 +39,12 @@ from ingest_gateway.surfaces import event_groups_examples as examples
 from ingest_gateway.surfaces.common import (
     Page,
     SortedPage,
+    found,
     json_body,
+    paging,
     responses,
     rest_api_error,
     row_id,
-    sort_order,
 )
 from ingest_gateway.validation import QueryText
 
@@ -122,20 +124,9 @@ class TypesQuery(Page):
     ),
 )
 async def list_event_groups(team_id: int, request: Request, query: GroupsQuery) -> Response:
-    sort_field, sort_direction = query.sort_field, query.sort_direction
-    name, text_id, offset, count = query.name, query.text_id, query.offset, query.count
-    column, descending = sort_order(
-        sort_field, sort_direction, q.GROUP_SORT_COLUMNS, "event_group_id"
-    )
+    page = paging(query, q.GROUP_SORT_COLUMNS, "event_group_id")
     total, rows = await q.list_groups(
-        deps.db(request),
-        team_id,
-        name=name,
-        text_id=text_id,
-        sort_column=column,
-        descending=descending,
-        offset=offset,
-        count=count,
+        deps.db(request), team_id, page, name=query.name, text_id=query.text_id
     )
     groups = [q.group_view(r) for r in rows]
     return JSON({"data": {"event_groups": groups, "total_items": total}})
@@ -150,9 +141,10 @@ async def list_event_groups(team_id: int, request: Request, query: GroupsQuery) 
     ),
 )
 async def get_event_group(event_group_id: str, team_id: int, request: Request) -> Response:
-    row = await q.get_group(deps.db(request), team_id, _group_id(event_group_id))
-    if row is None:
-        raise ApiError(404, f"Event group {event_group_id} was not found")
+    row = found(
+        await q.get_group(deps.db(request), team_id, _group_id(event_group_id)),
+        f"Event group {event_group_id}",
+    )
     return JSON({"data": q.group_view(row)})
 
 
@@ -262,32 +254,40 @@ async def _member_ids(
     return group_id, type_id
 
 
-@surface.put(
-    "/event-groups/{event_group_id}/event-types/{event_type_id}",
-    summary="Put an event type in a group (not in the document)",
-    status_code=204,
-    responses=responses(("4XX", "Unknown group or event type", examples.NOT_FOUND)),
-)
-async def add_group_event_type(
-    event_group_id: str, event_type_id: str, team_id: int, request: Request
-) -> Response:
-    group_id, type_id = await _member_ids(request, team_id, event_group_id, event_type_id)
-    await q.add_members(deps.db(request), team_id, group_id, [type_id])
-    return Response(status_code=204)
+def _membership_route(
+    method: str, name: str, summary: str, change: Callable[..., Awaitable[object]]
+) -> None:
+    """Put an event type in a group, or take it out: one route shape, two changes."""
+
+    async def endpoint(
+        event_group_id: str, event_type_id: str, team_id: int, request: Request
+    ) -> Response:
+        group_id, type_id = await _member_ids(request, team_id, event_group_id, event_type_id)
+        await change(deps.db(request), team_id, group_id, [type_id])
+        return Response(status_code=204)
+
+    endpoint.__name__ = name
+    surface.route(
+        method,
+        "/event-groups/{event_group_id}/event-types/{event_type_id}",
+        summary=summary,
+        status_code=204,
+        responses=responses(("4XX", "Unknown group or event type", examples.NOT_FOUND)),
+    )(endpoint)
 
 
-@surface.delete(
-    "/event-groups/{event_group_id}/event-types/{event_type_id}",
-    summary="Take an event type out of a group (not in the document)",
-    status_code=204,
-    responses=responses(("4XX", "Unknown group or event type", examples.NOT_FOUND)),
+_membership_route(
+    "PUT",
+    "add_group_event_type",
+    "Put an event type in a group (not in the document)",
+    q.add_members,
 )
-async def remove_group_event_type(
-    event_group_id: str, event_type_id: str, team_id: int, request: Request
-) -> Response:
-    group_id, type_id = await _member_ids(request, team_id, event_group_id, event_type_id)
-    await q.remove_members(deps.db(request), team_id, group_id, [type_id])
-    return Response(status_code=204)
+_membership_route(
+    "DELETE",
+    "remove_group_event_type",
+    "Take an event type out of a group (not in the document)",
+    q.remove_members,
+)
 
 
 # -- configuration: event types --------------------------------------------------

@@ -10,6 +10,7 @@ from starlette.requests import Request
 
 from ingest_gateway import deps
 from ingest_gateway.errors import ApiError
+from ingest_gateway.responses import JSON
 from ingest_gateway.validation import check_message, check_path
 from ingest_gateway.waiting import wait_for_outcomes, wants_wait
 from schemas.identity import InvalidIdentifier, normalised
@@ -91,6 +92,21 @@ class Accepted:
     @property
     def timed_out(self) -> bool:
         return self.waited and self.outcomes is None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """``X-Message-Id``: the accepted writes' ids (for at most 20 of them)."""
+        ids = self.message_ids
+        return {"X-Message-Id": ",".join(ids)} if ids and len(ids) <= 20 else {}
+
+    def outcome(self, message_id: str) -> str:
+        """What the consumers made of a write the client waited for ("" if unknown)."""
+        return (self.outcomes or {}).get(message_id, "")
+
+    def respond(self, body: Any, status_code: int = 200) -> JSON:
+        """The answer to an accepted write: ``202`` instead when the wait ran out."""
+        status = 202 if self.timed_out else status_code
+        return JSON(body, status_code=status, headers=self.headers)
 
 
 async def accept(request: Request, messages: list[WriteMessage]) -> Accepted:

@@ -51,6 +51,7 @@ from schemas.limits import INT64_MAX, INT64_MIN
 from schemas.messages import (
     EventData,
     Identifiers,
+    Operation,
     WriteMessage,
     new_message_id,
     utcnow,
@@ -172,32 +173,20 @@ def _message(
             event = EventData(
                 name=name, body=body, external_id=external_id, client_event_id=item.event_id
             )
-            message = WriteMessage(
-                id=new_message_id(),
-                team_id=team_id,
-                op="track_event",
-                identifiers=identifiers,
-                occurred_at=occurred_at,
-                received_at=now,
-                event=event,
-                user_agent=agent,
-                api=API,
+            return _write(
+                identifiers, occurred_at, now, team_id, "track_event", event=event, agent=agent
             )
-            return check_message(message, _ITEM_FIELDS, identifiers=False)
         if needs_walk(raw, settings.max_json_depth):
             check_json(item.attributes, settings.max_json_depth)
-        message = WriteMessage(
-            id=new_message_id(),
-            team_id=team_id,
-            op="upsert_customer",
-            identifiers=identifiers,
-            occurred_at=occurred_at,
-            received_at=now,
+        return _write(
+            identifiers,
+            occurred_at,
+            now,
+            team_id,
+            "upsert_customer",
             attributes=item.attributes,
-            user_agent=header_agent,
-            api=API,
+            agent=header_agent,
         )
-        return check_message(message, _ITEM_FIELDS, identifiers=False)
     except ApiError as exc:
         raise ItemError(exc.message) from exc
 
@@ -210,6 +199,33 @@ _RESULT_EXAMPLE = {
         {"index": 1, "status": "rejected", "error": "Invalid email: not an email address"},
     ],
 }
+
+
+def _write(
+    identifiers: Identifiers,
+    occurred_at: datetime,
+    now: datetime,
+    team_id: int,
+    op: Operation,
+    *,
+    event: EventData | None = None,
+    attributes: dict[str, Any] | None = None,
+    agent: str | None,
+) -> WriteMessage:
+    """An item's canonical write, checked against what the consumers accept."""
+    message = WriteMessage(
+        id=new_message_id(),
+        team_id=team_id,
+        op=op,
+        identifiers=identifiers,
+        occurred_at=occurred_at,
+        received_at=now,
+        attributes=attributes or {},
+        event=event,
+        user_agent=agent,
+        api=API,
+    )
+    return check_message(message, _ITEM_FIELDS, identifiers=False)
 
 
 @surface.post(

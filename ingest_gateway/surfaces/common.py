@@ -134,10 +134,6 @@ def paging(query: SortedPage, columns: dict[str, str], default: str) -> Paging:
     return Paging(column, descending, query.offset, query.count)
 
 
-def message_id_headers(message_ids: list[str]) -> dict[str, str]:
-    return {"X-Message-Id": ",".join(message_ids)} if len(message_ids) <= 20 else {}
-
-
 def rest_api_error(status: int, message: str, description: str | None, field: str | None) -> Any:
     """Error envelope of the ``/rest-api/...`` documents (002, 003), which show none.
 

@@ -117,10 +117,6 @@ _EVENT_BODY = {
 _UNAUTHORISED = {"error": "Missing API key"}
 
 
-def _accepted_headers(message_ids: list[str]) -> dict[str, str]:
-    return {"X-Message-Id": ",".join(message_ids)} if len(message_ids) <= 20 else {}
-
-
 def _not_found(email: str) -> ApiError:
     return ApiError(404, f"Customer with email {email} was not found.")
 
@@ -167,16 +163,15 @@ async def upsert_customer(email: str, team_id: int, request: Request) -> Respons
         request, team_id, "upsert_customer", identifiers, attributes=attributes, api=API
     )
     accepted = await accept(request, [message])
-    headers = _accepted_headers(accepted.message_ids)
     if accepted.timed_out:
-        return JSON({"id": message.id, "status": "accepted"}, status_code=202, headers=headers)
+        return accepted.respond({"id": message.id, "status": "accepted"})
     if accepted.waited:
         row = await customer_by_identifier(
             deps.db(request), team_id, "email", identifiers.email or ""
         )
         if row is not None:
-            return JSON(flat_customer(row["attributes"], identifiers.email), headers=headers)
-    return JSON({"email": identifiers.email, **attributes}, headers=headers)
+            return accepted.respond(flat_customer(row["attributes"], identifiers.email))
+    return accepted.respond({"email": identifiers.email, **attributes})
 
 
 @surface.delete(
@@ -192,7 +187,7 @@ async def delete_customer(email: str, team_id: int, request: Request) -> Respons
     identifiers = identifiers_or_400(Identifiers(email=email))
     message = new_write(request, team_id, "delete_customer", identifiers, api=API)
     accepted = await accept(request, [message])
-    return JSON({"success": True}, headers=_accepted_headers(accepted.message_ids))
+    return JSON({"success": True}, headers=accepted.headers)
 
 
 class CustomersPage(msgspec.Struct):
@@ -288,17 +283,14 @@ async def upsert_customers(team_id: int, request: Request) -> Response:
     emails = [m.identifiers.email or "" for m in messages]
     before = await _stored_by_email(db, team_id, emails) if messages else {}
     accepted = await accept(request, messages)
-    headers = _accepted_headers(accepted.message_ids)
     if accepted.timed_out:
-        return JSON(
-            [{"id": m.id, "status": "accepted"} for m in messages], status_code=202, headers=headers
-        )
+        return accepted.respond([{"id": m.id, "status": "accepted"} for m in messages])
     if accepted.waited:
         after = await _stored_by_email(db, team_id, emails)
         saved = [after.get(e, entry) for e, entry in zip(emails, saved, strict=True)]
     else:
         saved = [before.get(e, {}) | entry for e, entry in zip(emails, saved, strict=True)]
-    return JSON(saved, headers=headers)
+    return accepted.respond(saved)
 
 
 async def _stored_by_email(db: Db, team_id: int, emails: list[str]) -> dict[str, dict[str, Any]]:
@@ -357,7 +349,7 @@ async def delete_customers(team_id: int, request: Request) -> Response:
             "deletedCustomers": [normalised[m.identifiers.email or ""] for m in messages],
             "couldNotDelete": could_not,
         },
-        headers=_accepted_headers(accepted.message_ids),
+        headers=accepted.headers,
     )
 
 
@@ -392,5 +384,5 @@ async def create_event(
     accepted = await accept(request, [message])
     answer = {"id": message.id, "eventName": event_name, "externalId": external_id, "body": body}
     if accepted.timed_out:
-        return JSON(answer, status_code=202, headers=_accepted_headers(accepted.message_ids))
-    return JSON(answer, headers=_accepted_headers(accepted.message_ids))
+        return accepted.respond(answer)
+    return accepted.respond(answer)

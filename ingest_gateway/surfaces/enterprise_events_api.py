@@ -41,7 +41,6 @@ from ingest_gateway.surfaces.common import (
     Page,
     SortedPage,
     found,
-    message_id_headers,
     paging,
     responses,
     rest_api_error,
@@ -182,20 +181,19 @@ async def create_event(team_id: int, request: Request) -> Response:
         api=API,
     )
     accepted = await accept(request, [message])
-    headers = message_id_headers(accepted.message_ids)
     created = {"data": {"event_id": message.id}}
     if accepted.timed_out:
-        return JSON(created, status_code=202, headers=headers)
+        return accepted.respond(created)
     if accepted.outcomes is not None:
-        outcome = accepted.outcomes.get(message.id, "")
+        outcome = accepted.outcome(message.id)
         if outcome == "discarded:unknown_customer":  # deleted since the check above
             raise unknown_customer
         if outcome != "applied":
-            return JSON({"data": {"event_id": message.id, "outcome": outcome}}, headers=headers)
+            return accepted.respond({"data": {"event_id": message.id, "outcome": outcome}})
         row = await q.get_event(db, team_id, uuid.UUID(message.id))
         if row is not None:
-            return JSON({"data": q.event_view(row)}, status_code=201, headers=headers)
-    return JSON(created, status_code=201, headers=headers)
+            return accepted.respond({"data": q.event_view(row)}, 201)
+    return accepted.respond(created, 201)
 
 
 # -- reads -----------------------------------------------------------------------

@@ -47,7 +47,7 @@ from ingest_gateway.errors import ApiError
 from ingest_gateway.read_model.events import event_by_client_id, stored_json
 from ingest_gateway.responses import JSON
 from ingest_gateway.routing import Surface
-from ingest_gateway.surfaces.common import message_id_headers, responses, write_body
+from ingest_gateway.surfaces.common import responses, write_body
 from schemas.identity import (
     InvalidIdentifier,
     normalise_email,
@@ -309,7 +309,6 @@ async def create_or_update_event(app_key: str, team_id: int, request: Request) -
         api=API,
     )
     accepted = await accept(request, [message])
-    headers = message_id_headers(accepted.message_ids)
     answer: dict[str, Any] = {
         "id": event_id,
         "type": event_type,
@@ -319,12 +318,12 @@ async def create_or_update_event(app_key: str, team_id: int, request: Request) -
         "message_id": message.id,
     }
     if accepted.timed_out:
-        return JSON(answer | {"status": "pending"}, status_code=202, headers=headers)
+        return accepted.respond(answer | {"status": "pending"})
     if accepted.outcomes is not None:
-        outcome = accepted.outcomes.get(message.id, "")
+        outcome = accepted.outcome(message.id)
         row = await event_by_client_id(deps.db(request), team_id, event_id)
         if outcome != "applied" or row is None:
-            return JSON(answer | {"status": outcome or "unknown"}, headers=headers)
+            return accepted.respond(answer | {"status": outcome or "unknown"})
         # A version with a later event time may have been kept instead of this one.
         kept = row["message_id"] == message.id
         stored = {
@@ -336,5 +335,5 @@ async def create_or_update_event(app_key: str, team_id: int, request: Request) -
             "properties": stored_json(row["body"]),
             "status": "stored" if kept else "superseded",
         }
-        return JSON(answer | stored, headers=headers)
-    return JSON(answer, headers=headers)
+        return accepted.respond(answer | stored)
+    return accepted.respond(answer)

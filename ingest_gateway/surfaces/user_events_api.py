@@ -41,10 +41,9 @@ from ingest_gateway.accept import accept, new_write
 from ingest_gateway.body import read_json
 from ingest_gateway.errors import ApiError
 from ingest_gateway.read_model.events import customer_for_identifier, event_view, events_by_ids
-from ingest_gateway.responses import JSON
 from ingest_gateway.routing import Surface
 from ingest_gateway.surfaces import user_events_examples as examples
-from ingest_gateway.surfaces.common import message_id_headers, responses, write_body
+from ingest_gateway.surfaces.common import responses, write_body
 from schemas.identity import InvalidIdentifier, normalise_customer_id, normalise_email
 from schemas.messages import EventData, EventKind, Identifiers, WriteMessage, utcnow
 
@@ -233,14 +232,13 @@ async def create_event(team_id: int, request: Request) -> Response:
         raise ApiError(404, "User not found", "The user must exist in the database beforehand.")
 
     accepted = await accept(request, messages)
-    headers = message_id_headers(accepted.message_ids)
     results: dict[str, Any] = {
         "message": "Event created",
         named_by: "Event was created for the specified user",
     }
     if accepted.timed_out:
         answer = {"message": "Event accepted", "message_ids": accepted.message_ids}
-        return JSON({"results": answer}, status_code=202, headers=headers)
+        return accepted.respond({"results": answer})
     if accepted.outcomes is not None:
         outcomes = accepted.outcomes
         if any(o == "discarded:unknown_customer" for o in outcomes.values()):
@@ -252,4 +250,4 @@ async def create_event(team_id: int, request: Request) -> Response:
         results["events"] = [event_view(r) for r in await events_by_ids(db, team_id, applied)]
         if discarded:
             results["discarded"] = discarded
-    return JSON({"results": results}, headers=headers)
+    return accepted.respond({"results": results})

@@ -1,5 +1,14 @@
 """The HTTP gateway: authenticates, validates and publishes writes to Kafka; reads from PostgreSQL.
 
-``app.create_app`` wires it together; each API document the gateway serves is one
-module under ``routes/`` that translates requests to canonical ``WriteMessage``s.
+The walk of a request, module by module:
+
+- ``__main__`` / ``server``: uvicorn, with the request deadlines of slow clients.
+- ``app``: the edge's layers (``postman_paths``, the body limit in ``body``), the
+  process's services (``deps``) and the one route table (``routing``).
+- ``routing``: matches the route, authenticates (``auth``), parses typed query
+  parameters, calls the surface's endpoint; ``errors`` renders what it raises.
+- ``surfaces/``: one module per API dialect, translating to ``schemas.messages``.
+- ``accept``: the one write path: publish (``publisher``), wait if asked, answer.
+- ``read_model/``: every SQL the gateway runs.
+- ``openapi``, ``health``: the description of the table, liveness and readiness.
 """

@@ -1,18 +1,28 @@
-"""Building canonical writes and accepting them: publish, then optionally wait."""
+"""Building canonical writes and accepting them: publish, then optionally wait.
+
+The one path every surface's write takes: ``new_write`` (the canonical message,
+checked against what the consumers accept), ``accept`` (2xx only after Kafka
+acknowledged it; with ``Prefer: return=representation`` or ``?wait=true``, then
+also after the consumers applied it, bounded by ``WAIT_TIMEOUT_S``), and the
+answer (``Accepted.respond``: 202 with the message id when the wait ran out).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from starlette.requests import Request
 
 from ingest_gateway import deps
 from ingest_gateway.errors import ApiError
+from ingest_gateway.read_model.outcomes import outcomes
 from ingest_gateway.responses import JSON
 from ingest_gateway.validation import check_message, check_path
-from ingest_gateway.waiting import wait_for_outcomes, wants_wait
 from schemas.identity import InvalidIdentifier, normalised
 from schemas.messages import (
     EventData,
@@ -119,3 +129,33 @@ async def accept(request: Request, messages: list[WriteMessage]) -> Accepted:
         return Accepted(ids, None, waited=False)
     found = await wait_for_outcomes(services.db, ids, services.settings.wait_timeout_s)
     return Accepted(ids, found, waited=True)
+
+
+# -- the optional wait for the consumers ---------------------------------------
+
+_POLL_INTERVAL_S = 0.02
+
+
+def wants_wait(request: Request) -> bool:
+    prefer = request.headers.get("prefer")
+    if prefer and "return=representation" in prefer.lower():
+        return True
+    # Parsing the query string costs more than the rest of this check: most writes
+    # have none, or no ``wait`` in it.
+    if b"wait" not in request.scope.get("query_string", b""):
+        return False
+    return request.query_params.get("wait", "").lower() in {"1", "true", "yes"}
+
+
+async def wait_for_outcomes(
+    db: asyncpg.Pool, message_ids: list[str], timeout_s: float
+) -> dict[str, str] | None:
+    """Outcome per message once all are processed, or None when the wait ran out."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = await outcomes(db, message_ids)
+        if len(found) == len(set(message_ids)):
+            return found
+        if time.monotonic() >= deadline:
+            return None
+        await asyncio.sleep(_POLL_INTERVAL_S)

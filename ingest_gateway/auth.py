@@ -11,6 +11,7 @@ from starlette.requests import Request
 from ingest_gateway.auth_cache import KeyCache
 from ingest_gateway.deps import services
 from ingest_gateway.errors import ApiError
+from ingest_gateway.read_model.teams import team_of_key
 from schemas.keys import hash_api_key
 
 
@@ -35,13 +36,10 @@ async def team_for_key(pool: asyncpg.Pool, cache: KeyCache, key: str) -> int | N
     team_id = cache.get(digest)
     if team_id is not None:
         return team_id
-    found = await pool.fetchval(
-        "SELECT team_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", digest
-    )
-    if found is None:
-        return None
-    cache.put(digest, int(found))
-    return int(found)
+    found = await team_of_key(pool, digest)
+    if found is not None:
+        cache.put(digest, found)
+    return found
 
 
 async def require_team(request: Request) -> int:

@@ -1,6 +1,13 @@
-"""Team-scoped, parameterised SQL used by the API modules (and ``ingest-admin``).
+"""The read model: every SQL statement the gateway runs, team-scoped and parameterised.
 
-Reads answer from PostgreSQL in one or two statements. Event-group configuration
-is the one thing written here directly rather than through Kafka: it is team
-configuration, not customer traffic (see README "Event groups").
+- ``customers``: customers by identifier, lists, existing identifiers.
+- ``events``: events and their property records (003), events of a customer (001).
+- ``event_groups``: event groups and types (002); their configuration is the one
+  thing written here directly rather than through Kafka (team configuration, not
+  customer traffic: README "Event groups").
+- ``outcomes``: the consumers' ledger, for clients that wait for their write.
+- ``teams``: the team of an API key, a team's name.
+- ``paging``: one sorted page with its total.
+
+Surfaces reach PostgreSQL only through these modules.
 """

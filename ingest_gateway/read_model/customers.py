@@ -7,6 +7,8 @@ from typing import Any
 import asyncpg
 import orjson
 
+from runtime.pg import Db
+
 # The customer's primary email: the oldest email identifier it holds.
 _PRIMARY_EMAIL = """
     (SELECT e.value FROM customer_identifiers e
@@ -77,10 +79,13 @@ async def list_customers(
     )
 
 
-async def outcomes(db: asyncpg.Pool, message_ids: list[str]) -> dict[str, str]:
+async def customers_by_email(db: Db, team_id: int, emails: list[str]) -> dict[str, dict[str, Any]]:
+    """The flat customers of ``emails``, by email (the emails no customer has are left out)."""
     rows = await db.fetch(
-        "SELECT message_id::text AS id, outcome FROM processed_messages"
-        " WHERE message_id = ANY($1::uuid[])",
-        message_ids,
+        "SELECT i.value, c.attributes::text AS attributes"
+        "  FROM customer_identifiers i JOIN customers c ON c.id = i.customer_id"
+        " WHERE i.team_id = $1 AND i.kind = 'email' AND i.value = ANY($2::text[])",
+        team_id,
+        emails,
     )
-    return {r["id"]: r["outcome"] for r in rows}
+    return {r["value"]: flat_customer(r["attributes"], r["value"]) for r in rows}

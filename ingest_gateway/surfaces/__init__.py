@@ -1,1 +1,16 @@
-"""One module per API document the gateway serves; all translate to ``schemas.messages``."""
+"""One module per API dialect; each only translates, to and from ``schemas.messages``.
+
+A surface parses and validates its requests (``ingest_gateway.body``,
+``ingest_gateway.validation``), builds the canonical writes and hands them to the one
+accept path (``ingest_gateway.accept``), reads through ``ingest_gateway.read_model``,
+and answers in its document's format. Its routes go into the one route table
+(``ingest_gateway.routing``); the documents' examples sit in ``*_examples`` modules
+that the OpenAPI description and the tests share.
+
+- ``customers_api``: the Postman collection (000), ``/api/1.0``.
+- ``batch_api``: events and customers, many per request, ``/api/1.0/batch``.
+- ``user_events_api``: user + event objects (001), ``/api/v1/event``.
+- ``event_groups_api``: event groups (002), ``/rest-api/customer-interface/v1.0``.
+- ``enterprise_events_api``: events with property records (003).
+- ``store_events_api``: custom customer events per store (004), ``/core/v3``.
+"""

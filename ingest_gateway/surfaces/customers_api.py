@@ -20,6 +20,7 @@ from ingest_gateway.errors import ApiError
 from ingest_gateway.read_model.customers import (
     count_customers,
     customer_by_identifier,
+    customers_by_email,
     existing_identifiers,
     flat_customer,
     list_customers,
@@ -28,7 +29,6 @@ from ingest_gateway.responses import JSON
 from ingest_gateway.routing import Surface
 from ingest_gateway.surfaces.common import WAIT_PARAMETERS, responses, write_body
 from ingest_gateway.validation import MAX_OFFSET
-from runtime.pg import Db
 from schemas.identity import InvalidIdentifier, normalise_email
 from schemas.messages import EventData, Identifiers
 
@@ -281,27 +281,16 @@ async def upsert_customers(team_id: int, request: Request) -> Response:
     # an accepted write into an error.
     db = deps.db(request)
     emails = [m.identifiers.email or "" for m in messages]
-    before = await _stored_by_email(db, team_id, emails) if messages else {}
+    before = await customers_by_email(db, team_id, emails) if messages else {}
     accepted = await accept(request, messages)
     if accepted.timed_out:
         return accepted.respond([{"id": m.id, "status": "accepted"} for m in messages])
     if accepted.waited:
-        after = await _stored_by_email(db, team_id, emails)
+        after = await customers_by_email(db, team_id, emails)
         saved = [after.get(e, entry) for e, entry in zip(emails, saved, strict=True)]
     else:
         saved = [before.get(e, {}) | entry for e, entry in zip(emails, saved, strict=True)]
     return accepted.respond(saved)
-
-
-async def _stored_by_email(db: Db, team_id: int, emails: list[str]) -> dict[str, dict[str, Any]]:
-    rows = await db.fetch(
-        "SELECT i.value, c.attributes::text AS attributes"
-        "  FROM customer_identifiers i JOIN customers c ON c.id = i.customer_id"
-        " WHERE i.team_id = $1 AND i.kind = 'email' AND i.value = ANY($2::text[])",
-        team_id,
-        emails,
-    )
-    return {r["value"]: flat_customer(r["attributes"], r["value"]) for r in rows}
 
 
 @surface.delete(

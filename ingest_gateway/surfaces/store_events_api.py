@@ -45,6 +45,7 @@ from ingest_gateway.accept import accept, new_write
 from ingest_gateway.body import read_json
 from ingest_gateway.errors import ApiError
 from ingest_gateway.read_model.events import event_by_client_id, stored_json
+from ingest_gateway.read_model.teams import team_name
 from ingest_gateway.responses import JSON
 from ingest_gateway.routing import Surface
 from ingest_gateway.surfaces.common import responses, write_body
@@ -194,8 +195,8 @@ def _customer(problems: _Problems, value: Any) -> tuple[Identifiers, dict[str, A
 async def _check_store(request: Request, team_id: int, app_key: str) -> None:
     hit = _TEAM_NAMES.get(team_id)
     if hit is None or hit[1] < time.monotonic():
-        name = await deps.db(request).fetchval("SELECT name FROM teams WHERE id = $1", team_id)
-        hit = (str(name), time.monotonic() + _TEAM_NAME_TTL_S)
+        name = await team_name(deps.db(request), team_id)
+        hit = (name, time.monotonic() + _TEAM_NAME_TTL_S)
         _TEAM_NAMES[team_id] = hit
     if app_key not in (hit[0], str(team_id)):
         raise ApiError(

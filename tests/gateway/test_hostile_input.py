@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from admin.teams import create_team
-from ingest_gateway.read_model.customers import outcomes
+from ingest_gateway.read_model.outcomes import outcomes
 
 GROUPS = "/rest-api/customer-interface/v1.0"
 EVENTS = "/rest-api/enterprise-interface/v1.0"

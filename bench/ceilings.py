@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -16,7 +17,7 @@ import uvloop
 
 from bench.workload import messages
 from consumers import timestamps
-from consumers.apply import EventTypeCache, apply_batch
+from consumers.unit_of_work import EventTypeCache, apply_batch
 from ingest_gateway.publisher import Publisher
 from runtime.settings import Settings
 from schemas.messages import new_message_id
@@ -32,6 +33,20 @@ class CeilingResult:
         return self.messages / self.seconds if self.seconds else 0.0
 
 
+async def _timed(
+    duration_s: float, work: Callable[[float], Awaitable[int]], close: Callable[[], Awaitable[None]]
+) -> CeilingResult:
+    """Time ``work(deadline)``, which returns how many messages it wrote, then ``close()``."""
+    deadline = time.perf_counter() + duration_s
+    started = time.perf_counter()
+    try:
+        done = await work(deadline)
+    finally:
+        elapsed = time.perf_counter() - started
+        await close()
+    return CeilingResult(done, elapsed)
+
+
 async def _raw_kafka(
     settings: Settings, topic: str, team_id: int, run: str, pool: int, duration_s: float
 ) -> CeilingResult:
@@ -39,26 +54,20 @@ async def _raw_kafka(
     # The gateway's own publisher (records of many messages per partition), no HTTP.
     publisher = Publisher(settings.model_copy(update={"writes_topic": topic}))
     await publisher.start()
-    sent = 0
     group = 100
-    deadline = time.perf_counter() + duration_s
 
-    async def sender(offset: int) -> None:
-        nonlocal sent
+    async def sender(offset: int, deadline: float) -> int:
         i = offset
         while time.perf_counter() < deadline:
             chunk = [templates[(i + k) % len(templates)] for k in range(group)]
             await publisher.publish(chunk)
             i += group
-            sent += group
+        return i - offset
 
-    started = time.perf_counter()
-    try:
-        await asyncio.gather(*(sender(k * 2500) for k in range(8)))
-    finally:
-        elapsed = time.perf_counter() - started
-        await publisher.stop()
-    return CeilingResult(sent, elapsed)
+    async def senders(deadline: float) -> int:
+        return sum(await asyncio.gather(*(sender(k * 2500, deadline) for k in range(8))))
+
+    return await _timed(duration_s, senders, publisher.stop)
 
 
 def raw_kafka(
@@ -77,11 +86,9 @@ async def _raw_postgres(
     await timestamps.install(conn)  # as the consumers' connections
     types = EventTypeCache()
     window = timedelta(seconds=settings.email_open_window_s)
-    applied = 0
-    i = 0
-    deadline = time.perf_counter() + duration_s
-    started = time.perf_counter()
-    try:
+
+    async def applier(deadline: float) -> int:
+        i = 0
         while time.perf_counter() < deadline:
             chunk = [
                 msgspec.structs.replace(templates[(i + k) % len(templates)], id=new_message_id())
@@ -89,11 +96,9 @@ async def _raw_postgres(
             ]
             i += batch
             await apply_batch(conn, chunk, types, window)
-            applied += batch
-    finally:
-        elapsed = time.perf_counter() - started
-        await conn.close()
-    return CeilingResult(applied, elapsed)
+        return i
+
+    return await _timed(duration_s, applier, conn.close)
 
 
 def raw_postgres(

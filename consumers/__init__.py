@@ -1,11 +1,31 @@
 """Consumer workers: read canonical writes from Kafka in batches and apply them to PostgreSQL.
 
-The chain for every batch is ``decode -> plan -> apply -> commit``:
+Every polled batch goes through one chain of steps, commit last (``steps``)::
 
-- ``worker``: the Kafka loop (poll a batch, hand it on, commit offsets last).
-- ``decode``: bytes to ``WriteMessage``; what cannot be decoded goes to the dead-letter topic.
-- ``plan``: pure Python. Given the current owners of the batch's identifiers, decides
-  which customers to create, merge, update and delete and which events to keep.
-- ``apply``: one PostgreSQL transaction per batch: lock, read, plan, write set-based.
-- ``rules``: the event rules (bots, confirmation dedup, email-open window).
+    Decode -> Apply -> SendDeadLetters -> Commit
+
+and the apply step runs one unit of work per transaction::
+
+    claim message ids -> lock customers -> plan (pure) -> write (set-based SQL)
+
+One job a module, in the order a batch meets them:
+
+- ``worker``: the process's loop: open the clients, poll, run the chain, stop cleanly.
+- ``registry``: what a consumer is: topic, group, chain of steps, dead-letter topic, limits.
+- ``steps``: the step interface (``Batch`` in, ``Batch`` out) and the four steps.
+- ``decode``: bytes to ``WriteMessage``; what cannot be decoded becomes a dead letter.
+- ``unit_of_work``: one PostgreSQL transaction per batch, in the order above.
+- ``plan``: pure policy: identity resolution and the event rules, what to read and write.
+- ``rules``: the questions the rules ask of a message (a bot? which write is newer?).
+- ``statements``: the SQL, set-based, one function per concern.
+- ``dead_letter``: dead letters, the dead-letter topic and the dead-letter limit.
+- ``faults``: what a failure means (wait, retry, blame the message) and the backoff.
+- ``ledger``: forgetting old ids of ``processed_messages``.
+- ``metrics``, ``health``, ``timestamps``: Prometheus metrics, the health port, a
+  cheaper ``timestamptz`` codec.
+- ``supervisor``, ``exit_codes``, ``__main__``: ``ingest-consumer``, which runs and
+  restarts the worker processes.
+
+What became of each message (``applied``, ``discarded:<rule>``, ``dead_letter``) is
+``schemas.outcomes``. The consumers never import the gateway.
 """

@@ -1,6 +1,9 @@
 """``ingest-consumer``: run consumer workers of the group (``--processes N``, default
 ``CONSUMER_PROCESSES``), each in a child process that is restarted when it exits
-(see ``consumers/supervisor.py``)."""
+(see ``consumers/supervisor.py``).
+
+One job: the command line. The parent imports ``supervisor`` only; a child imports
+``worker`` (and with it the clients) when it starts."""
 
 from __future__ import annotations
 

@@ -1,13 +1,17 @@
 """The dead-letter topic: messages a consumer cannot apply, with the reason, payload intact.
 
-Each dead letter keeps the original bytes as its value (so it can be replayed after
-a fix) and says why and where it came from in its headers.
+One job: what a dead letter is and how it reaches the topic. Each dead letter keeps
+the original bytes as its value (so it can be replayed after a fix) and says why
+and where it came from in its headers (``DeadLetterSink``); ``DeadLetterLimit``
+stops a consumer that would send nearly everything there. The dead-letter step
+(``consumers.steps``) uses both. Imports aiokafka and nothing of the project.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
@@ -21,6 +25,21 @@ class DeadLetter:
     partition: int
     offset: int
     message_id: str | None = None
+
+    @classmethod
+    def of(
+        cls, record: Any, value: bytes, key: bytes | None, reason: str, message_id: str | None
+    ) -> DeadLetter:
+        """A letter holding ``value`` (``record``'s or part of it), from ``record``'s place."""
+        return cls(
+            value=value,
+            key=key,
+            reason=reason,
+            topic=getattr(record, "topic", ""),
+            partition=getattr(record, "partition", -1),
+            offset=getattr(record, "offset", -1),
+            message_id=message_id,
+        )
 
 
 # Bytes of a record besides its value, key and headers (Kafka's batch and record

@@ -1,8 +1,10 @@
 """Decoding Kafka records into canonical messages; the undecodable become dead letters.
 
-A record holds one message or a JSON array of messages (``schemas.messages``). An
+One job: records to ``WriteMessage``s, and the dead letter of a message. A record
+holds one message or a JSON array of messages (``schemas.messages``). An
 undecodable record is one dead letter with its original bytes; a message of an array
 that is invalid is one dead letter holding just that message, and the others go on.
+Imports msgspec, ``schemas`` and ``consumers.dead_letter``.
 """
 
 from __future__ import annotations
@@ -55,18 +57,10 @@ def message_value(record: Any, message: WriteMessage) -> tuple[bytes, bytes | No
     return encode(message), partition_key(message.team_id, message.identifiers)
 
 
-def _letter(
-    record: Any, value: bytes, key: bytes | None, reason: str, mid: str | None
-) -> DeadLetter:
-    return DeadLetter(
-        value=value,
-        key=key,
-        reason=reason,
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        message_id=mid,
-    )
+def letter_for(record: Any, message: WriteMessage, reason: str) -> DeadLetter:
+    """The dead letter of ``message``, decoded from ``record`` (as ``message_value``)."""
+    value, key = message_value(record, message)
+    return DeadLetter.of(record, value, key, reason, message.id)
 
 
 def _decode_items(
@@ -77,14 +71,16 @@ def _decode_items(
         try:
             message = decode(item)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            dead.append(_letter(record, item, record.key, f"undecodable message: {exc}", None))
+            dead.append(
+                DeadLetter.of(record, item, record.key, f"undecodable message: {exc}", None)
+            )
             continue
         reason = _refusal(message)
         if reason is None:
             good.append((record, message))
         else:
             key = partition_key(message.team_id, message.identifiers)
-            dead.append(_letter(record, item, key, reason, message.id))
+            dead.append(DeadLetter.of(record, item, key, reason, message.id))
 
 
 def decode_records(
@@ -105,7 +101,7 @@ def decode_records(
             # The whole record becomes one dead letter, with its original bytes.
             del good[good_so_far:], dead[dead_so_far:]
             reason = f"undecodable message: {type(exc).__name__}: {exc}"
-            dead.append(_letter(record, record.value or b"", record.key, reason, None))
+            dead.append(DeadLetter.of(record, record.value or b"", record.key, reason, None))
     return good, dead
 
 
@@ -120,21 +116,20 @@ def _decode_record(
         if items:
             _decode_items(record, items, good, dead)
         else:
-            dead.append(_letter(record, raw, record.key, f"undecodable message: {exc}", None))
+            dead.append(DeadLetter.of(record, raw, record.key, f"undecodable message: {exc}", None))
         return
     if isinstance(decoded, WriteMessage):
         reason = _refusal(decoded)
         if reason is None:
             good.append((record, decoded))
         else:
-            dead.append(_letter(record, raw, record.key, reason, decoded.id))
+            dead.append(DeadLetter.of(record, raw, record.key, reason, decoded.id))
         return
     if not decoded:
-        dead.append(_letter(record, raw, record.key, "empty array of messages", None))
+        dead.append(DeadLetter.of(record, raw, record.key, "empty array of messages", None))
     for message in decoded:
         reason = _refusal(message)
         if reason is None:
             good.append((record, message))
         else:
-            value, key = message_value(record, message)
-            dead.append(_letter(record, value, key, reason, message.id))
+            dead.append(letter_for(record, message, reason))

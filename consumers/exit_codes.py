@@ -1,4 +1,4 @@
-"""Exit codes of a consumer worker that its supervisor acts on."""
+"""Exit codes of a consumer worker that its supervisor acts on (imports nothing)."""
 
 # The dead-letter limit stopped the worker for a person to look (``run_worker``): a
 # restart would only meet the same batch again, so the supervisor stops too.

@@ -1,9 +1,10 @@
-"""The ledger of applied message ids (``processed_messages``), and forgetting old ids.
+"""Forgetting old ids of the ledger of applied message ids (``processed_messages``).
 
-Each applied message id is claimed once in ``processed_messages`` (``consumers.apply``),
-so a redelivered batch changes nothing. The ledger only has to remember ids Kafka
-could still redeliver; older rows are deleted by ``ingest-admin prune-ledger`` and,
-every ``LEDGER_PRUNE_INTERVAL_S``, by one of the running consumers.
+One job: pruning. Each applied message id is claimed once in ``processed_messages``
+(``consumers.statements``, in the unit of work), so a redelivered batch changes
+nothing. The ledger only has to remember ids Kafka could still redeliver; older
+rows are deleted by ``ingest-admin prune-ledger`` and, every
+``LEDGER_PRUNE_INTERVAL_S``, by one of the running consumers. Imports ``runtime.pg``.
 """
 
 from __future__ import annotations

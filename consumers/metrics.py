@@ -1,4 +1,8 @@
-"""Prometheus metrics of a consumer process (served when METRICS_PORT is set)."""
+"""Prometheus metrics of a consumer process (served when METRICS_PORT is set).
+
+One job: the metrics and how a plan and a consumer's lag feed them. Imports
+prometheus_client, and ``consumers.plan`` for its type only.
+"""
 
 from __future__ import annotations
 

@@ -1,9 +1,19 @@
 """Identity resolution and event rules for one batch, in pure Python.
 
-``plan_batch`` replays the batch's messages in order against an in-memory view of
-the customers they touch (read, and locked, by ``apply``) and returns what to
-write. Keeping this free of I/O makes the policy easy to read and to unit-test;
-``apply`` turns the plan into a handful of set-based statements.
+This module's one job is policy: what a batch does to the store, decided without
+I/O so that it reads as the rules and is unit-tested without a database
+(``tests/consumers/test_plan.py``). It imports only ``consumers.rules`` and
+``schemas``; ``consumers.unit_of_work`` reads what it asks for, calls it and
+writes the result with ``consumers.statements``.
+
+- What to read: ``identifier_keys`` (whose owners to lock), ``customers_to_compare``
+  (whose external ids a merge decision needs), ``email_open_span`` (which stored
+  opens the email-open window can meet).
+- What to write: ``plan_batch`` replays the batch's messages in order against an
+  in-memory view of the customers they touch and returns a ``Plan``;
+  ``identifiers_to_attach`` adds the identifiers new customers get once they have ids.
+- What a write's result means: ``Plan.discard_stored_confirmations`` (an order the
+  store already holds makes the confirmation a duplicate).
 
 Identity policy (README "Identity model"):
 
@@ -32,6 +42,7 @@ from typing import Any, NamedTuple
 
 from consumers import rules
 from schemas.messages import WriteMessage
+from schemas.outcomes import Outcome, Rule
 
 IdentifierKey = tuple[int, str, str]  # (team_id, kind, value)
 
@@ -101,8 +112,27 @@ class Plan:
     merges: list[Merge]
     identifiers: list[tuple[int, str, str, int]]  # (team_id, kind, value, customer ref)
     events: list[PlannedEvent]
-    outcomes: dict[str, str]  # message id -> outcome, for messages not simply applied
-    discarded: Counter[tuple[int, str, date]]
+    outcomes: dict[str, Outcome]  # message id -> outcome, for messages not simply applied
+    discarded: Counter[tuple[int, Rule, date]]  # (team, rule, day of the event) -> messages
+
+    def discard(self, message: WriteMessage, rule: Rule) -> None:
+        _discard(self.outcomes, self.discarded, message, rule)
+
+    def discard_stored_confirmations(self, refused: list[WriteMessage]) -> None:
+        """``refused``: events whose order id the store already held (the statement
+        inserting events with an order id wrote none of them): duplicate confirmations."""
+        for message in refused:
+            self.discard(message, Rule.DUPLICATE_ORDER)
+
+
+def _discard(
+    outcomes: dict[str, Outcome],
+    counts: Counter[tuple[int, Rule, date]],
+    message: WriteMessage,
+    rule: Rule,
+) -> None:
+    outcomes[message.id] = Outcome.discarded(rule)
+    counts[(message.team_id, rule, message.occurred_at.date())] += 1
 
 
 class _Planner:
@@ -121,8 +151,8 @@ class _Planner:
         self.new_identifiers: dict[IdentifierKey, int] = {}
         self.merges: list[Merge] = []
         self.events: list[PlannedEvent] = []
-        self.outcomes: dict[str, str] = {}
-        self.discarded: Counter[tuple[int, str, date]] = Counter()
+        self.outcomes: dict[str, Outcome] = {}
+        self.discarded: Counter[tuple[int, Rule, date]] = Counter()
         self.orders_seen: set[tuple[int, str]] = set()
         self.client_events: dict[tuple[int, str], int] = {}
 
@@ -135,9 +165,8 @@ class _Planner:
         ref = self.owners.get(key)
         return None if ref is None else self.final(ref)
 
-    def discard(self, message: WriteMessage, rule: str) -> None:
-        self.outcomes[message.id] = f"discarded:{rule}"
-        self.discarded[(message.team_id, rule, message.occurred_at.date())] += 1
+    def discard(self, message: WriteMessage, rule: Rule) -> None:
+        _discard(self.outcomes, self.discarded, message, rule)
 
     # -- operations --------------------------------------------------------------
 
@@ -222,11 +251,11 @@ class _Planner:
     def write(self, message: WriteMessage) -> None:
         event = message.event
         if event is not None and rules.is_bot(message.user_agent):
-            self.discard(message, rules.BOT)
+            self.discard(message, Rule.BOT)
             return
         customer = self.resolve(message)
         if customer is None:
-            self.discard(message, rules.UNKNOWN_CUSTOMER)
+            self.discard(message, Rule.UNKNOWN_CUSTOMER)
             return
         if message.attributes:
             customer.set_attributes(
@@ -239,12 +268,12 @@ class _Planner:
         if event.kind == "confirmation" and event.order_id:
             order = (message.team_id, event.order_id)
             if order in self.orders_seen:
-                self.discard(message, rules.DUPLICATE_ORDER)
+                self.discard(message, Rule.DUPLICATE_ORDER)
                 return
             self.orders_seen.add(order)
         if event.kind == "email_open":
             if any(abs(message.occurred_at - t) < self.window for t in customer.email_opens):
-                self.discard(message, rules.EMAIL_OPEN_WINDOW)
+                self.discard(message, Rule.EMAIL_OPEN_WINDOW)
                 return
             customer.email_opens.append(message.occurred_at)
         if event.client_event_id:
@@ -320,3 +349,49 @@ def plan_batch(
         else:
             planner.write(message)
     return planner.result()
+
+
+# -- what the unit of work reads for a plan, and adds to it ----------------------
+
+
+def identifier_keys(messages: list[WriteMessage]) -> list[IdentifierKey]:
+    """Every identifier the batch names, sorted: the owners to read and lock."""
+    return sorted(
+        {(m.team_id, kind, value) for m in messages for kind, value in m.identifiers.items()}
+    )
+
+
+def customers_to_compare(
+    messages: list[WriteMessage], owners: dict[IdentifierKey, int]
+) -> set[int]:
+    """The stored customers whose external ids the plan needs.
+
+    External ids decide merges, and only a write naming several identifiers can
+    merge customers: the customers such a write names are all the plan may compare.
+    """
+    return {
+        owners[key]
+        for m in messages
+        if m.identifiers.several()
+        for kind, value in m.identifiers.items()
+        if (key := (m.team_id, kind, value)) in owners
+    }
+
+
+def email_open_span(
+    messages: list[WriteMessage], email_open_window: timedelta
+) -> tuple[datetime, datetime] | None:
+    """The open interval of stored email opens the batch's opens can fall within the
+    window of (None: the batch has none)."""
+    opens = [m.occurred_at for m in messages if m.event and m.event.kind == "email_open"]
+    if not opens:
+        return None
+    return min(opens) - email_open_window, max(opens) + email_open_window
+
+
+def identifiers_to_attach(plan: Plan, ids: dict[int, int]) -> list[tuple[int, str, str, int]]:
+    """The plan's new identifiers, with ``ids`` (new customer ref -> stored id) applied,
+    and each new customer's own ``customer_id`` identifier (its stored id as text)."""
+    identifiers = [(t, k, v, ids[ref] if ref < 0 else ref) for t, k, v, ref in plan.identifiers]
+    identifiers += [(c.team_id, "customer_id", str(ids[c.ref]), ids[c.ref]) for c in plan.created]
+    return identifiers

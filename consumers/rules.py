@@ -1,4 +1,10 @@
-"""Event rules that discard events, and the version order used for last-writer-wins."""
+"""The tests behind the event rules, and the version order used for last-writer-wins.
+
+One job: answer the questions ``consumers.plan`` asks of one message (is it from a
+bot; which of two writes is newer). The rules' names are outcomes of a message and
+live in ``schemas.outcomes`` (``Rule``). Imports CrawlerDetect and nothing of the
+project.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +12,6 @@ from datetime import datetime
 from functools import lru_cache
 
 from crawlerdetect import CrawlerDetect
-
-# Reasons an event is discarded; counted per team and day in ``discarded_events``.
-BOT = "bot"
-DUPLICATE_ORDER = "duplicate_confirmation"
-EMAIL_OPEN_WINDOW = "email_open_window"
-UNKNOWN_CUSTOMER = "unknown_customer"
 
 _detector = CrawlerDetect()
 

@@ -31,7 +31,8 @@ The supervisor runs no event loop and no thread: it sleeps in ``select`` on a
 pipe that signal handlers write to (``signal.set_wakeup_fd``; SIGCHLD wakes it
 when a child exits) with the next due restart as timeout.
 
-The policy comes from the settings (``RestartPolicy.from_settings``).
+The policy comes from the settings (``RestartPolicy.from_settings``). Imports the
+standard library and ``runtime.settings`` only: no client of Kafka or PostgreSQL.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Python objects: about 2 us a value, and each stored event carries two (a profile
 ``copy_records_to_table`` on 2,000-event batches: 5.1 -> 2.3 us a row with this
 codec). Here a value is the binary wire form itself, microseconds since
 2000-01-01 UTC, computed once per distinct datetime: the events of one request
-share their received time, and often their event time.
+share their received time, and often their event time. Imports ``runtime.pg``.
 """
 
 from __future__ import annotations

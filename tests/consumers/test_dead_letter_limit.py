@@ -19,6 +19,19 @@ from tests.conftest import create_topics, settings_env
 from tests.support import BIN, Process, eventually
 
 
+async def produce_garbage(bootstrap: str, topic: str, count: int = 200) -> None:
+    """``count`` records that are not JSON, to partition 0 of ``topic``."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        batch = producer.create_batch()
+        for i in range(count):
+            batch.append(key=None, value=b"not json %d" % i, timestamp=None)
+        await (await producer.send_batch(batch, topic, partition=0))
+    finally:
+        await producer.stop()
+
+
 def test_a_few_dead_letters_pass() -> None:
     limit = DeadLetterLimit(max_ratio=0.5, window=100)
     for _ in range(50):
@@ -57,15 +70,7 @@ async def test_a_consumer_fed_only_garbage_stops_before_dead_lettering_it(
     writes, dead = f"garbage.{run}.writes", f"garbage.{run}.dlq"
     group = f"garbage.{run}"
     await create_topics(settings.kafka_bootstrap_servers, {writes: 1, dead: 1})
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await producer.start()
-    try:
-        batch = producer.create_batch()
-        for i in range(200):
-            batch.append(key=None, value=b"not json %d" % i, timestamp=None)
-        await (await producer.send_batch(batch, writes, partition=0))
-    finally:
-        await producer.stop()
+    await produce_garbage(settings.kafka_bootstrap_servers, writes)
 
     env = settings_env(
         settings,

@@ -15,6 +15,7 @@ from runtime.settings import Settings
 from schemas.messages import EventData, Identifiers, Operation, WriteMessage, encode
 from schemas.topics import partition_key
 from tests.conftest import Team
+from tests.consumers.workload import message
 from tests.support import eventually
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -33,13 +34,12 @@ def write(
     **ids: str,
 ) -> WriteMessage:
     when = T0 + timedelta(minutes=at)
-    return WriteMessage(
-        id=str(uuid.uuid4()),
-        team_id=team.id,
-        op=op,
-        identifiers=Identifiers(**ids),
-        occurred_at=when,
-        received_at=when,
+    return message(
+        team.id,
+        op,
+        Identifiers(**ids),
+        when,
+        str(uuid.uuid4()),
         attributes=attrs or {},
         event=event,
     )

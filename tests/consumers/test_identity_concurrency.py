@@ -17,8 +17,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from admin.cli import create_team
 from admin.databases import drop_database
+from admin.teams import create_team
 from runtime.settings import Settings
 from schemas.messages import WriteMessage, encode
 from schemas.migrate import migrate

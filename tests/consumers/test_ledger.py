@@ -14,8 +14,8 @@ from pathlib import Path
 import asyncpg
 
 from consumers import ledger
-from consumers.apply import EventTypeCache, apply_batch
 from consumers.ledger import prune_unless_busy
+from consumers.unit_of_work import EventTypeCache, apply_batch
 from runtime.settings import Settings
 from schemas.messages import EventData, Identifiers, WriteMessage, new_message_id
 from tests.conftest import Team, create_topics, settings_env
@@ -76,7 +76,7 @@ async def test_a_message_twice_in_one_batch_applies_once(db: asyncpg.Pool, team:
 
 
 async def test_a_dead_letter_produced_back_is_applied(db: asyncpg.Pool, team: Team) -> None:
-    # As the worker records a message it dead-lettered (worker.BatchApplier.record_dead).
+    # As the dead-letter step records a message it dead-lettered (statements.record_dead_letters).
     message = event(team, "replayed@example.com", 7)
     await db.execute(
         "INSERT INTO processed_messages (message_id, outcome) VALUES ($1, 'dead_letter')",

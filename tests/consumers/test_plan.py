@@ -5,8 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from consumers.plan import CustomerState, Plan, plan_batch
-from schemas.messages import EventData, Identifiers, Operation, WriteMessage, new_message_id
+from consumers.plan import (
+    CustomerState,
+    Plan,
+    customers_to_compare,
+    email_open_span,
+    identifier_keys,
+    identifiers_to_attach,
+    plan_batch,
+)
+from schemas.messages import EventData, Identifiers, Operation, WriteMessage
+from schemas.outcomes import Outcome, Rule
+from tests.consumers.workload import message
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 WINDOW = timedelta(minutes=20)
@@ -22,14 +32,11 @@ def msg(
     attrs: dict[str, Any] | None = None,
     **ids: str,
 ) -> WriteMessage:
-    when = T0 + timedelta(minutes=at)
-    return WriteMessage(
-        id=new_message_id(),
-        team_id=TEAM,
-        op=op,
-        identifiers=Identifiers(**ids),
-        occurred_at=when,
-        received_at=when,
+    return message(
+        TEAM,
+        op,
+        Identifiers(**ids),
+        T0 + timedelta(minutes=at),
         attributes=attrs or {},
         event=event,
         create_if_missing=create,
@@ -198,3 +205,56 @@ def test_merge_chain_within_one_batch_ends_in_one_customer() -> None:
     assert len(p.created) == 1
     assert {k for _, k, _, _ in p.identifiers} == {"email", "phone", "external_id"}
     assert len({ref for *_, ref in p.identifiers}) == 1
+
+
+# -- what the unit of work reads for a plan, and adds to it ----------------------
+
+
+def test_the_owners_to_lock_are_every_identifier_named_once_in_order() -> None:
+    messages = [msg(phone="+14155550100", email="b@x.io"), msg(email="a@x.io"), msg(email="b@x.io")]
+    assert identifier_keys(messages) == [
+        (TEAM, "email", "a@x.io"),
+        (TEAM, "email", "b@x.io"),
+        (TEAM, "phone", "+14155550100"),
+    ]
+
+
+def test_only_customers_a_write_names_beside_another_identifier_are_compared() -> None:
+    owners = {(TEAM, "email", "a@x.io"): 1, (TEAM, "phone", "+14155550100"): 2}
+    owners[(TEAM, "email", "alone@x.io")] = 3
+    messages = [msg(email="a@x.io", phone="+14155550100"), msg(email="alone@x.io")]
+    assert customers_to_compare(messages, owners) == {1, 2}
+    assert customers_to_compare([msg(email="alone@x.io")], owners) == set()
+
+
+def test_stored_email_opens_are_read_within_a_window_of_the_batchs_opens() -> None:
+    def email_open(at: int) -> WriteMessage:
+        return msg(email="a@x.io", at=at, event=EventData(name="email_open", kind="email_open"))
+
+    assert email_open_span([msg(email="a@x.io", event=EventData(name="view"))], WINDOW) is None
+    span = email_open_span([email_open(30), email_open(5)], WINDOW)
+    assert span == (T0 + timedelta(minutes=5) - WINDOW, T0 + timedelta(minutes=30) + WINDOW)
+
+
+def test_a_new_customer_is_known_by_its_own_id_once_it_has_one() -> None:
+    existing = customer(7)
+    p = plan(
+        [msg(email="a@x.io"), msg(email="b@x.io", phone="+14155550100")],
+        owners={("email", "b@x.io"): 7},
+        customers=[existing],
+    )
+    (new,) = p.created
+    assert sorted(identifiers_to_attach(p, {new.ref: 41})) == [
+        (TEAM, "customer_id", "41", 41),
+        (TEAM, "email", "a@x.io", 41),
+        (TEAM, "phone", "+14155550100", 7),
+    ]
+
+
+def test_a_confirmation_whose_order_the_store_holds_is_a_discarded_duplicate() -> None:
+    stored = msg(email="a@x.io", event=EventData(name="c", kind="confirmation", order_id="o-9"))
+    p = plan([stored])
+    assert p.outcomes == {}
+    p.discard_stored_confirmations([stored])
+    assert p.outcomes == {stored.id: Outcome.DISCARDED_DUPLICATE_ORDER}
+    assert p.discarded == {(TEAM, Rule.DUPLICATE_ORDER, T0.date()): 1}

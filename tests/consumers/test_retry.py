@@ -10,9 +10,10 @@ from typing import Any
 import asyncpg
 import pytest
 
-import consumers.worker as worker
-from consumers.apply import apply_batch
-from consumers.worker import BatchApplier
+import consumers.steps as steps
+from consumers.faults import Stopping
+from consumers.steps import Apply
+from consumers.unit_of_work import apply_batch
 from runtime.settings import Settings
 from schemas.messages import Identifiers, WriteMessage
 from tests.conftest import Team
@@ -54,9 +55,9 @@ async def test_deadlock_and_serialization_failures_are_retried(
             raise aborts.pop(0)
         return await apply_batch(*args)
 
-    monkeypatch.setattr(worker, "apply_batch", aborted_twice)
+    monkeypatch.setattr(steps, "apply_batch", aborted_twice)
     messages = [upsert(team, n=i) for i in range(3)]
-    dead = await BatchApplier(db, settings, asyncio.Event()).apply([(None, m) for m in messages])
+    dead = await Apply(db, settings, asyncio.Event()).apply([(None, m) for m in messages])
     assert dead == [] and aborts == []
     assert await applied(db, messages) == {m.id: "applied" for m in messages}
 
@@ -66,7 +67,7 @@ async def test_a_message_postgresql_refuses_is_isolated_and_the_rest_applies(
 ) -> None:
     good_before, good_after = upsert(team, ok=1), upsert(team, ok=2)
     poison = upsert(team, bad="nul \x00 in jsonb")
-    dead = await BatchApplier(db, settings, asyncio.Event()).apply(
+    dead = await Apply(db, settings, asyncio.Event()).apply(
         [(None, good_before), (None, poison), (None, good_after)]
     )
     assert [d.message_id for d in dead] == [poison.id]
@@ -92,10 +93,10 @@ async def test_a_broken_connection_is_waited_out_however_often_not_dead_lettered
             raise failures.pop(0)
         return await apply_batch(*args)
 
-    monkeypatch.setattr(worker, "apply_batch", unavailable_for_a_while)
+    monkeypatch.setattr(steps, "apply_batch", unavailable_for_a_while)
     quick = settings.model_copy(update={"retry_backoff_max_s": 0.01})
     messages = [upsert(team, n=i) for i in range(3)]
-    dead = await BatchApplier(db, quick, asyncio.Event()).apply([(None, m) for m in messages])
+    dead = await Apply(db, quick, asyncio.Event()).apply([(None, m) for m in messages])
     assert dead == [] and failures == []
     assert await applied(db, messages) == {m.id: "applied" for m in messages}
 
@@ -110,10 +111,10 @@ async def test_a_python_error_on_one_message_isolates_it(
             raise TypeError("Integer exceeds 64-bit range")
         return await apply_batch(conn, messages, *rest)
 
-    monkeypatch.setattr(worker, "apply_batch", type_error_on_poison)
+    monkeypatch.setattr(steps, "apply_batch", type_error_on_poison)
     good = [upsert(team, n=i) for i in range(4)]
     items = [(None, m) for m in [good[0], good[1], poison, good[2], good[3]]]
-    dead = await BatchApplier(db, settings, asyncio.Event()).apply(items)
+    dead = await Apply(db, settings, asyncio.Event()).apply(items)
     assert [d.message_id for d in dead] == [poison.id]
     assert dead[0].reason == "TypeError: Integer exceeds 64-bit range"
     assert await applied(db, good) == {m.id: "applied" for m in good}
@@ -125,12 +126,12 @@ async def test_a_stop_during_an_outage_ends_the_wait(
     async def always_unavailable(*args: Any) -> Any:
         raise ConnectionRefusedError("connection refused")
 
-    monkeypatch.setattr(worker, "apply_batch", always_unavailable)
+    monkeypatch.setattr(steps, "apply_batch", always_unavailable)
     stopping = asyncio.Event()
-    applier = BatchApplier(db, settings, stopping)
+    applier = Apply(db, settings, stopping)
     applying = asyncio.create_task(applier.apply([(None, upsert(team, n=1))]))
     await asyncio.sleep(0.05)  # let it fail once and wait
     assert not applying.done()
     stopping.set()
-    with pytest.raises(worker.Stopping):
+    with pytest.raises(Stopping):
         await asyncio.wait_for(applying, timeout=2)

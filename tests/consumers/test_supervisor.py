@@ -27,6 +27,7 @@ from runtime.settings import Settings
 from schemas.messages import Identifiers, WriteMessage, encode, new_message_id, utcnow
 from schemas.topics import partition_key
 from tests.conftest import Team, create_topics, settings_env
+from tests.consumers.test_dead_letter_limit import produce_garbage
 from tests.support import BIN, Process, children_of, eventually
 
 PARTITIONS = 2
@@ -266,15 +267,7 @@ async def test_a_worker_that_keeps_dying_at_start_makes_the_supervisor_exit_1(
 async def test_a_worker_stopped_by_the_dead_letter_limit_is_not_restarted(
     start: Start, private: Settings
 ) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=private.kafka_bootstrap_servers)
-    await producer.start()
-    try:
-        batch = producer.create_batch()
-        for i in range(200):
-            batch.append(key=None, value=b"not json %d" % i, timestamp=None)
-        await (await producer.send_batch(batch, private.writes_topic, partition=0))
-    finally:
-        await producer.stop()
+    await produce_garbage(private.kafka_bootstrap_servers, private.writes_topic)
     proc = start(DEAD_LETTER_WINDOW="100", DEAD_LETTER_MAX_RATIO="0.9")
     assert await wait_for_exit(proc) == 3, proc.tail()
     log = proc.log_path.read_text()

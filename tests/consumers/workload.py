@@ -17,9 +17,30 @@ from typing import Any
 import asyncpg
 import orjson
 
-from schemas.messages import EventData, Identifiers, WriteMessage
+from schemas.messages import EventData, Identifiers, Operation, WriteMessage, new_message_id
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def message(
+    team_id: int,
+    op: Operation,
+    identifiers: Identifiers,
+    at: datetime,
+    message_id: str | None = None,
+    **fields: Any,
+) -> WriteMessage:
+    """A write of the team that occurred, and was received, at ``at`` (a new UUIDv7 id
+    unless ``message_id`` is given)."""
+    return WriteMessage(
+        id=message_id or new_message_id(),
+        team_id=team_id,
+        op=op,
+        identifiers=identifiers,
+        occurred_at=at,
+        received_at=at,
+        **fields,
+    )
 
 
 @dataclass(frozen=True)
@@ -75,17 +96,9 @@ def generate(seed: int, team_id: int, count: int, population: int = 60) -> list[
         else:
             op, attrs = "track_event", {}
             event = EventData(name=rng.choice(["view", "click", "buy"]), body={"n": n})
+        message_id = str(uuid.UUID(int=rng.getrandbits(128)))
         messages.append(
-            WriteMessage(
-                id=str(uuid.UUID(int=rng.getrandbits(128))),
-                team_id=team_id,
-                op=op,  # type: ignore[arg-type]
-                identifiers=ids,
-                occurred_at=when,
-                received_at=when,
-                attributes=attrs,
-                event=event,
-            )
+            message(team_id, op, ids, when, message_id, attributes=attrs, event=event)  # type: ignore[arg-type]
         )
     replays = rng.sample(messages, k=count // 10)
     return messages + replays

@@ -134,7 +134,7 @@ async def test_api_key_in_header_or_query_and_401_otherwise(
 async def test_teams_never_see_each_other(
     http: httpx.AsyncClient, db: asyncpg.Pool, team: Team
 ) -> None:
-    from admin.cli import create_team
+    from admin.teams import create_team
 
     async with db.acquire() as conn:
         _, other_key = await create_team(conn, f"other-{uuid.uuid4().hex[:8]}")

@@ -1,0 +1,442 @@
+"""The consumers' SQL: set-based statements, one function per concern, no decisions.
+
+Each function runs a fixed number of statements whatever the batch size (``unnest``
+arrays, COPY, ``INSERT ... ON CONFLICT``) and none when it has nothing to do; which
+rows to write was decided before (``consumers.plan``), and in what order and in
+which transaction is ``consumers.unit_of_work``'s job. Two rows with one key in one
+``ON CONFLICT`` statement would be an error: the plan hands each key over once.
+
+Concerns, in the order a batch meets them: the ledger (``claim``, ``claim_again``,
+``record_outcomes``, ``record_dead_letters``); the locked reads (``lock_customers``,
+``external_ids``, ``email_opens``); the writes (``delete_customers``,
+``create_customers``, ``merge_customers``, ``attach_identifiers``,
+``update_attributes``, ``ensure_event_types``, ``insert_events``,
+``count_discarded``).
+
+Imports asyncpg, the JSON encoders, ``runtime.pg``, ``schemas`` and the plan's
+types (``consumers.plan``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter, defaultdict
+from datetime import date, datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+import orjson
+
+from consumers.plan import CustomerState, IdentifierKey, Merge, PlannedEvent
+from runtime.pg import Connection
+from schemas.messages import WriteMessage
+from schemas.outcomes import Outcome, Rule
+
+
+class ConcurrentChange(Exception):
+    """Another transaction changed the identities this batch touches: retry the batch."""
+
+
+def _dumps(value: Any) -> str:
+    """JSON text for PostgreSQL; raw JSON (an event body as sent) passes through."""
+    if isinstance(value, msgspec.Raw):
+        return bytes(value).decode()
+    return orjson.dumps(value).decode()
+
+
+# -- the ledger (processed_messages) ----------------------------------------------
+
+
+async def claim(conn: Connection, messages: list[WriteMessage]) -> None:
+    """Claim every message id with COPY: the cheapest way, for a batch that is all new.
+
+    The outcome is the column's default, ``Outcome.APPLIED``. An id claimed before
+    (or twice in the batch) raises ``asyncpg.UniqueViolationError``.
+    """
+    await conn.copy_records_to_table(
+        "processed_messages", columns=["message_id"], records=[(m.id,) for m in messages]
+    )
+
+
+async def claim_again(conn: Connection, messages: list[WriteMessage]) -> set[str]:
+    """Claim the ids not claimed before; returns those claimed now.
+
+    Ids applied or discarded before are skipped. A dead letter is claimed again: a
+    message dead-lettered earlier and produced back (after a fix) is applied.
+    """
+    rows = await conn.fetch(
+        "INSERT INTO processed_messages (message_id) SELECT unnest($1::uuid[])"
+        " ON CONFLICT (message_id) DO UPDATE SET outcome = $2, processed_at = now()"
+        "  WHERE processed_messages.outcome = $3"
+        " RETURNING message_id",
+        list(dict.fromkeys(m.id for m in messages)),  # DO UPDATE may touch a row once
+        Outcome.APPLIED,
+        Outcome.DEAD_LETTER,
+    )
+    return {str(r["message_id"]) for r in rows}
+
+
+async def record_outcomes(conn: Connection, outcomes: dict[str, Outcome]) -> None:
+    """Set the outcome of claimed messages that were not simply applied."""
+    if outcomes:
+        await conn.execute(
+            "UPDATE processed_messages p SET outcome = o.outcome"
+            " FROM unnest($1::uuid[], $2::text[]) AS o (id, outcome) WHERE p.message_id = o.id",
+            list(outcomes),
+            list(outcomes.values()),
+        )
+
+
+async def record_dead_letters(db: Connection | asyncpg.Pool, message_ids: list[str]) -> None:
+    """Record dead-lettered ids as ``Outcome.DEAD_LETTER``, so waiting clients learn it.
+
+    An id applied meanwhile keeps its outcome. Ids that are not UUIDs (a message
+    produced to the topic some other way) cannot be recorded: their letters are in
+    the dead-letter topic all the same.
+    """
+    if not message_ids:
+        return
+    with contextlib.suppress(asyncpg.DataError):
+        await db.execute(
+            "INSERT INTO processed_messages (message_id, outcome)"
+            " SELECT unnest($1::uuid[]), $2::text"
+            " ON CONFLICT (message_id) DO NOTHING",
+            message_ids,
+            Outcome.DEAD_LETTER,
+        )
+
+
+# -- locked reads -------------------------------------------------------------------
+
+
+async def lock_customers(
+    conn: Connection, keys: list[IdentifierKey]
+) -> tuple[dict[IdentifierKey, int], dict[int, CustomerState]]:
+    """Owners of ``keys`` and their customers, locked ``FOR UPDATE`` in id order.
+
+    One statement is enough because an identifier only ever changes hands when its
+    customer is deleted (erasure, or being merged away): if a concurrent transaction
+    did that, the lock wait ends with the row gone and it is left out, so the key
+    looks unowned here. Creating it then collides with the identifier's unique key
+    and the batch is retried against the new owner (``ConcurrentChange``).
+    """
+    rows = await conn.fetch(
+        """
+        SELECT i.team_id AS key_team, i.kind, i.value, c.id, c.team_id,
+               c.attributes::text AS attributes, c.attribute_times::text AS attribute_times,
+               c.first_seen_at, c.last_updated_at
+          FROM unnest($1::bigint[], $2::text[], $3::text[]) AS k (team_id, kind, value)
+          JOIN customer_identifiers i USING (team_id, kind, value)
+          JOIN customers c ON c.id = i.customer_id
+         ORDER BY c.id
+           FOR UPDATE OF c
+        """,
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [k[2] for k in keys],
+    )
+    owners = {(r["key_team"], r["kind"], r["value"]): r["id"] for r in rows}
+    locked = {r["id"]: r for r in rows}
+    customers = {
+        cid: CustomerState(
+            ref=cid,
+            team_id=row["team_id"],
+            attributes=orjson.loads(row["attributes"]),
+            versions=orjson.loads(row["attribute_times"]),
+            first_seen_at=row["first_seen_at"],
+            last_updated_at=row["last_updated_at"],
+        )
+        for cid, row in locked.items()
+    }
+    return owners, customers
+
+
+async def external_ids(conn: Connection, customer_ids: set[int]) -> list[asyncpg.Record]:
+    """Rows ``(customer_id, value)``: the external ids of the customers."""
+    return await conn.fetch(
+        "SELECT customer_id, value FROM customer_identifiers"
+        " WHERE customer_id = ANY($1::bigint[]) AND kind = 'external_id'",
+        sorted(customer_ids),
+    )
+
+
+async def email_opens(
+    conn: Connection, customer_ids: list[int], after: datetime, before: datetime
+) -> list[asyncpg.Record]:
+    """Rows ``(customer_id, occurred_at)``: the customers' stored email opens in the span."""
+    return await conn.fetch(
+        "SELECT customer_id, occurred_at FROM events WHERE customer_id = ANY($1::bigint[])"
+        " AND kind = 'email_open' AND occurred_at > $2 AND occurred_at < $3",
+        customer_ids,
+        after,
+        before,
+    )
+
+
+# -- writes -------------------------------------------------------------------------
+
+
+async def delete_customers(conn: Connection, customer_ids: list[int]) -> None:
+    """Erasure: the customers and their events, identifiers by ``ON DELETE CASCADE``."""
+    if customer_ids:
+        # Events explicitly: the hot table has no foreign key.
+        await conn.execute("DELETE FROM events WHERE customer_id = ANY($1::bigint[])", customer_ids)
+        await conn.execute("DELETE FROM customers WHERE id = ANY($1::bigint[])", customer_ids)
+
+
+async def create_customers(conn: Connection, created: list[CustomerState]) -> dict[int, int]:
+    """Insert the new customers; returns their ids by plan ref (< 0)."""
+    if not created:
+        return {}
+    rows = await conn.fetch(
+        "SELECT nextval(pg_get_serial_sequence('customers', 'id')) AS id"
+        " FROM generate_series(1, $1)",
+        len(created),
+    )
+    ids = {customer.ref: row["id"] for customer, row in zip(created, rows, strict=True)}
+    await conn.execute(
+        """
+        INSERT INTO customers (id, team_id, attributes, attribute_times,
+                               first_seen_at, last_updated_at)
+        SELECT id, team_id, a::jsonb, v::jsonb, f, l
+          FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[],
+                      $5::timestamptz[], $6::timestamptz[]) AS u (id, team_id, a, v, f, l)
+        """,
+        list(ids.values()),
+        [c.team_id for c in created],
+        [_dumps(c.attributes) for c in created],
+        [_dumps(c.versions) for c in created],
+        [c.first_seen_at for c in created],
+        [c.last_updated_at for c in created],
+    )
+    return ids
+
+
+async def merge_customers(conn: Connection, merges: list[Merge], ids: dict[int, int]) -> None:
+    """Move identifiers and events to the survivors, record the merges, delete the merged."""
+    if not merges:
+        return
+    merged = [m.merged_id for m in merges]
+    survivors = [ids.get(m.survivor_ref, m.survivor_ref) for m in merges]
+    for table in ("customer_identifiers", "events"):
+        await conn.execute(
+            f"""
+            UPDATE {table} t SET customer_id = m.survivor
+              FROM unnest($1::bigint[], $2::bigint[]) AS m (merged, survivor)
+             WHERE t.customer_id = m.merged
+            """,
+            merged,
+            survivors,
+        )
+    await conn.execute(
+        """
+        INSERT INTO customer_merges (team_id, merged_customer_id, survivor_customer_id,
+                                     message_id)
+        SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::uuid[])
+        """,
+        [m.team_id for m in merges],
+        merged,
+        survivors,
+        [m.message_id for m in merges],
+    )
+    await conn.execute("DELETE FROM customers WHERE id = ANY($1::bigint[])", merged)
+
+
+async def attach_identifiers(
+    conn: Connection, identifiers: list[tuple[int, str, str, int]]
+) -> None:
+    """Insert ``(team_id, kind, value, customer_id)`` rows; ``ConcurrentChange`` if one
+    of them was created by another transaction since the owners were read."""
+    if not identifiers:
+        return
+    inserted = await conn.fetchval(
+        """
+        WITH ins AS (
+            INSERT INTO customer_identifiers (team_id, kind, value, customer_id)
+            SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[])
+            ON CONFLICT DO NOTHING
+            RETURNING 1
+        ) SELECT count(*) FROM ins
+        """,
+        [i[0] for i in identifiers],
+        [i[1] for i in identifiers],
+        [i[2] for i in identifiers],
+        [i[3] for i in identifiers],
+    )
+    if inserted != len(identifiers):
+        raise ConcurrentChange("an identifier was created concurrently")
+
+
+async def update_attributes(conn: Connection, updated: list[CustomerState]) -> None:
+    """Rewrite the stored customers the plan changed (attributes, versions, times)."""
+    if updated:
+        await conn.execute(
+            """
+            UPDATE customers c
+               SET attributes = u.a::jsonb, attribute_times = u.v::jsonb,
+                   first_seen_at = u.f, last_updated_at = u.l
+              FROM unnest($1::bigint[], $2::text[], $3::text[],
+                          $4::timestamptz[], $5::timestamptz[]) AS u (id, a, v, f, l)
+             WHERE c.id = u.id
+            """,
+            [c.ref for c in updated],
+            [_dumps(c.attributes) for c in updated],
+            [_dumps(c.versions) for c in updated],
+            [c.first_seen_at for c in updated],
+            [c.last_updated_at for c in updated],
+        )
+
+
+async def ensure_event_types(
+    conn: Connection, keys: list[tuple[int, str]]
+) -> dict[tuple[int, str], int]:
+    """Ids of the event types ``(team_id, name)``, creating the missing ones."""
+    teams, names = [k[0] for k in keys], [k[1] for k in keys]
+    await conn.execute(
+        "INSERT INTO event_types (team_id, name)"
+        " SELECT * FROM unnest($1::bigint[], $2::text[]) ON CONFLICT DO NOTHING",
+        teams,
+        names,
+    )
+    rows = await conn.fetch(
+        "SELECT t.id, t.team_id, t.name FROM event_types t"
+        " JOIN unnest($1::bigint[], $2::text[]) AS k (team_id, name) USING (team_id, name)",
+        teams,
+        names,
+    )
+    return {(r["team_id"], r["name"]): r["id"] for r in rows}
+
+
+_EVENT_COLUMNS = """id, team_id, customer_id, event_type_id, kind, external_id, client_event_id,
+                    order_id, source, body, properties, occurred_at, received_at,
+                    version_message_id, stored_at"""
+# stored_at is the clock at the insert, near the commit (now() is the transaction's start):
+# stored_at - received_at is the ingest-to-queryable latency the benchmark reports.
+_COPY_COLUMNS = [
+    "id",
+    "team_id",
+    "customer_id",
+    "event_type_id",
+    "kind",
+    "external_id",
+    "client_event_id",
+    "order_id",
+    "source",
+    "body",
+    "properties",
+    "occurred_at",
+    "received_at",
+    "version_message_id",
+]
+_EVENT_ROWS = """
+    SELECT id, team_id, customer_id, event_type_id, kind, external_id, client_event_id,
+           order_id, source, body::jsonb, properties::jsonb, occurred_at, received_at, id,
+           clock_timestamp()
+      FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
+                  $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
+                  $12::timestamptz[], $13::timestamptz[])
+        AS u (id, team_id, customer_id, event_type_id, kind, external_id, client_event_id,
+              order_id, source, body, properties, occurred_at, received_at)
+"""
+
+
+async def insert_events(
+    conn: Connection,
+    events: list[PlannedEvent],
+    ids: dict[int, int],
+    type_ids: dict[tuple[int, str], int],
+) -> list[WriteMessage]:
+    """Insert the planned events; returns those with an order id the store already held.
+
+    Three statements at most, by the event's unique key: plain events by COPY,
+    events with an order id keep the first stored (``ON CONFLICT DO NOTHING``),
+    client-identified events keep the newest version (event time, then message id).
+    """
+    groups: dict[str, list[list[Any]]] = defaultdict(lambda: [[] for _ in range(13)])
+    for planned in events:
+        m = planned.message
+        e = m.event
+        assert e is not None
+        group = "client" if e.client_event_id else "order" if e.order_id else "plain"
+        values = (
+            m.id,
+            m.team_id,
+            ids.get(planned.customer_ref, planned.customer_ref),
+            type_ids[(m.team_id, e.name)],
+            e.kind,
+            e.external_id,
+            e.client_event_id,
+            e.order_id,
+            e.source,
+            _dumps(e.body),
+            None if e.properties is None else _dumps(e.properties),
+            m.occurred_at,
+            m.received_at,
+        )
+        for column, value in zip(groups[group], values, strict=True):
+            column.append(value)
+    refused: list[WriteMessage] = []
+    if "plain" in groups:
+        # Most events: COPY, the cheapest way in. No conflict is possible: the message
+        # ids were claimed in processed_messages by this transaction.
+        columns = groups["plain"]
+        await conn.copy_records_to_table(
+            "events",
+            columns=_COPY_COLUMNS,
+            records=zip(*columns, columns[0], strict=True),
+        )
+    if "order" in groups:
+        kept = {
+            str(r["id"])
+            for r in await conn.fetch(
+                f"INSERT INTO events ({_EVENT_COLUMNS}) {_EVENT_ROWS}"
+                " ON CONFLICT (team_id, order_id) WHERE order_id IS NOT NULL DO NOTHING"
+                " RETURNING id",
+                *groups["order"],
+            )
+        }
+        refused = [
+            p.message
+            for p in events
+            if (e := p.message.event)
+            and e.order_id
+            and not e.client_event_id
+            and p.message.id not in kept
+        ]
+    if "client" in groups:
+        await conn.execute(
+            f"""
+            INSERT INTO events ({_EVENT_COLUMNS}) {_EVENT_ROWS}
+            ON CONFLICT (team_id, client_event_id) WHERE client_event_id IS NOT NULL
+            DO UPDATE SET customer_id = excluded.customer_id,
+                          event_type_id = excluded.event_type_id, kind = excluded.kind,
+                          external_id = excluded.external_id, source = excluded.source,
+                          body = excluded.body, properties = excluded.properties,
+                          occurred_at = excluded.occurred_at, received_at = excluded.received_at,
+                          version_message_id = excluded.version_message_id,
+                          stored_at = excluded.stored_at
+            WHERE (events.occurred_at, events.version_message_id)
+                < (excluded.occurred_at, excluded.version_message_id)
+            """,
+            *groups["client"],
+        )
+    return refused
+
+
+async def count_discarded(conn: Connection, discarded: Counter[tuple[int, Rule, date]]) -> None:
+    """Add the batch's discards to the per team, rule and day counters."""
+    if discarded:
+        keys = sorted(discarded)  # fixed order: counters are shared rows
+        await conn.execute(
+            """
+            INSERT INTO discarded_events (team_id, rule, day, count)
+            SELECT * FROM unnest($1::bigint[], $2::text[], $3::date[], $4::bigint[])
+            ON CONFLICT (team_id, rule, day)
+            DO UPDATE SET count = discarded_events.count + excluded.count
+            """,
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [k[2] for k in keys],
+            [discarded[k] for k in keys],
+        )

@@ -1,0 +1,145 @@
+"""Apply a batch of canonical writes in one PostgreSQL transaction: the unit of work.
+
+One job: the order of a batch's transaction, and nothing it decides or says in SQL
+itself. Per batch, whatever its size, about a dozen statements run:
+
+1. claim the message ids in ``processed_messages`` (a redelivered id is skipped);
+2. lock the customers: read the owners of every identifier the batch names and
+   lock those customers (``FOR UPDATE``, in id order), so that a concurrent merge
+   or delete in another consumer is waited for and seen, never overwritten; then
+   read what the policy needs of them (external ids, recent email opens);
+3. plan: ``consumers.plan`` decides in Python what to create, merge, update, delete;
+4. write the plan, set-based (``consumers.statements``), and the ledger's outcomes.
+
+Correctness under concurrency comes from PostgreSQL: the unique key on identifiers
+makes two consumers that create the same identifier at once collide, and the loser's
+transaction is retried (as are deadlocks and serialization failures) by the apply
+step (``consumers.steps``).
+
+Imports ``consumers.plan``, ``consumers.statements``, ``runtime.pg`` and ``schemas``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import asyncpg
+
+from consumers import plan, statements
+from consumers.plan import CustomerState, IdentifierKey, Plan, plan_batch
+from runtime.pg import Connection
+from schemas.messages import WriteMessage
+
+
+class EventTypeCache:
+    """Event type ids by (team, name). Filled only after a commit, so never stale."""
+
+    def __init__(self) -> None:
+        self.ids: dict[tuple[int, str], int] = {}
+
+
+class _Redelivered(Exception):
+    """A message id of the batch was claimed before: claim again, skipping it."""
+
+
+async def apply_batch(
+    conn: Connection,
+    messages: list[WriteMessage],
+    event_types: EventTypeCache,
+    email_open_window: timedelta,
+) -> Plan | None:
+    """Apply ``messages`` (in order) in one transaction. None when all were applied before."""
+    first_try = True
+    while True:
+        try:
+            return await _apply_once(conn, messages, event_types, email_open_window, first_try)
+        except _Redelivered:
+            first_try = False
+
+
+async def _apply_once(
+    conn: Connection,
+    messages: list[WriteMessage],
+    event_types: EventTypeCache,
+    email_open_window: timedelta,
+    first_try: bool,
+) -> Plan | None:
+    type_ids: dict[tuple[int, str], int] = {}
+    async with conn.transaction():
+        todo = await _claim(conn, messages, first_try)
+        if not todo:
+            return None
+        owners, customers = await _lock_customers(conn, todo, email_open_window)
+        decided = plan_batch(todo, owners, customers, email_open_window)
+        type_ids = await _write(conn, decided, event_types)
+    event_types.ids.update(type_ids)
+    return decided
+
+
+async def _claim(
+    conn: Connection, messages: list[WriteMessage], first_try: bool
+) -> list[WriteMessage]:
+    """Messages not applied before, each once, in batch order.
+
+    On the first try every id is claimed by COPY: almost every batch is new, and
+    COPY skips ``ON CONFLICT``'s check and the returned ids. A redelivered id
+    breaks the unique key; ``apply_batch`` then rolls back and claims again with
+    ``ON CONFLICT`` (``statements.claim_again``), which skips the ids applied before.
+    """
+    if first_try:
+        try:
+            await statements.claim(conn, messages)
+        except asyncpg.UniqueViolationError as exc:
+            raise _Redelivered from exc
+        return messages
+    fresh = await statements.claim_again(conn, messages)
+    todo = []
+    for message in messages:
+        if message.id in fresh:
+            fresh.discard(message.id)
+            todo.append(message)
+    return todo
+
+
+async def _lock_customers(
+    conn: Connection, messages: list[WriteMessage], email_open_window: timedelta
+) -> tuple[dict[IdentifierKey, int], dict[int, CustomerState]]:
+    """The owners of the batch's identifiers and their customers, locked, with what
+    the plan needs to know of them."""
+    owners, customers = await statements.lock_customers(conn, plan.identifier_keys(messages))
+    if not customers:
+        return owners, customers
+    compared = plan.customers_to_compare(messages, owners)
+    if compared:
+        for row in await statements.external_ids(conn, compared):
+            customers[row["customer_id"]].external_ids.add(row["value"])
+    span = plan.email_open_span(messages, email_open_window)
+    if span is not None:
+        for row in await statements.email_opens(conn, list(customers), *span):
+            customers[row["customer_id"]].email_opens.append(row["occurred_at"])
+    return owners, customers
+
+
+async def _write(
+    conn: Connection, decided: Plan, event_types: EventTypeCache
+) -> dict[tuple[int, str], int]:
+    """Write the plan, in this order; returns the ids of the event types it used."""
+    await statements.delete_customers(conn, decided.deleted)
+    ids = await statements.create_customers(conn, decided.created)
+    await statements.merge_customers(conn, decided.merges, ids)
+    await statements.attach_identifiers(conn, plan.identifiers_to_attach(decided, ids))
+    await statements.update_attributes(conn, decided.updated)
+    type_ids: dict[tuple[int, str], int] = {}
+    if decided.events:
+        wanted = {
+            (p.message.team_id, p.message.event.name) for p in decided.events if p.message.event
+        }
+        type_ids = {k: event_types.ids[k] for k in wanted if k in event_types.ids}
+        missing = sorted(wanted - type_ids.keys())
+        if missing:
+            type_ids.update(await statements.ensure_event_types(conn, missing))
+        refused = await statements.insert_events(conn, decided.events, ids, type_ids)
+        decided.discard_stored_confirmations(refused)
+    await statements.count_discarded(conn, decided.discarded)
+    await statements.record_outcomes(conn, decided.outcomes)
+    return type_ids

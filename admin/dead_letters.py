@@ -7,7 +7,7 @@ away), this reads the dead-letter topic (``DEAD_LETTER_TOPIC``) with a consumer
 group of its own, ``ingest-admin-replay``, and produces each letter's original
 value, under its original key, to the writes topic (``WRITES_TOPIC``). The
 consumers apply a replayed message once: an id recorded as ``dead_letter`` is
-claimed again, an id applied meanwhile is skipped (``consumers.apply``).
+claimed again, an id applied meanwhile is skipped (``consumers.statements.claim_again``).
 
 The contract, in order:
 

@@ -32,6 +32,7 @@ from schemas.messages import (
     new_message_id,
     utcnow,
 )
+from schemas.outcomes import Outcome
 
 
 def end_user_agent(request: Request, event_body: Any = None) -> str | None:
@@ -96,7 +97,7 @@ def new_write(
 class Accepted:
     message_ids: list[str]
     # Outcome per message id when the client asked to wait and the consumers finished.
-    outcomes: dict[str, str] | None
+    outcomes: dict[str, Outcome] | None
     waited: bool
 
     @property
@@ -149,7 +150,7 @@ def wants_wait(request: Request) -> bool:
 
 async def wait_for_outcomes(
     db: asyncpg.Pool, message_ids: list[str], timeout_s: float
-) -> dict[str, str] | None:
+) -> dict[str, Outcome] | None:
     """Outcome per message once all are processed, or None when the wait ran out."""
     deadline = time.monotonic() + timeout_s
     while True:

@@ -2,6 +2,8 @@
 
 - ``topics``: Kafka topic names and the partition key of a write.
 - ``messages``: the canonical write message every API surface translates to.
+- ``outcomes``: what became of a message (applied, discarded:<rule>, dead_letter), as
+  the consumers record it and the gateway reads it.
 - ``identity``: normalisation of customer identifiers (email, phone, ...).
 - ``limits``: what can be stored (integer, time and text ranges), for both sides.
 - ``keys``: how API keys are stored (digests), between the admin CLI and the gateway.

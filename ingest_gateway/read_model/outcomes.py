@@ -7,12 +7,13 @@ write is answered from here (``ingest_gateway.accept``).
 from __future__ import annotations
 
 from runtime.pg import Db
+from schemas.outcomes import Outcome
 
 
-async def outcomes(db: Db, message_ids: list[str]) -> dict[str, str]:
+async def outcomes(db: Db, message_ids: list[str]) -> dict[str, Outcome]:
     rows = await db.fetch(
         "SELECT message_id::text AS id, outcome FROM processed_messages"
         " WHERE message_id = ANY($1::uuid[])",
         message_ids,
     )
-    return {r["id"]: r["outcome"] for r in rows}
+    return {r["id"]: Outcome(r["outcome"]) for r in rows}

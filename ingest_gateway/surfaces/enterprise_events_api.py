@@ -50,6 +50,7 @@ from ingest_gateway.surfaces.common import (
 from ingest_gateway.validation import QueryText
 from schemas.identity import InvalidIdentifier, normalise_customer_id
 from schemas.messages import EventData, Identifiers
+from schemas.outcomes import Outcome
 
 PREFIX = "/rest-api/enterprise-interface/v1.0"
 API = "enterprise_events_api"
@@ -186,9 +187,9 @@ async def create_event(team_id: int, request: Request) -> Response:
         return accepted.respond(created)
     if accepted.outcomes is not None:
         outcome = accepted.outcome(message.id)
-        if outcome == "discarded:unknown_customer":  # deleted since the check above
+        if outcome == Outcome.DISCARDED_UNKNOWN_CUSTOMER:  # deleted since the check above
             raise unknown_customer
-        if outcome != "applied":
+        if outcome != Outcome.APPLIED:
             return accepted.respond({"data": {"event_id": message.id, "outcome": outcome}})
         row = await q.get_event(db, team_id, uuid.UUID(message.id))
         if row is not None:

@@ -57,6 +57,7 @@ from schemas.identity import (
 )
 from schemas.limits import time_refusal
 from schemas.messages import EventData, Identifiers, utcnow
+from schemas.outcomes import Outcome
 
 PREFIX = "/core/v3"
 API = "store_events_api"
@@ -323,7 +324,7 @@ async def create_or_update_event(app_key: str, team_id: int, request: Request) -
     if accepted.outcomes is not None:
         outcome = accepted.outcome(message.id)
         row = await event_by_client_id(deps.db(request), team_id, event_id)
-        if outcome != "applied" or row is None:
+        if outcome != Outcome.APPLIED or row is None:
             return accepted.respond(answer | {"status": outcome or "unknown"})
         # A version with a later event time may have been kept instead of this one.
         kept = row["message_id"] == message.id

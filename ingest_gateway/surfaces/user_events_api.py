@@ -46,6 +46,7 @@ from ingest_gateway.surfaces import user_events_examples as examples
 from ingest_gateway.surfaces.common import responses, write_body
 from schemas.identity import InvalidIdentifier, normalise_customer_id, normalise_email
 from schemas.messages import EventData, EventKind, Identifiers, WriteMessage, utcnow
+from schemas.outcomes import DISCARDED_PREFIX, Outcome
 
 PREFIX = "/api/v1"
 API = "user_events_api"
@@ -241,10 +242,12 @@ async def create_event(team_id: int, request: Request) -> Response:
         return accepted.respond({"results": answer})
     if accepted.outcomes is not None:
         outcomes = accepted.outcomes
-        if any(o == "discarded:unknown_customer" for o in outcomes.values()):
+        if Outcome.DISCARDED_UNKNOWN_CUSTOMER in outcomes.values():
             raise ApiError(404, "User not found", "The user no longer exists.")
-        applied = [m.id for m in messages if outcomes.get(m.id) == "applied"]
-        discarded = sorted({o.removeprefix("discarded:") for o in outcomes.values()} - {"applied"})
+        applied = [m.id for m in messages if outcomes.get(m.id) == Outcome.APPLIED]
+        discarded = sorted(
+            {o.removeprefix(DISCARDED_PREFIX) for o in outcomes.values()} - {Outcome.APPLIED}
+        )
         if not applied:
             results["message"] = "Event discarded"
         results["events"] = [event_view(r) for r in await events_by_ids(db, team_id, applied)]

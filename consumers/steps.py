@@ -55,6 +55,7 @@ from consumers import metrics, statements
 from consumers.dead_letter import DeadLetter, DeadLetterLimit, DeadLetterSink
 from consumers.decode import decode_records, letter_for
 from consumers.faults import Backoff, Fault, classify
+from consumers.plan import Plan
 from consumers.unit_of_work import EventTypeCache, apply_batch
 from runtime.settings import Settings
 from schemas.messages import WriteMessage
@@ -143,13 +144,25 @@ class Apply:
         dead = await self.apply(items[:middle])
         return dead + await self.apply(items[middle:])
 
+    async def _apply_once(self, messages: list[WriteMessage]) -> Plan | None:
+        conn = await self.pool.acquire()
+        try:
+            return await apply_batch(conn, messages, self.event_types, self.window)
+        except Exception as exc:
+            if classify(exc) is Fault.INFRASTRUCTURE:
+                # Broken, or silent (a statement timed out on it): never reset and
+                # reuse it; the pool opens a fresh one for the retry.
+                conn.terminate()
+            raise
+        finally:
+            await self.pool.release(conn)
+
     async def _apply_with_retry(self, messages: list[WriteMessage]) -> None:
         """Apply in one transaction; raises only for a ``Fault.MESSAGE`` (or a spent ABORT)."""
         attempt = 0
         while True:
             try:
-                async with self.pool.acquire() as conn:
-                    plan = await apply_batch(conn, messages, self.event_types, self.window)
+                plan = await self._apply_once(messages)
                 if plan is not None:
                     metrics.record_plan(plan, len(messages))
                 return

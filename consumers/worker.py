@@ -19,7 +19,7 @@ import logging
 import signal
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
 from consumers import metrics, timestamps
 from consumers.dead_letter import DeadLetterLimitExceeded
@@ -30,6 +30,7 @@ from consumers.ledger import prune_unless_busy
 from consumers.registry import Clients, ConsumerSpec, writes
 from consumers.steps import Batch
 from runtime.gc import tune_gc
+from runtime.kafka import acked_producer
 from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,15 @@ class Worker:
         # min_size=0: no connection is opened up front, so a consumer starts (and
         # waits in the retry loops) while PostgreSQL is still down.
         pool = await asyncpg.create_pool(
-            s.database_url, min_size=0, max_size=2, init=timestamps.install
+            s.database_url,
+            min_size=0,
+            max_size=2,
+            init=timestamps.install,
+            # A connection that goes silent (its host gone, a middlebox dropping it)
+            # would hold a batch forever: a statement that takes this long is
+            # treated as an outage, its connection dropped and the batch retried.
+            timeout=s.consumer_statement_timeout_s,
+            command_timeout=s.consumer_statement_timeout_s,
         )
         consumer = AIOKafkaConsumer(
             spec.topic,
@@ -64,13 +73,7 @@ class Worker:
             fetch_min_bytes=s.consumer_fetch_min_bytes,
             fetch_max_wait_ms=s.consumer_fetch_max_wait_ms,
         )
-        producer = AIOKafkaProducer(
-            bootstrap_servers=s.kafka_bootstrap_servers,
-            client_id="ingest-consumer-dlq",
-            acks="all",
-            enable_idempotence=True,
-            max_request_size=s.kafka_message_max_bytes,
-        )
+        producer = acked_producer(s, "ingest-consumer-dlq")
         health = HealthServer(
             self.http_port,
             {"kafka": consumer.topics, "postgres": lambda: pool.fetchval("SELECT 1")},

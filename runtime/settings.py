@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     consumer_restart_max_start_failures: int = Field(5, ge=1)
     consumer_stop_timeout_s: float = Field(60.0, gt=0)
     max_transaction_retries: int = Field(8, ge=1)
+    # Connect and statement timeout of the consumers' PostgreSQL connections: beyond
+    # it a batch's connection counts as lost (a silent one would hold it forever),
+    # and the batch is retried on a fresh one. A batch takes well under a second.
+    consumer_statement_timeout_s: float = Field(30.0, gt=0)
     email_open_window_s: int = Field(20 * 60, ge=0)
     # Applied message ids older than this are forgotten (schemas/ledger.py); keep it at
     # least the writes topic's retention. 0: never (prune with ingest-admin instead).

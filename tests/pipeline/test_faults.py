@@ -40,11 +40,11 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from admin.cli import create_team
+from admin.teams import create_team
 from runtime.settings import Settings
 from schemas.migrate import migrate
 from tests.conftest import create_topics, settings_env
-from tests.fault_support import (
+from tests.pipeline.fault_support import (
     Load,
     PrivateKafka,
     PrivatePostgres,
@@ -167,6 +167,8 @@ async def start_stack(
             gateway_workers=GATEWAY_WORKERS,
             publish_timeout_s=5,
             consumer_poll_timeout_ms=50,
+            # A connection gone silent counts as lost after this (default 30 s).
+            consumer_statement_timeout_s=5,
             metrics_port=0,
         )
         proxy = None

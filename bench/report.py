@@ -10,6 +10,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 COMPONENTS = ("gateway", "consumers", "kafka", "postgres", "loadgen")
 
@@ -93,57 +95,60 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def _label(scenario: dict[str, Any]) -> str:
+    return f"{scenario['name']} ({scenario['load']})"
+
+
+def _lines(ax: Axes, scenarios: list[dict[str, Any]], part: str, x: str, y: str) -> None:
+    """One line per scenario: ``scenario[part][x]`` against ``scenario[part][y]``."""
+    for s in scenarios:
+        ax.plot(s[part][x], s[part][y], label=_label(s))
+
+
+def _decorate(
+    ax: Axes, ylabel: str, xlabel: str | None = None, title: str | None = None, legend: bool = True
+) -> None:
+    ax.set_ylabel(ylabel)
+    if xlabel is not None:
+        ax.set_xlabel(xlabel)
+    ax.grid(alpha=0.3)
+    if legend:
+        ax.legend(fontsize=7)
+    if title is not None:
+        ax.set_title(title)
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def plots(results: dict[str, Any], out: Path) -> list[Path]:
     scenarios = results["scenarios"]
-    paths = []
+    since_start = "seconds since the scenario started"
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
-    for s in scenarios:
-        tl = s["timeline"]
-        top.plot(tl["t"], tl["accepted_per_s"], label=f"{s['name']} ({s['load']})")
-        bottom.plot(tl["applied_t"], tl["applied_per_s"], label=f"{s['name']} ({s['load']})")
-    top.set_ylabel("accepted writes/s (gateway)")
-    bottom.set_ylabel("applied writes/s (PostgreSQL)")
-    bottom.set_xlabel("seconds since the scenario started")
-    top.legend(fontsize=7)
-    top.grid(alpha=0.3)
-    bottom.grid(alpha=0.3)
+    _lines(top, scenarios, "timeline", "t", "accepted_per_s")
+    _lines(bottom, scenarios, "timeline", "applied_t", "applied_per_s")
+    _decorate(top, "accepted writes/s (gateway)")
+    _decorate(bottom, "applied writes/s (PostgreSQL)", since_start, legend=False)
     fig.suptitle("Throughput over time")
-    fig.tight_layout()
-    paths.append(out / "throughput.png")
-    fig.savefig(paths[-1], dpi=90)
-    plt.close(fig)
+    throughput = _save(fig, out / "throughput.png")
 
     fig, ax = plt.subplots(figsize=(10, 5))
-    for s in scenarios:
-        lat = s["latency_cdf"]
-        if lat["ms"]:
-            ax.plot(lat["ms"], lat["q"], label=f"{s['name']} ({s['load']})")
+    _lines(ax, [s for s in scenarios if s["latency_cdf"]["ms"]], "latency_cdf", "ms", "q")
     ax.set_xscale("log")
-    ax.set_xlabel("HTTP latency, ms (log)")
-    ax.set_ylabel("fraction of requests")
     ax.axhline(0.99, color="grey", linestyle=":", linewidth=0.8)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    ax.set_title("HTTP latency distribution (CDF)")
-    fig.tight_layout()
-    paths.append(out / "latency.png")
-    fig.savefig(paths[-1], dpi=90)
-    plt.close(fig)
+    _decorate(
+        ax, "fraction of requests", "HTTP latency, ms (log)", "HTTP latency distribution (CDF)"
+    )
+    latency = _save(fig, out / "latency.png")
 
     fig, ax = plt.subplots(figsize=(10, 4))
-    for s in scenarios:
-        tl = s["timeline"]
-        ax.plot(tl["lag_t"], tl["lag"], label=f"{s['name']} ({s['load']})")
-    ax.set_xlabel("seconds since the scenario started")
-    ax.set_ylabel("consumer lag (messages)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    ax.set_title("Consumer lag over time")
-    fig.tight_layout()
-    paths.append(out / "lag.png")
-    fig.savefig(paths[-1], dpi=90)
-    plt.close(fig)
-    return paths
+    _lines(ax, scenarios, "timeline", "lag_t", "lag")
+    _decorate(ax, "consumer lag (messages)", since_start, "Consumer lag over time")
+    return [throughput, latency, _save(fig, out / "lag.png")]
 
 
 def write(results: dict[str, Any], out: Path) -> list[Path]:

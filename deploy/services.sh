@@ -18,21 +18,17 @@
 #   (KAFKA_PORT, KAFKA_DIR, PG_PORT, PG_DIR, ...).
 set -euo pipefail
 
-SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
-LOCAL_DIR="$REPO_ROOT/.local"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" services
 ENV_FILE="$LOCAL_DIR/services.env"
 # Which services `up` started itself, one name per line; `down` reads it.
 STATE_FILE="$LOCAL_DIR/services.started"
+started() { [[ -f "$STATE_FILE" ]] && grep -qx "$1" "$STATE_FILE"; }
+mark_started() { started "$1" || echo "$1" >>"$STATE_FILE"; }
+
 KAFKA_SH="$SCRIPT_DIR/kafka/kafka.sh"
 PG_SH="$SCRIPT_DIR/postgres/pg.sh"
 INGEST_TOPICS="${INGEST_TOPICS-ingest.writes:6 ingest.writes.dlq:1}"
-
-log() { printf '[services %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-started() { [[ -f "$STATE_FILE" ]] && grep -qx "$1" "$STATE_FILE"; }
-mark_started() { started "$1" || echo "$1" >>"$STATE_FILE"; }
 
 local_kafka_bs() { echo "127.0.0.1:${KAFKA_PORT:-19092}"; }
 local_db_url() { "$PG_SH" url; }

@@ -22,15 +22,15 @@
 #   KAFKA_NUM_PARTITIONS   default partition count for new topics (default 6)
 set -euo pipefail
 
-SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh" kafka
 POM="$SCRIPT_DIR/pom.xml"
 
-KAFKA_DIR="${KAFKA_DIR:-$REPO_ROOT/.local/kafka}"
+KAFKA_DIR="${KAFKA_DIR:-$LOCAL_DIR/kafka}"
 KAFKA_PORT="${KAFKA_PORT:-19092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-19093}"
-KAFKA_LIBS_DIR="${KAFKA_LIBS_DIR:-$REPO_ROOT/.local/kafka/libs}"
-MAVEN_REPO_LOCAL="${MAVEN_REPO_LOCAL:-$REPO_ROOT/.local/m2}"
+KAFKA_LIBS_DIR="${KAFKA_LIBS_DIR:-$LOCAL_DIR/kafka/libs}"
+MAVEN_REPO_LOCAL="${MAVEN_REPO_LOCAL:-$LOCAL_DIR/m2}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xmx768m -Xms256m}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-60}"
 KAFKA_STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
@@ -45,9 +45,6 @@ LOG_DIR="$KAFKA_DIR/logs"
 PID_FILE="$KAFKA_DIR/kafka.pid"
 SERVER_PROPS="$CONF_DIR/server.properties"
 BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
-
-log() { printf '[kafka %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
 
 # ---------------------------------------------------------------- jars ----
 
@@ -202,8 +199,6 @@ running_pid() {
   tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$SERVER_PROPS" || return 1
   echo "$pid"
 }
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # Real round trip through the Kafka protocol (AdminClient metadata call).
 list_topics() {

@@ -14,19 +14,17 @@
 #   PG_BIN   folder with initdb/pg_ctl (default: newest /usr/lib/postgresql/*/bin)
 set -euo pipefail
 
-SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh" pg
 
-PG_DIR="${PG_DIR:-$REPO_ROOT/.local/pg}"
+PG_DIR="${PG_DIR:-$LOCAL_DIR/pg}"
 PG_PORT="${PG_PORT:-15432}"
+# The database and its owning role, created at start if missing.
+DB_NAME=ingest
+DB_USER=ingest
 DATA_DIR="$PG_DIR/data"
 RUN_DIR="$PG_DIR/run"
 LOG_DIR="$PG_DIR/logs"
-DB_NAME="ingest"
-DB_USER="ingest"
-
-log() { printf '[pg %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
 
 find_bin() {
   if [[ -n "${PG_BIN:-}" ]]; then
@@ -127,8 +125,6 @@ EOF
 }
 
 is_running() { as_pg "$PG_BIN/pg_ctl" status -D "$DATA_DIR" >/dev/null 2>&1; }
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 ensure_role_and_db() {
   # Owner role with CREATEDB (tests may create scratch databases), not a superuser.

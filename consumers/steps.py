@@ -41,6 +41,7 @@ modules each step stands for: ``decode``, ``unit_of_work``, ``dead_letter``,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field, replace
@@ -149,10 +150,11 @@ class Apply:
         try:
             return await apply_batch(conn, messages, self.event_types, self.window)
         except Exception as exc:
-            if classify(exc) is Fault.INFRASTRUCTURE:
+            if classify(exc) is Fault.INFRASTRUCTURE and not conn.is_closed():
                 # Broken, or silent (a statement timed out on it): never reset and
                 # reuse it; the pool opens a fresh one for the retry.
-                conn.terminate()
+                with contextlib.suppress(asyncpg.InterfaceError):  # released meanwhile
+                    conn.terminate()
             raise
         finally:
             await self.pool.release(conn)

@@ -60,6 +60,14 @@ class Worker:
             # treated as an outage, its connection dropped and the batch retried.
             timeout=s.consumer_statement_timeout_s,
             command_timeout=s.consumer_statement_timeout_s,
+            # The server side of such a connection stays in its transaction, holding
+            # the rows it locked, until PostgreSQL ends it: a consumer's transaction
+            # is never idle for long, so one that is was abandoned.
+            server_settings={
+                "idle_in_transaction_session_timeout": str(
+                    int(s.consumer_statement_timeout_s * 1000)
+                )
+            },
         )
         consumer = AIOKafkaConsumer(
             spec.topic,

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import orjson
 
-from schemas.messages import EventData, Identifiers, WriteMessage, new_message_id, utcnow
+from schemas.messages import EventData, Identifiers, WriteMessage, new_write, utcnow
 
 Kind = Literal["event", "customer"]
 
@@ -122,12 +122,10 @@ def messages(team_id: int, run: str, pool: int, count: int, seed: int) -> list[W
             external_id=f"ext-{rng.randrange(1_000_000)}",
         )
         out.append(
-            WriteMessage(
-                id=new_message_id(),
-                team_id=team_id,
-                op="track_event",
-                identifiers=Identifiers(email=email),
-                occurred_at=now,
+            new_write(
+                team_id,
+                "track_event",
+                Identifiers(email=email),
                 received_at=now,
                 event=event,
                 api="batch_api",

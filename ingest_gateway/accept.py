@@ -23,14 +23,13 @@ from ingest_gateway.errors import ApiError
 from ingest_gateway.read_model.outcomes import outcomes
 from ingest_gateway.responses import JSON
 from ingest_gateway.validation import check_message, check_path
+from schemas import messages
 from schemas.identity import InvalidIdentifier, normalised
 from schemas.messages import (
     EventData,
     Identifiers,
     Operation,
     WriteMessage,
-    new_message_id,
-    utcnow,
 )
 from schemas.outcomes import Outcome
 
@@ -76,14 +75,11 @@ def new_write(
 ) -> WriteMessage:
     """The canonical write, or ``ApiError(400)`` when a consumer would refuse it."""
     check_path(request.scope)  # path parameters become identifiers and event names
-    now = utcnow()
-    message = WriteMessage(
-        id=new_message_id(),
-        team_id=team_id,
-        op=op,
-        identifiers=identifiers,
-        occurred_at=occurred_at or now,
-        received_at=now,
+    message = messages.new_write(
+        team_id,
+        op,
+        identifiers,
+        occurred_at=occurred_at,
         attributes=attributes or {},
         event=event,
         create_if_missing=create_if_missing,

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -111,3 +111,33 @@ def children_of(pid: int) -> set[int]:
         if int(fields[1]) == pid and fields[0] != "Z":
             found.add(int(entry.name))
     return found
+
+
+async def created_customer(
+    http: httpx.AsyncClient,
+    db: Any,
+    team_id: int,
+    headers: dict[str, str],
+    address: str,
+    **form: str,
+) -> str:
+    """Create (and wait for) a customer through the 000 API; its customer id."""
+    created = await http.post(f"/api/1.0/customer/{address}?wait=true", data=form, headers=headers)
+    assert created.status_code == 200, created.text
+    found = await db.fetchval(
+        "SELECT customer_id FROM customer_identifiers"
+        " WHERE team_id = $1 AND kind = 'email' AND value = $2",
+        team_id,
+        address,
+    )
+    return str(found)
+
+
+async def stored_customer(db: Any, team: Any, address: str) -> Any:
+    """The stored row of ``team``'s customer with this email, or None."""
+    return await db.fetchrow(
+        "SELECT c.* FROM customers c JOIN customer_identifiers i ON i.customer_id = c.id"
+        " WHERE i.team_id = $1 AND i.kind = 'email' AND i.value = $2",
+        team.id,
+        address,
+    )

@@ -53,7 +53,7 @@ from schemas.messages import (
     Identifiers,
     Operation,
     WriteMessage,
-    new_message_id,
+    new_write,
     utcnow,
 )
 
@@ -213,13 +213,12 @@ def _write(
     agent: str | None,
 ) -> WriteMessage:
     """An item's canonical write, checked against what the consumers accept."""
-    message = WriteMessage(
-        id=new_message_id(),
-        team_id=team_id,
-        op=op,
-        identifiers=identifiers,
-        occurred_at=occurred_at,
+    message = new_write(
+        team_id,
+        op,
+        identifiers,
         received_at=now,
+        occurred_at=occurred_at,
         attributes=attributes or {},
         event=event,
         user_agent=agent,

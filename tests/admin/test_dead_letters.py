@@ -23,7 +23,7 @@ from schemas.topics import partition_key
 from tests.admin.test_admin import admin
 from tests.conftest import Team, create_topics, settings_env
 from tests.pipeline import test_pipeline as pipeline
-from tests.support import BIN, Process, eventually
+from tests.support import BIN, Process, eventually, stored_customer
 
 
 @pytest.fixture
@@ -118,9 +118,7 @@ async def test_dead_letters_replayed_after_the_fix_apply_once(
     assert replay.returncode == 0, replay.stderr
     assert replay.stdout.strip() == "replayed 1 dead letter(s), skipped 1"
 
-    row = await eventually(
-        lambda: pipeline.stored_customer(db, Team(missing_team, key=""), address)
-    )
+    row = await eventually(lambda: stored_customer(db, Team(missing_team, key=""), address))
     assert await pipeline.ledger_outcome(db, orphan.id) == "applied"  # (the same transaction)
     assert orjson.loads(row["attributes"]) == {"plan": "gold"}
     assert await db.fetchval("SELECT count(*) FROM customers WHERE team_id = $1", missing_team) == 1

@@ -25,9 +25,8 @@ from tests.pipeline.test_pipeline import (
     ledger_outcome,
     produce,
     raw_message,
-    stored_customer,
 )
-from tests.support import Process
+from tests.support import Process, stored_customer
 
 PLACEHOLDER = 987654321987
 

@@ -14,6 +14,7 @@ import pytest
 
 from runtime.settings import Settings
 from tests.conftest import Team, create_topics, private_gateway
+from tests.support import created_customer
 
 # One write endpoint per document, and the shape of its error answers.
 SURFACES: dict[str, dict[str, Any]] = {
@@ -193,14 +194,7 @@ async def test_a_wait_that_runs_out_answers_202_with_the_message_id(
     http: httpx.AsyncClient, unconsumed_gateway: str, db: Any, team: Team
 ) -> None:
     address = f"waiting-{uuid.uuid4().hex[:8]}@example.com"
-    created = await http.post(f"/api/1.0/customer/{address}?wait=1", headers=team.headers)
-    assert created.status_code == 200
-    customer_id = await db.fetchval(
-        "SELECT customer_id FROM customer_identifiers"
-        " WHERE team_id = $1 AND kind = 'email' AND value = $2",
-        team.id,
-        address,
-    )
+    customer_id = await created_customer(http, db, team.id, team.headers, address)
     type_id = await db.fetchval(
         "INSERT INTO event_types (team_id, name) VALUES ($1, 'waited') RETURNING id", team.id
     )

@@ -19,7 +19,7 @@ import httpx
 
 from tests.conftest import Team
 from tests.gateway.api_shapes import assert_shape
-from tests.support import eventually
+from tests.support import eventually, stored_customer
 
 COLLECTION = json.loads(
     (Path(__file__).parent / "data" / "seed_000_postman_collection.json").read_text()
@@ -80,15 +80,6 @@ async def seed(http: httpx.AsyncClient, team: Team, email: str, **attributes: st
     assert response.status_code == 200
 
 
-async def customer_row(db: asyncpg.Pool, team: Team, email: str) -> asyncpg.Record | None:
-    return await db.fetchrow(
-        "SELECT c.* FROM customers c JOIN customer_identifiers i ON i.customer_id = c.id"
-        " WHERE i.team_id = $1 AND i.kind = 'email' AND i.value = $2",
-        team.id,
-        email,
-    )
-
-
 async def test_get_customer_data_example(http: httpx.AsyncClient, team: Team) -> None:
     item = ITEMS["Get customer data"]
     example = next(r for r in item["response"] if r["code"] == 200)
@@ -120,7 +111,7 @@ async def test_create_or_update_customer_examples(
         assert_shape(response.json(), expected)
         assert response.json() == {"email": "name@yourcompany.com", **sent}
 
-    row = await eventually(lambda: customer_row(db, team, "name@yourcompany.com"))
+    row = await eventually(lambda: stored_customer(db, team, "name@yourcompany.com"))
     assert json.loads(row["attributes"]) == sent
 
 
@@ -134,7 +125,7 @@ async def test_delete_customer_example(
     assert response.json() == documented(item["response"][0])
 
     async def gone() -> bool:
-        return await customer_row(db, team, "someval2u3e@selgora.com") is None
+        return await stored_customer(db, team, "someval2u3e@selgora.com") is None
 
     await eventually(gone)
 
@@ -223,7 +214,7 @@ async def test_create_event_example(http: httpx.AsyncClient, db: asyncpg.Pool, t
 
     row = await eventually(stored)
     assert (row["name"], row["external_id"]) == ("task.created", "3321")
-    assert await customer_row(db, team, "george.olah@selgora.com") is not None
+    assert await stored_customer(db, team, "george.olah@selgora.com") is not None
 
 
 async def test_every_collection_request_is_covered() -> None:

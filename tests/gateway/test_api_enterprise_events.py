@@ -21,7 +21,7 @@ from ingest_gateway.surfaces.enterprise_events_examples import (
 )
 from tests.conftest import Team
 from tests.gateway.api_shapes import assert_shape
-from tests.support import eventually
+from tests.support import created_customer, eventually
 
 BASE = "/rest-api/enterprise-interface/v1.0"
 WAIT = {"Prefer": "return=representation"}
@@ -42,16 +42,7 @@ async def customer_and_type(
     http: httpx.AsyncClient, db: asyncpg.Pool, team: Team, type_name: str = "purchase"
 ) -> tuple[str, str]:
     address = f"user-{uuid.uuid4().hex[:10]}@example.com"
-    created = await http.post(
-        f"/api/1.0/customer/{address}?wait=true", data={"name": "E"}, headers=team.headers
-    )
-    assert created.status_code == 200
-    customer_id = await db.fetchval(
-        "SELECT customer_id FROM customer_identifiers"
-        " WHERE team_id = $1 AND kind = 'email' AND value = $2",
-        team.id,
-        address,
-    )
+    customer_id = await created_customer(http, db, team.id, team.headers, address, name="E")
     made = await http.post(
         "/rest-api/customer-interface/v1.0/event-types",
         json={"name": type_name},

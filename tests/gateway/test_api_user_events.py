@@ -17,7 +17,7 @@ from ingest_gateway.surfaces.user_events_examples import (
 )
 from tests.conftest import Team
 from tests.gateway.api_shapes import assert_shape
-from tests.support import eventually
+from tests.support import created_customer, eventually
 
 PATH = "/api/v1/event/"
 WAIT = {"Prefer": "return=representation"}
@@ -39,17 +39,7 @@ def email() -> str:
 
 async def existing_user(http: httpx.AsyncClient, db: asyncpg.Pool, team: Team, address: str) -> str:
     """Create the user (the document requires one) and return its customer id."""
-    response = await http.post(
-        f"/api/1.0/customer/{address}?wait=true", data={"name": "Alex"}, headers=team.headers
-    )
-    assert response.status_code == 200
-    found = await db.fetchval(
-        "SELECT customer_id FROM customer_identifiers"
-        " WHERE team_id = $1 AND kind = 'email' AND value = $2",
-        team.id,
-        address,
-    )
-    return str(found)
+    return await created_customer(http, db, team.id, team.headers, address, name="Alex")
 
 
 async def events_of(db: asyncpg.Pool, team: Team, kind: str) -> list[asyncpg.Record]:

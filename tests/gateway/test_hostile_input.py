@@ -22,6 +22,7 @@ import pytest
 
 from admin.teams import create_team
 from ingest_gateway.read_model.outcomes import outcomes
+from tests.support import created_customer
 
 GROUPS = "/rest-api/customer-interface/v1.0"
 EVENTS = "/rest-api/enterprise-interface/v1.0"
@@ -54,16 +55,7 @@ async def ctx(db: asyncpg.Pool, gateway: str) -> Ctx:
         team_id, key = await create_team(conn, store)
     email = f"existing-{uuid.uuid4().hex[:10]}@example.com"
     async with httpx.AsyncClient(base_url=gateway, timeout=30) as http:
-        created = await http.post(
-            f"/api/1.0/customer/{email}?wait=true", json={"name": "H"}, headers={"X-API-KEY": key}
-        )
-    assert created.status_code == 200, created.text
-    customer_id = await db.fetchval(
-        "SELECT customer_id::text FROM customer_identifiers"
-        " WHERE team_id = $1 AND kind = 'email' AND value = $2",
-        team_id,
-        email,
-    )
+        customer_id = await created_customer(http, db, team_id, {"X-API-KEY": key}, email, name="H")
     type_id = await db.fetchval(
         "INSERT INTO event_types (team_id, name) VALUES ($1, 'hostile') RETURNING id::text",
         team_id,

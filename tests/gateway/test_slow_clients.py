@@ -62,6 +62,14 @@ async def capped_port(settings: Settings, log_dir: Path) -> AsyncIterator[int]:
         yield int(base.rsplit(":", 1)[1])
 
 
+async def kept_alive(port: int) -> Conn:
+    """A connection that has had one request answered, and is kept alive."""
+    conn = await Conn.open(port)
+    await conn.send(request("GET", "/healthz"))
+    assert (await conn.response())[0] == 200
+    return conn
+
+
 class Conn:
     """One client connection on a raw socket."""
 
@@ -184,10 +192,8 @@ async def test_half_the_headers_then_a_stall_gets_408_within_the_header_timeout(
 async def test_headers_trickled_byte_by_byte_get_408_within_the_header_timeout(
     port: int,
 ) -> None:
-    conn = await Conn.open(port)
     # A finished request first: the next one's deadline counts from its first byte.
-    await conn.send(request("GET", "/healthz"))
-    assert (await conn.response())[0] == 200
+    conn = await kept_alive(port)
     started = time.monotonic()
     received, sent = await conn.drip_until_closed(
         b"GET /healthz HTTP/1.1\r\nX-Slow: " + b"a" * 1000, HEADER_S + LATE_S
@@ -271,9 +277,7 @@ async def test_a_keep_alive_client_is_unaffected(port: int, team: Team) -> None:
 async def test_an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout(
     port: int,
 ) -> None:
-    conn = await Conn.open(port)
-    await conn.send(request("GET", "/healthz"))
-    assert (await conn.response())[0] == 200
+    conn = await kept_alive(port)
     started = time.monotonic()
     assert await conn.until_closed(KEEP_ALIVE_S + LATE_S) == b""
     assert_closed_in_time(started, KEEP_ALIVE_S)

@@ -17,25 +17,15 @@ from schemas.messages import (
     WriteMessage,
     encode,
     encode_many,
-    new_message_id,
-    utcnow,
+    new_write,
 )
 from schemas.topics import partition_key
 from tests.conftest import PARTITIONS, Team
-from tests.support import eventually
+from tests.support import eventually, stored_customer
 
 
 def email() -> str:
     return f"user-{uuid.uuid4().hex[:10]}@example.com"
-
-
-async def stored_customer(db: asyncpg.Pool, team: Team, address: str) -> asyncpg.Record | None:
-    return await db.fetchrow(
-        "SELECT c.* FROM customers c JOIN customer_identifiers i ON i.customer_id = c.id"
-        " WHERE i.team_id = $1 AND i.kind = 'email' AND i.value = $2",
-        team.id,
-        address,
-    )
 
 
 async def test_customer_write_ends_as_rows_in_postgres(
@@ -145,15 +135,8 @@ async def test_teams_never_see_each_other(
 
 
 def raw_message(team_id: int, address: str, **attributes: object) -> WriteMessage:
-    now = utcnow()
-    return WriteMessage(
-        id=new_message_id(),
-        team_id=team_id,
-        op="upsert_customer",
-        identifiers=Identifiers(email=address),
-        occurred_at=now,
-        received_at=now,
-        attributes=dict(attributes),
+    return new_write(
+        team_id, "upsert_customer", Identifiers(email=address), attributes=dict(attributes)
     )
 
 

@@ -81,16 +81,38 @@ def _operation(route: Route) -> dict[str, Any]:
     return operation
 
 
+def _hoist_definitions(node: Any, components: dict[str, Any]) -> Any:
+    """JSON Schema ``$defs`` (msgspec's schemas have them) moved into the document's
+    components, their references rewritten: in OpenAPI a ``#/...`` reference is
+    resolved from the document's root, not from the schema it sits in."""
+    if isinstance(node, dict):
+        for name, definition in node.pop("$defs", {}).items():
+            components[name] = _hoist_definitions(definition, components)
+        return {
+            key: (
+                value.replace("#/$defs/", "#/components/schemas/")
+                if key == "$ref" and isinstance(value, str)
+                else _hoist_definitions(value, components)
+            )
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_hoist_definitions(item, components) for item in node]
+    return node
+
+
 def describe(routes: list[Route]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
+    schemas: dict[str, Any] = {}
     for route in routes:
         if route.documented:
-            paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
+            operation = _hoist_definitions(_operation(route), schemas)
+            paths.setdefault(route.path, {})[route.method.lower()] = operation
     return {
         "openapi": "3.1.0",
         "info": {"title": TITLE, "version": "0.1.0", "description": DESCRIPTION},
         "paths": paths,
-        "components": {"securitySchemes": _SECURITY_SCHEMES},
+        "components": {"schemas": schemas, "securitySchemes": _SECURITY_SCHEMES},
     }
 
 

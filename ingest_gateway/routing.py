@@ -36,6 +36,8 @@ Endpoint = Callable[..., Awaitable[Response]]
 ErrorRenderer = Callable[[Request, Exception], Awaitable[Response] | Response | None]
 
 _PARAM = re.compile(r"{(\w+)}")
+# How many leading literal path segments index the route table.
+_KEY_SEGMENTS = 3
 
 
 @dataclass(frozen=True)
@@ -149,21 +151,33 @@ class Routes:
     def __init__(self, routes: Iterable[Route], render_error: ErrorRenderer) -> None:
         self.table = list(routes)
         self._render_error = render_error
-        # Literal paths first: "/events/{id}" must not shadow a literal sibling.
+        # Indexed by method and by the literal segments a path starts with (up to
+        # _KEY_SEGMENTS of them): a request tries the few routes of its bucket, not
+        # the whole table. In a bucket, literal paths come first ("/events/{id}" must
+        # not shadow a literal sibling).
         ordered = sorted(self.table, key=lambda r: len(r.path_parameters))
-        self._compiled = [(route, _pattern(route.path)) for route in ordered]
+        self._index: dict[tuple[str, str], list[tuple[re.Pattern[str], Route]]] = {}
+        for route in ordered:
+            literal = route.path.split("{", 1)[0].rstrip("/").split("/")[1 : _KEY_SEGMENTS + 1]
+            key = (route.method, "/" + "/".join(literal))
+            self._index.setdefault(key, []).append((_pattern(route.path), route))
+        self._methods = sorted({route.method for route in self.table})
+
+    def _candidates(self, method: str, path: str) -> Iterable[tuple[re.Pattern[str], Route]]:
+        segments = path.split("/", _KEY_SEGMENTS + 1)[1 : _KEY_SEGMENTS + 1]
+        for n in range(len(segments), -1, -1):
+            yield from self._index.get((method, "/" + "/".join(segments[:n])), ())
 
     def _match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | list[str]:
         """The route and its path parameters, or the methods the path allows."""
-        allowed: list[str] = []
-        for route, pattern in self._compiled:
-            matched = pattern.fullmatch(path)
-            if matched is None:
-                continue
-            if route.method == method:
+        for pattern, route in self._candidates(method, path):
+            if matched := pattern.fullmatch(path):
                 return route, matched.groupdict()
-            allowed.append(route.method)
-        return allowed
+        return [
+            other
+            for other in self._methods
+            if any(pattern.fullmatch(path) for pattern, _ in self._candidates(other, path))
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive, send)

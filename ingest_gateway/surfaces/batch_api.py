@@ -38,7 +38,7 @@ from ingest_gateway.body import parse_json
 from ingest_gateway.errors import ApiError
 from ingest_gateway.responses import JSON
 from ingest_gateway.routing import Surface
-from ingest_gateway.surfaces.common import responses
+from ingest_gateway.surfaces.common import json_body, responses
 from ingest_gateway.validation import (
     DEPTH_RULE,
     check_json,
@@ -191,6 +191,19 @@ def _message(
         raise ItemError(exc.message) from exc
 
 
+_BODY_EXAMPLE = {
+    "items": [
+        {
+            "type": "event",
+            "email": "george@example.com",
+            "eventName": "purchase",
+            "eventId": "order-1",
+            "occurredAt": "2024-05-01T12:00:00Z",
+            "body": {"amount": 12.5},
+        },
+        {"type": "customer", "email": "george@example.com", "attributes": {"plan": "gold"}},
+    ]
+}
 _RESULT_EXAMPLE = {
     "accepted": 1,
     "rejected": 1,
@@ -227,9 +240,58 @@ def _write(
     return check_message(message, _ITEM_FIELDS, identifiers=False)
 
 
+# The body as OpenAPI describes it (``_EventItem``, ``_CustomerItem``; each item is
+# decoded on its own, so a bad one is rejected alone).
+_NAMED = {
+    "email": {"type": "string"},
+    "phone": {"type": "string", "description": "E.164"},
+    "customerId": {"type": ["string", "integer"]},
+    "customerExternalId": {"type": ["string", "integer"]},
+    "occurredAt": {"type": "string", "format": "date-time"},
+}
+_BODY_SCHEMA = {
+    "type": "object",
+    "required": ["items"],
+    "properties": {
+        "items": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "oneOf": [
+                    {
+                        "type": "object",
+                        "required": ["type", "eventName"],
+                        "properties": {
+                            "type": {"const": "event"},
+                            **_NAMED,
+                            "eventName": {"type": "string", "minLength": 1, "maxLength": 255},
+                            "externalId": {"type": ["string", "integer"]},
+                            "eventId": {"type": "string", "maxLength": 255},
+                            "body": {"type": "object"},
+                        },
+                        "additionalProperties": False,
+                    },
+                    {
+                        "type": "object",
+                        "required": ["type"],
+                        "properties": {
+                            "type": {"const": "customer"},
+                            **_NAMED,
+                            "attributes": {"type": "object"},
+                        },
+                        "additionalProperties": False,
+                    },
+                ]
+            },
+        }
+    },
+}
+
+
 @surface.post(
     "/batch",
     summary="Batch of events and customer upserts, with per-item results",
+    openapi_extra=json_body({"an event and a customer": _BODY_EXAMPLE}, schema=_BODY_SCHEMA),
     responses=responses(
         (200, "Every item accepted or rejected on its own", _RESULT_EXAMPLE),
         ("4XX", "Not a batch, or beyond a limit", {"error": "The batch has no items"}),

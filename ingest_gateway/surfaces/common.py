@@ -39,14 +39,21 @@ class SortedPage(Page):
     sort_direction: Annotated[str, Meta(description="ASC or DESC", examples=["ASC"])] | None = None
 
 
-def json_body(examples: dict[str, Any], *, required: bool = True) -> dict[str, Any]:
-    """``openapi_extra`` for a JSON request body; ``examples`` maps a name to a value."""
+ANY_OBJECT: dict[str, Any] = {"type": "object", "additionalProperties": True}
+TEXT: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 255}
+
+
+def json_body(
+    examples: dict[str, Any], *, required: bool = True, schema: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """``openapi_extra`` for a JSON request body: its JSON Schema (a free object when
+    the document shows none) and ``examples``, a name to a value."""
     return {
         "requestBody": {
             "required": required,
             "content": {
                 "application/json": {
-                    "schema": {"type": "object"},
+                    "schema": schema or ANY_OBJECT,
                     "examples": {name: {"value": value} for name, value in examples.items()},
                 }
             },
@@ -75,9 +82,11 @@ WAIT_PARAMETERS = [
 ]
 
 
-def write_body(examples: dict[str, Any], *, required: bool = True) -> dict[str, Any]:
+def write_body(
+    examples: dict[str, Any], *, required: bool = True, schema: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """``json_body`` for a write through Kafka: also declares the optional wait."""
-    return json_body(examples, required=required) | {"parameters": WAIT_PARAMETERS}
+    return json_body(examples, required=required, schema=schema) | {"parameters": WAIT_PARAMETERS}
 
 
 def responses(*answers: tuple[int | str, str, Any]) -> dict[int | str, dict[str, Any]]:

@@ -239,7 +239,20 @@ async def get_customers(team_id: int, request: Request, query: CustomersPage) ->
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": {"type": "array"}, "example": _BATCH}},
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["email"],
+                            "properties": {"email": {"type": "string"}},
+                            "additionalProperties": True,
+                        },
+                    },
+                    "example": _BATCH,
+                }
+            },
         },
         "parameters": WAIT_PARAMETERS,
     },
@@ -297,7 +310,12 @@ async def upsert_customers(team_id: int, request: Request) -> Response:
     "/customers",
     summary="Batch delete customers",
     openapi_extra=write_body(
-        {"Batch Delete Customers": {"emails": [_BATCH[0]["email"], "hello@selgora.com"]}}
+        {"Batch Delete Customers": {"emails": [_BATCH[0]["email"], "hello@selgora.com"]}},
+        schema={
+            "type": "object",
+            "required": ["emails"],
+            "properties": {"emails": {"type": "array", "items": {"type": "string"}}},
+        },
     ),
     responses=responses(
         (

@@ -118,7 +118,7 @@ def _data(value: Any, max_depth: int) -> dict[str, Any]:
     "/events",
     summary="Create a new event",
     status_code=201,
-    openapi_extra=write_body({"document example": examples.CREATE}),
+    openapi_extra=write_body({"document example": examples.CREATE}, schema=examples.CREATE_SCHEMA),
     responses=responses(
         (201, "Created", {"data": {"event_id": "85c7c9d1ccf6c6dfed34edc8d2"}}),
         (201, "Created, with Prefer: return=representation", {"data": examples.EVENT}),

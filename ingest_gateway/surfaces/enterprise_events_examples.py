@@ -7,6 +7,35 @@ from __future__ import annotations
 
 from typing import Any
 
+_ID = {"type": "string", "description": "a decimal id", "pattern": "^[0-9]+$"}
+CREATE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["event"],
+    "properties": {
+        "event": {
+            "type": "object",
+            "required": ["event_type_id", "customer_id"],
+            "properties": {
+                "event_type_id": _ID,
+                "customer_id": _ID,
+                "external_id": {"type": "string"},
+                "data": {"type": "string", "description": "a JSON object, as text"},
+            },
+        },
+        "property_records": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["property_id", "property_value"],
+                "properties": {
+                    "property_id": {"type": "string"},
+                    "property_value": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
 CREATE: dict[str, Any] = {
     "event": {
         "event_type_id": "8bed991c68a470e7aaeffbf048",

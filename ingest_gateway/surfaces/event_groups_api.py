@@ -37,6 +37,7 @@ from ingest_gateway.responses import JSON
 from ingest_gateway.routing import Surface
 from ingest_gateway.surfaces import event_groups_examples as examples
 from ingest_gateway.surfaces.common import (
+    TEXT,
     Page,
     SortedPage,
     found,
@@ -150,6 +151,11 @@ async def get_event_group(event_group_id: str, team_id: int, request: Request) -
 
 # -- configuration: groups -------------------------------------------------------
 
+_GROUP_FIELDS = {
+    "name": TEXT,
+    "text_id": TEXT,
+    "state": {"type": ["integer", "null"], "minimum": 0, "maximum": 32767},
+}
 _NEW_GROUP = {"name": "Shopping Cart", "text_id": "shopping_cart", "state": 1}
 
 
@@ -157,7 +163,10 @@ _NEW_GROUP = {"name": "Shopping Cart", "text_id": "shopping_cart", "state": 1}
     "/event-groups",
     summary="Create an event group (not in the document)",
     status_code=201,
-    openapi_extra=json_body({"new group": _NEW_GROUP}),
+    openapi_extra=json_body(
+        {"new group": _NEW_GROUP},
+        schema={"type": "object", "required": ["name", "text_id"], "properties": _GROUP_FIELDS},
+    ),
     responses=responses(
         (201, "Created", {"data": {**examples.GROUP, "event_group_id": "1"}}),
         (
@@ -178,7 +187,9 @@ async def create_event_group(team_id: int, request: Request) -> Response:
     name = _text(payload, "name", required=True)
     text_id = _text(payload, "text_id", required=True)
     state = _state(payload, 1)
-    assert name is not None and text_id is not None and state is not None
+    if state is None:  # "state": null asks for the default, as leaving it out does
+        state = 1
+    assert name is not None and text_id is not None
     try:
         row = await q.create_group(deps.db(request), team_id, name, text_id, state)
     except asyncpg.UniqueViolationError as exc:
@@ -189,7 +200,10 @@ async def create_event_group(team_id: int, request: Request) -> Response:
 @surface.patch(
     "/event-groups/{event_group_id}",
     summary="Change an event group's name, text id or state (not in the document)",
-    openapi_extra=json_body({"rename": {"name": "Cart"}, "disable": {"state": 0}}),
+    openapi_extra=json_body(
+        {"rename": {"name": "Cart"}, "disable": {"state": 0}},
+        schema={"type": "object", "properties": _GROUP_FIELDS},
+    ),
     responses=responses(
         (200, "Changed", {"data": examples.GROUP}), ("4XX", "Unknown", examples.NOT_FOUND)
     ),
@@ -318,7 +332,10 @@ async def list_event_types(team_id: int, request: Request, query: TypesQuery) ->
     "/event-types",
     summary="Create an event type, or find it by name (not in the document)",
     status_code=201,
-    openapi_extra=json_body({"new type": {"name": "cart.updated"}}),
+    openapi_extra=json_body(
+        {"new type": {"name": "cart.updated"}},
+        schema={"type": "object", "required": ["name"], "properties": {"name": TEXT}},
+    ),
     responses=responses(
         (201, "Created or found", {"data": {"event_type_id": "7", "name": "cart.updated"}}),
         (

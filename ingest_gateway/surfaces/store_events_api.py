@@ -48,7 +48,7 @@ from ingest_gateway.read_model.events import event_by_client_id, stored_json
 from ingest_gateway.read_model.teams import team_name
 from ingest_gateway.responses import JSON
 from ingest_gateway.routing import Surface
-from ingest_gateway.surfaces.common import responses, write_body
+from ingest_gateway.surfaces.common import ANY_OBJECT, responses, write_body
 from schemas.identity import (
     InvalidIdentifier,
     normalise_email,
@@ -246,7 +246,29 @@ _INVALID = {
 @surface.post(
     "/stores/{app_key}/custom_events",
     summary="Create or update custom customer event",
-    openapi_extra=write_body({"by external id": _EXAMPLE, "by phone number": _BY_PHONE}),
+    openapi_extra=write_body(
+        {"by external id": _EXAMPLE, "by phone number": _BY_PHONE},
+        schema={
+            "type": "object",
+            "required": ["type", "customer"],
+            "properties": {
+                "type": {"type": "string", "description": "snake_case event type"},
+                "id": {"type": "string", "description": "a later write with this id replaces it"},
+                "timestamp": {"type": "string", "format": "date-time"},
+                "source": {"type": "string"},
+                "customer": {
+                    "type": "object",
+                    "properties": {
+                        "external_id": {"type": "string"},
+                        "email": {"type": "string"},
+                        "phone_number": {"type": "string"},
+                        "properties": ANY_OBJECT,
+                    },
+                },
+                "properties": ANY_OBJECT,
+            },
+        },
+    ),
     responses=responses(
         (200, "Accepted (Kafka acknowledged the write)", _ACCEPTED),
         (

@@ -176,7 +176,26 @@ def _writes(
     "/event",
     summary="Create new event",
     openapi_extra=write_body(
-        {
+        schema={
+            "type": "object",
+            "required": ["user", "event"],
+            "properties": {
+                "user": {
+                    "type": "object",
+                    "description": "the user, by email or by our customer id",
+                    "properties": {"email": {"type": "string"}, "_id": {"type": "string"}},
+                    "minProperties": 1,
+                },
+                "event": {
+                    "type": "object",
+                    "description": "event types (update, login, generic, confirmation,"
+                    " email_open, or any name) with their fields",
+                    "minProperties": 1,
+                    "additionalProperties": {"type": "object"},
+                },
+            },
+        },
+        examples={
             "update": {
                 "user": {"email": "alexandru@example.com"},
                 "event": {"update": {"firstname": "alexandru"}},
@@ -195,7 +214,7 @@ def _writes(
                 "user": {"email": "alexandru@example.com"},
                 "event": {"email_open": {"campaign": "spring"}},
             },
-        }
+        },
     ),
     responses=responses(
         (200, "Event created", examples.CREATED),

@@ -259,3 +259,14 @@ async def test_ingest_admin_event_group_commands(
     deleted = await admin("delete-event-group", team_name, "shipments")
     assert deleted.returncode == 0
     assert (await admin("delete-event-group", team_name, "shipments")).returncode == 1
+
+
+async def test_a_null_state_on_create_is_the_default(http: httpx.AsyncClient, team: Team) -> None:
+    """Found by the fuzz run: ``"state": null`` answered 500."""
+    created = await http.post(
+        f"{BASE}/event-groups",
+        json={"name": "Nulls", "text_id": f"nulls_{team.id}", "state": None},
+        headers=team.headers,
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["data"]["state"] == 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 
 from runtime.settings import Settings
 from tests.conftest import Team, create_topics, private_gateway
-from tests.support import REPO, free_port
+from tests.support import REPO, eventually, free_port
 
 KAFKA_SH = REPO / "deploy" / "kafka" / "kafka.sh"
 
@@ -88,3 +89,24 @@ async def test_stopped_broker_gives_503_not_a_false_success(
             "/api/1.0/events/e/outage@example.com/1", json={}, headers=team.headers
         )
         assert event.status_code == 503
+
+
+async def test_once_the_broker_is_known_gone_writes_fail_fast(
+    outage_gateway: tuple[str, PrivateBroker], team: Team
+) -> None:
+    """No write waits the whole PUBLISH_TIMEOUT_S (3 s here) for an ack that cannot come."""
+    base, broker = outage_gateway
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        broker.run("stop")
+
+        async def known_gone() -> bool:
+            return (await http.get("/readyz")).json()["kafka"] is False
+
+        await eventually(known_gone, timeout=10)
+        for _ in range(5):
+            started = time.monotonic()
+            answer = await http.post(
+                "/api/1.0/customer/fast@example.com", json={"a": 1}, headers=team.headers
+            )
+            assert answer.status_code == 503
+            assert time.monotonic() - started < 1.0

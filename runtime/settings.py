@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     # and the batch is retried on a fresh one. A batch takes well under a second.
     consumer_statement_timeout_s: float = Field(30.0, gt=0)
     email_open_window_s: int = Field(20 * 60, ge=0)
-    # Applied message ids older than this are forgotten (schemas/ledger.py); keep it at
+    # Applied message ids older than this are forgotten (consumers/ledger.py); keep it at
     # least the writes topic's retention. 0: never (prune with ingest-admin instead).
     ledger_retention_days: int = Field(7, ge=0)
     ledger_prune_interval_s: float = Field(3600.0, gt=0)

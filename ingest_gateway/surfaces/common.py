@@ -104,6 +104,13 @@ def responses(*answers: tuple[int | str, str, Any]) -> dict[int | str, dict[str,
     return out
 
 
+def list_responses(
+    what: str, listing: Any, invalid: Any, *more: tuple[int | str, str, Any]
+) -> dict[int | str, dict[str, Any]]:
+    """``responses`` of a paged list: the page, and the 400 of a bad parameter."""
+    return responses((200, what, listing), ("4XX", "Invalid parameter", invalid), *more)
+
+
 def found(row: T | None, what: str) -> T:
     """``row``, or ``ApiError(404, "<what> was not found")`` when there is none."""
     if row is None:

@@ -41,6 +41,7 @@ from ingest_gateway.surfaces.common import (
     Page,
     SortedPage,
     found,
+    list_responses,
     paging,
     responses,
     rest_api_error,
@@ -228,14 +229,7 @@ class EventsQuery(SortedPage):
     "/events",
     summary="Get information about all events",
     query=EventsQuery,
-    responses=responses(
-        (200, "Events", examples.LIST),
-        (
-            "4XX",
-            "Invalid parameter",
-            {"error": {"code": 400, "message": "Invalid sort_field 'x'", "field": "sort_field"}},
-        ),
-    ),
+    responses=list_responses("Events", examples.LIST, examples.BAD_SORT),
 )
 async def list_events(team_id: int, request: Request, query: EventsQuery) -> Response:
     page = paging(query, q.EVENT_SORT_COLUMNS, "event_id")

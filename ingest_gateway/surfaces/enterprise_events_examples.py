@@ -89,3 +89,7 @@ UNKNOWN_TYPE: dict[str, Any] = {
 NOT_FOUND: dict[str, Any] = {
     "error": {"code": 404, "message": "Event 8bed991c68a470e7aaeffbf048 was not found"}
 }
+
+BAD_SORT: dict[str, Any] = {
+    "error": {"code": 400, "message": "Invalid sort_field 'x'", "field": "sort_field"}
+}

@@ -42,6 +42,7 @@ from ingest_gateway.surfaces.common import (
     SortedPage,
     found,
     json_body,
+    list_responses,
     paging,
     responses,
     rest_api_error,
@@ -118,9 +119,10 @@ class TypesQuery(Page):
     "/event-groups",
     summary="List of all event groups",
     query=GroupsQuery,
-    responses=responses(
-        (200, "Event groups", examples.LIST),
-        ("4XX", "Invalid parameter", examples.BAD_SORT),
+    responses=list_responses(
+        "Event groups",
+        examples.LIST,
+        examples.BAD_SORT,
         ("4XX", "Missing or wrong credentials", examples.UNAUTHORISED),
     ),
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import asyncpg
 import httpx
@@ -28,14 +29,19 @@ def email() -> str:
     return f"user-{uuid.uuid4().hex[:10]}@example.com"
 
 
+async def write_customer(
+    http: httpx.AsyncClient, team: Team, path_email: str, **body: Any
+) -> httpx.Response:
+    """``POST /api/1.0/customer/{path_email}`` as ``team`` (``data=`` or ``json=``)."""
+    return await http.post(f"/api/1.0/customer/{path_email}", headers=team.headers, **body)
+
+
 async def test_customer_write_ends_as_rows_in_postgres(
     http: httpx.AsyncClient, db: asyncpg.Pool, team: Team
 ) -> None:
     address = email()
-    response = await http.post(
-        f"/api/1.0/customer/{address.upper()}",
-        data={"name": "George", "pricingPlan": "gold"},
-        headers=team.headers,
+    response = await write_customer(
+        http, team, address.upper(), data={"name": "George", "pricingPlan": "gold"}
     )
     assert response.status_code == 200
     assert response.json() == {"email": address, "name": "George", "pricingPlan": "gold"}
@@ -55,10 +61,8 @@ async def test_json_attributes_merge_into_the_existing_customer(
     http: httpx.AsyncClient, team: Team
 ) -> None:
     address = email()
-    first = await http.post(
-        f"/api/1.0/customer/{address}?wait=true",
-        json={"name": "A", "plan": "x"},
-        headers=team.headers,
+    first = await write_customer(
+        http, team, f"{address}?wait=true", json={"name": "A", "plan": "x"}
     )
     assert first.status_code == 200
     second = await http.post(

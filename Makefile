@@ -56,7 +56,9 @@ migrate: services
 run: venv-run services migrate
 	bash deploy/run.sh
 
+# uv.lock must match pyproject.toml: a requirement edited without `make lock` fails here.
 lint: venv-test
+	$(UV) lock --check --quiet
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

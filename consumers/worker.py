@@ -28,7 +28,7 @@ from consumers.faults import Backoff, Stopping
 from consumers.health import HealthServer
 from consumers.ledger import prune_unless_busy
 from consumers.registry import Clients, ConsumerSpec, writes
-from consumers.steps import Batch
+from consumers.steps import Batch, Step
 from runtime.gc import tune_gc
 from runtime.kafka import acked_producer
 from runtime.settings import Settings
@@ -86,45 +86,44 @@ class Worker:
             self.http_port,
             {"kafka": consumer.topics, "postgres": lambda: pool.fetchval("SELECT 1")},
         )
-        if self.http_port:
-            await health.start()
         backoff = Backoff(self._stopping, s.retry_backoff_max_s)
-        try:
-            await backoff.until_done("connecting to Kafka", consumer.start)
-            await backoff.until_done("connecting the dead-letter producer", producer.start)
-        except Stopping:
-            await health.stop()
-            await pool.close()
-            return
-        chain = spec.chain(Clients(pool, consumer, producer, self._stopping))
-        pruning = (
-            asyncio.create_task(self._prune_ledger_periodically(pool))
-            if s.ledger_retention_days
-            else None
-        )
-        log.info("consumer started on %s (group %s)", spec.topic, spec.group)
-        try:
-            while not self._stopping.is_set():
-                polled = await consumer.getmany(
-                    timeout_ms=s.consumer_poll_timeout_ms, max_records=spec.max_records
+        # Each resource is stopped, last started first, whichever step a stop or a
+        # failure interrupts.
+        async with contextlib.AsyncExitStack() as started:
+            started.push_async_callback(pool.close)
+            if self.http_port:
+                await health.start()
+                started.push_async_callback(health.stop)
+            try:
+                await backoff.until_done("connecting to Kafka", consumer.start)
+                started.push_async_callback(consumer.stop)
+                await backoff.until_done("connecting the dead-letter producer", producer.start)
+                started.push_async_callback(producer.stop)
+                if s.ledger_retention_days:
+                    pruning = asyncio.create_task(self._prune_ledger_periodically(pool))
+                    started.push_async_callback(_cancelled, pruning)
+                await self._consume(
+                    consumer, spec.chain(Clients(pool, consumer, producer, self._stopping))
                 )
-                if not polled:
-                    await metrics.observe_lag(consumer)
-                    continue
-                batch = Batch.polled(polled)
-                for step in chain:
-                    batch = await step(batch)
-        except Stopping:
-            log.info("stopped while waiting for PostgreSQL or Kafka; the batch is not committed")
-        finally:
-            if pruning is not None:
-                pruning.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await pruning
-            await health.stop()
-            await consumer.stop()
-            await producer.stop()
-            await pool.close()
+            except Stopping:
+                log.info(
+                    "stopped while waiting for PostgreSQL or Kafka; the batch is not committed"
+                )
+
+    async def _consume(self, consumer: AIOKafkaConsumer, chain: list[Step]) -> None:
+        """Poll a batch, pass it down the chain (commit last), until asked to stop."""
+        s, spec = self.settings, self.spec
+        log.info("consumer started on %s (group %s)", spec.topic, spec.group)
+        while not self._stopping.is_set():
+            polled = await consumer.getmany(
+                timeout_ms=s.consumer_poll_timeout_ms, max_records=spec.max_records
+            )
+            if not polled:
+                await metrics.observe_lag(consumer)
+                continue
+            batch = Batch.polled(polled)
+            for step in chain:
+                batch = await step(batch)
 
     async def _prune_ledger_periodically(self, pool: asyncpg.Pool) -> None:
         """Forget old applied message ids now and then; one consumer of the group at a time."""
@@ -165,3 +164,9 @@ async def run_worker(settings: Settings, http_port: int = 0) -> None:
             exc,
         )
         raise SystemExit(STOPPED_FOR_A_PERSON) from exc
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

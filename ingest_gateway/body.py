@@ -28,8 +28,10 @@ MAX_FORM_FIELDS = 1000
 
 
 def too_large_response(scope: Scope, max_bytes: int) -> JSON:
-    message = f"The request body is larger than the limit of {max_bytes} bytes"
-    return JSON(formatter_for(scope["path"])(413, message, None, None), status_code=413)
+    """The 413 of a declared Content-Length over the limit, before the app is called."""
+    error = RequestTooLarge(max_bytes).api_error()
+    body = formatter_for(scope["path"])(error.status, error.message, None, None)
+    return JSON(body, status_code=error.status)
 
 
 def _declares_more_than(value: bytes, limit: int) -> bool:

@@ -41,7 +41,14 @@ class ApiError(Exception):
 
 
 class RequestTooLarge(Exception):
-    """The request body passed the configured byte limit."""
+    """The request body passed the configured byte limit (``limit`` bytes)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.limit = limit
+
+    def api_error(self) -> ApiError:
+        return ApiError(413, f"The request body is larger than the limit of {self.limit} bytes")
 
 
 class BrokerUnavailable(Exception):
@@ -93,10 +100,7 @@ def render_error(request: Request, exc: Exception) -> Response | None:
     if isinstance(exc, ApiError):
         return error_response(request, exc)
     if isinstance(exc, RequestTooLarge):
-        limit = exc.args[0] if exc.args else 0
-        return error_response(
-            request, ApiError(413, f"The request body is larger than the limit of {limit} bytes")
-        )
+        return error_response(request, exc.api_error())
     if isinstance(exc, BrokerUnavailable):
         return _unavailable(
             request,

@@ -195,7 +195,7 @@ def check_message(
 
     ``names`` maps canonical field names (``event.client_event_id``) to the
     surface's own (``eventId``) for the error. ``identifiers=False`` skips the
-    identifiers' rule where they come from ``writes.identifiers_or_400`` in the same
+    identifiers' rule where they come from ``accept.identifiers_or_400`` in the same
     breath (the batch endpoint's hot path), which applies the same normalisation.
     """
     reason = identifiers_refusal(message.identifiers) if identifiers else None

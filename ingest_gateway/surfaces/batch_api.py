@@ -330,7 +330,3 @@ async def batch(team_id: int, request: Request) -> Response:
                 result["outcome"] = accepted.outcomes.get(result["id"], "unknown")
     answer = {"accepted": len(messages), "rejected": len(results) - len(messages), "items": results}
     return JSON(answer, status_code=202 if accepted.timed_out else 200)
-
-
-# Served by ``ingest_gateway.fast_routes.FastWrites`` (same endpoint, without
-# FastAPI's routing and dependency resolution: ~10% of the gateway's CPU on batches).

@@ -1,10 +1,8 @@
-"""Helpers shared by the API modules: OpenAPI declarations, paging, sorting, write answers.
+"""Helpers shared by the surfaces: OpenAPI declarations, paging, sorting, ids.
 
-Routes read their bodies themselves (orjson, no pydantic on the write path), so
-FastAPI cannot infer request bodies; ``json_body`` declares them, with the
-document's examples, through ``openapi_extra``. ``responses`` declares answers
-with examples; declaring a ``4XX`` entry also keeps FastAPI from advertising its
-422 validation answer, which these APIs never give (bad parameters are 400).
+Surfaces read their bodies themselves (``ingest_gateway.body``), so their OpenAPI
+request bodies are declared: ``json_body`` gives the JSON Schema and the document's
+examples, through ``openapi_extra``; ``responses`` declares answers with examples.
 """
 
 from __future__ import annotations
@@ -61,7 +59,7 @@ def json_body(
     }
 
 
-# The optional wait for the consumers (``ingest_gateway.waiting``), on every write.
+# The optional wait for the consumers (``ingest_gateway.accept``), on every write.
 WAIT_PARAMETERS = [
     {
         "name": "Prefer",

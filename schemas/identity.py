@@ -93,6 +93,10 @@ def normalise_customer_id(value: str) -> str:
     return str(number)
 
 
+def normalise_anonymous_id(value: str) -> str:
+    return _check_plain("anonymous_id", str(value))
+
+
 def normalise(identifiers: Identifiers) -> Identifiers:
     return Identifiers(
         email=normalise_email(identifiers.email) if identifiers.email else None,
@@ -102,6 +106,9 @@ def normalise(identifiers: Identifiers) -> Identifiers:
         phone=normalise_phone(identifiers.phone) if identifiers.phone else None,
         customer_id=(
             normalise_customer_id(identifiers.customer_id) if identifiers.customer_id else None
+        ),
+        anonymous_id=(
+            normalise_anonymous_id(identifiers.anonymous_id) if identifiers.anonymous_id else None
         ),
     )
 

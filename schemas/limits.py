@@ -100,6 +100,9 @@ def message_refusal(message: WriteMessage) -> tuple[str, str] | None:
     reason = time_refusal(message.received_at)
     if reason is not None:
         return "received_at", reason
+    group = message.group
+    if group is not None and (reason := _name_refusal(group.group_id, required=True)):
+        return "group.group_id", reason
     event = message.event
     if event is None:
         return None

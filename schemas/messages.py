@@ -24,6 +24,8 @@ cannot be applied is dead-lettered alone, as its own JSON object.
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -45,10 +47,21 @@ class Identifiers(msgspec.Struct, omit_defaults=True, frozen=True):
     external_id: str | None = None
     phone: str | None = None
     customer_id: str | None = None
+    # A device's or browser's id before the person is known (Segment's anonymousId).
+    # A customer may hold many; one that holds nothing else is an anonymous customer.
+    anonymous_id: str | None = None
+
+    def _email_only(self) -> bool:
+        return (
+            self.external_id is None
+            and self.phone is None
+            and self.customer_id is None
+            and self.anonymous_id is None
+        )
 
     def items(self) -> list[tuple[str, str]]:
         """(kind, value) pairs that are set, in key precedence order."""
-        if self.external_id is None and self.phone is None and self.customer_id is None:
+        if self._email_only():
             # Most writes name a customer by email alone: the consumers' hot path.
             return [("email", self.email)] if self.email else []
         pairs = (
@@ -56,12 +69,13 @@ class Identifiers(msgspec.Struct, omit_defaults=True, frozen=True):
             ("external_id", self.external_id),
             ("phone", self.phone),
             ("customer_id", self.customer_id),
+            ("anonymous_id", self.anonymous_id),
         )
         return [(kind, value) for kind, value in pairs if value]
 
     def several(self) -> bool:
         """Whether more than one identifier is set (only such a write can merge)."""
-        if self.external_id is None and self.phone is None and self.customer_id is None:
+        if self._email_only():
             return False
         return len(self.items()) > 1
 
@@ -76,6 +90,17 @@ class EventData(msgspec.Struct, omit_defaults=True, frozen=True):
     order_id: str | None = None
     source: str | None = None
     properties: list[dict[str, Any]] | None = None
+    # Where and how the event was sent (Segment's ``context``: ip, userAgent, library,
+    # page, ...), stored beside the body in ``events.context``.
+    context: dict[str, Any] | None = None
+
+
+class GroupData(msgspec.Struct, omit_defaults=True, frozen=True):
+    """The customer belongs to a group (an account, Segment's ``group`` call) with
+    these traits; traits combine per trait by newest event time, like attributes."""
+
+    group_id: str
+    traits: dict[str, Any] = {}
 
 
 class WriteMessage(msgspec.Struct, omit_defaults=True, frozen=True):
@@ -87,6 +112,7 @@ class WriteMessage(msgspec.Struct, omit_defaults=True, frozen=True):
     received_at: datetime
     attributes: dict[str, Any] = {}
     event: EventData | None = None
+    group: GroupData | None = None
     # False where the API requires an existing customer (the ``event/`` endpoint).
     create_if_missing: bool = True
     user_agent: str | None = None
@@ -102,6 +128,7 @@ class AppliedEventData(EventData, frozen=True, omit_defaults=True):
     """
 
     body: msgspec.Raw = msgspec.Raw(b"{}")
+    context: msgspec.Raw | None = None  # type: ignore[assignment]
 
 
 class AppliedWriteMessage(WriteMessage, frozen=True, omit_defaults=True):
@@ -171,13 +198,15 @@ def new_write(
     *,
     received_at: datetime | None = None,
     occurred_at: datetime | None = None,
+    message_id: str | None = None,
     **fields: Any,
 ) -> WriteMessage:
-    """A new write with its own message id, received now (or at ``received_at``) and
-    having happened then unless ``occurred_at`` says otherwise."""
+    """A new write with its own message id (or ``message_id``: see
+    ``client_message_id``), received now (or at ``received_at``) and having happened
+    then unless ``occurred_at`` says otherwise."""
     received = received_at or utcnow()
     return WriteMessage(
-        id=new_message_id(),
+        id=message_id or new_message_id(),
         team_id=team_id,
         op=op,
         identifiers=identifiers,
@@ -190,6 +219,21 @@ def new_write(
 def new_message_id() -> str:
     """A unique, time-ordered id (UUIDv7) for an accepted write."""
     return str(uuid_utils.uuid7())
+
+
+def client_message_id(team_id: int, client_id: str) -> str:
+    """The message id of a write the client named itself (Segment's ``messageId``).
+
+    The same for every resend of that call, so the consumers' ledger of applied ids
+    (``processed_messages``) makes the resend a no-op: a duplicate is accepted and not
+    stored twice. A UUIDv8 (RFC 9562) from a SHA-256 of the team and the client's id,
+    so two teams' ids never meet. Unlike the gateway's own UUIDv7 ids it is not
+    ordered by time; nothing orders these writes by message id but equal event times.
+    """
+    digest = bytearray(hashlib.sha256(f"{team_id}\x00{client_id}".encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x80  # version 8
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 9562 variant
+    return str(uuid.UUID(bytes=bytes(digest)))
 
 
 def utcnow() -> datetime:

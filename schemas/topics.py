@@ -6,7 +6,7 @@ from schemas.messages import Identifiers
 
 # Precedence of identifier kinds when choosing the partition key. Two writes that
 # name the same person by the same first identifier land on one partition, in order.
-KEY_PRECEDENCE = ("email", "external_id", "phone", "customer_id")
+KEY_PRECEDENCE = ("email", "external_id", "phone", "customer_id", "anonymous_id")
 
 
 def partition_key(team_id: int, identifiers: Identifiers) -> bytes:

@@ -29,7 +29,16 @@ Identity policy (README "Identity model"):
   identifiers held by a customer with another external id stay where they are.
 - An unknown customer id is never created; a write naming only unknown
   identifiers creates a customer unless its API requires an existing one.
+- Anonymous ids (Segment's ``anonymousId``) are identifiers like the others, many
+  per customer: an anonymous customer holds only those, has no external id, and so
+  merges into the identified customer a write links it to; two customers with
+  different external ids are still never merged, whatever anonymous ids they share.
 - A delete erases the customer; a later write for the same email starts afresh.
+- Groups (accounts, Segment's ``group``): a write naming a group puts its customer
+  in it; the group's traits combine per trait by newest event time, like attributes.
+- Client-identified events (004's ``id``): the later-accepted write replaces the
+  stored event whatever its event time, ordered by the gateway's message ids
+  (UUIDv7), so the result does not depend on which consumer applies first.
 """
 
 from __future__ import annotations
@@ -105,6 +114,30 @@ class Merge:
 
 
 @dataclass
+class GroupState:
+    """A group's traits as the batch's writes leave them: per trait, the newest
+    version wins; ``statements.upsert_groups`` combines them the same way with the
+    stored traits, so the stored group is never read."""
+
+    traits: dict[str, Any]
+    versions: dict[str, str]
+    first_seen_at: datetime
+    last_updated_at: datetime
+
+    def set_traits(self, traits: dict[str, Any], version: str, at: datetime) -> None:
+        for name, value in traits.items():
+            if version >= self.versions.get(name, ""):
+                self.traits[name] = value
+                self.versions[name] = version
+        self.first_seen_at = min(self.first_seen_at, at)
+        self.last_updated_at = max(self.last_updated_at, at)
+
+
+GroupKey = tuple[int, str]  # (team_id, group_id)
+MembershipKey = tuple[int, str, int]  # (team_id, group_id, customer ref)
+
+
+@dataclass
 class Plan:
     created: list[CustomerState]
     updated: list[CustomerState]
@@ -112,6 +145,8 @@ class Plan:
     merges: list[Merge]
     identifiers: list[tuple[int, str, str, int]]  # (team_id, kind, value, customer ref)
     events: list[PlannedEvent]
+    groups: dict[GroupKey, GroupState]
+    memberships: dict[MembershipKey, datetime]  # -> joined at (the first call's event time)
     outcomes: dict[str, Outcome]  # message id -> outcome, for messages not simply applied
     discarded: Counter[tuple[int, Rule, date]]  # (team, rule, day of the event) -> messages
 
@@ -155,6 +190,8 @@ class _Planner:
         self.discarded: Counter[tuple[int, Rule, date]] = Counter()
         self.orders_seen: set[tuple[int, str]] = set()
         self.client_events: dict[tuple[int, str], int] = {}
+        self.groups: dict[GroupKey, GroupState] = {}
+        self.memberships: dict[MembershipKey, datetime] = {}
 
     def final(self, ref: int) -> int:
         while ref in self.merged_into:
@@ -263,6 +300,8 @@ class _Planner:
                 rules.version(message.occurred_at, message.id),
                 message.occurred_at,
             )
+        if message.group is not None:
+            self.join_group(message, customer)
         if event is None:
             return
         if event.kind == "confirmation" and event.order_id:
@@ -281,15 +320,25 @@ class _Planner:
             key = (message.team_id, event.client_event_id)
             previous = self.client_events.get(key)
             if previous is not None:
-                kept = self.events[previous].message
-                if rules.version(kept.occurred_at, kept.id) >= rules.version(
-                    message.occurred_at, message.id
-                ):
+                # The later-accepted write wins (module docstring), as in the store.
+                if self.events[previous].message.id >= message.id:
                     return
                 self.events[previous] = PlannedEvent(message, customer.ref)
                 return
             self.client_events[key] = len(self.events)
         self.events.append(PlannedEvent(message, customer.ref))
+
+    def join_group(self, message: WriteMessage, customer: CustomerState) -> None:
+        group = message.group
+        assert group is not None
+        at = message.occurred_at
+        key = (message.team_id, group.group_id)
+        state = self.groups.get(key)
+        if state is None:
+            state = self.groups[key] = GroupState({}, {}, at, at)
+        state.set_traits(group.traits, rules.version(at, message.id), at)
+        member = (message.team_id, group.group_id, customer.ref)
+        self.memberships[member] = min(at, self.memberships.get(member, at))
 
     # -- result ------------------------------------------------------------------
 
@@ -319,6 +368,12 @@ class _Planner:
             for e in self.events
             if (ref := self.final(e.customer_ref)) not in final_deleted
         ]
+        memberships: dict[MembershipKey, datetime] = {}
+        for (team, group_id, ref), joined_at in self.memberships.items():
+            final = self.final(ref)
+            if final not in final_deleted:
+                member = (team, group_id, final)
+                memberships[member] = min(joined_at, memberships.get(member, joined_at))
         return Plan(
             created=created,
             updated=updated,
@@ -326,6 +381,8 @@ class _Planner:
             merges=merges,
             identifiers=identifiers,
             events=events,
+            groups=self.groups,
+            memberships=memberships,
             outcomes=self.outcomes,
             discarded=self.discarded,
         )

@@ -10,8 +10,8 @@ Concerns, in the order a batch meets them: the ledger (``claim``, ``claim_again`
 ``record_outcomes``, ``record_dead_letters``); the locked reads (``lock_customers``,
 ``external_ids``, ``email_opens``); the writes (``delete_customers``,
 ``create_customers``, ``merge_customers``, ``attach_identifiers``,
-``update_attributes``, ``ensure_event_types``, ``insert_events``,
-``count_discarded``).
+``update_attributes``, ``upsert_groups``, ``add_memberships``, ``ensure_event_types``,
+``insert_events``, ``count_discarded``).
 
 Imports asyncpg, the JSON encoders, ``runtime.pg``, ``schemas`` and the plan's
 types (``consumers.plan``).
@@ -28,7 +28,15 @@ import asyncpg
 import msgspec
 import orjson
 
-from consumers.plan import CustomerState, IdentifierKey, Merge, PlannedEvent
+from consumers.plan import (
+    CustomerState,
+    GroupKey,
+    GroupState,
+    IdentifierKey,
+    MembershipKey,
+    Merge,
+    PlannedEvent,
+)
 from runtime.pg import Connection
 from schemas.messages import WriteMessage
 from schemas.outcomes import Outcome, Rule
@@ -36,6 +44,13 @@ from schemas.outcomes import Outcome, Rule
 
 class ConcurrentChange(Exception):
     """Another transaction changed the identities this batch touches: retry the batch."""
+
+
+def _dumps_optional(value: Any) -> str | None:
+    """``_dumps``, or SQL NULL for a value not given (None, or raw JSON ``null``)."""
+    if value is None or (isinstance(value, msgspec.Raw) and bytes(value) == b"null"):
+        return None
+    return _dumps(value)
 
 
 def _dumps(value: Any) -> str:
@@ -219,6 +234,22 @@ async def merge_customers(conn: Connection, merges: list[Merge], ids: dict[int, 
         return
     merged = [m.merged_id for m in merges]
     survivors = [ids.get(m.survivor_ref, m.survivor_ref) for m in merges]
+    # Memberships by insert, not update: survivor and merged may share a group.
+    await conn.execute(
+        """
+        INSERT INTO customer_group_members (team_id, group_id, customer_id, joined_at)
+        SELECT g.team_id, g.group_id, m.survivor, min(g.joined_at)
+          FROM customer_group_members g
+          JOIN unnest($1::bigint[], $2::bigint[]) AS m (merged, survivor)
+            ON g.customer_id = m.merged
+         GROUP BY 1, 2, 3
+         ORDER BY 1, 2, 3
+        ON CONFLICT (team_id, group_id, customer_id)
+        DO UPDATE SET joined_at = least(customer_group_members.joined_at, excluded.joined_at)
+        """,
+        merged,
+        survivors,
+    )
     for table in ("customer_identifiers", "events"):
         await conn.execute(
             f"""
@@ -288,6 +319,66 @@ async def update_attributes(conn: Connection, updated: list[CustomerState]) -> N
         )
 
 
+async def upsert_groups(conn: Connection, groups: dict[GroupKey, GroupState]) -> None:
+    """Create or update the batch's groups, in key order (they are shared rows).
+
+    Each trait is written when its version (``consumers.rules.version``) is at
+    least the stored one's: the stored group is combined in SQL, never read.
+    """
+    if not groups:
+        return
+    keys = sorted(groups)
+    states = [groups[k] for k in keys]
+    await conn.execute(
+        """
+        INSERT INTO customer_groups AS g (team_id, group_id, traits, trait_times,
+                                          first_seen_at, last_updated_at)
+        SELECT team_id, group_id, t::jsonb, v::jsonb, f, l
+          FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[],
+                      $5::timestamptz[], $6::timestamptz[]) AS u (team_id, group_id, t, v, f, l)
+        ON CONFLICT (team_id, group_id) DO UPDATE SET
+            traits = g.traits || coalesce(
+                (SELECT jsonb_object_agg(n.key, n.value) FROM jsonb_each(excluded.traits) n
+                  WHERE excluded.trait_times ->> n.key COLLATE "C"
+                        >= coalesce(g.trait_times ->> n.key, '')), '{}'),
+            trait_times = g.trait_times || coalesce(
+                (SELECT jsonb_object_agg(n.key, n.value) FROM jsonb_each(excluded.trait_times) n
+                  WHERE n.value #>> '{}' COLLATE "C"
+                        >= coalesce(g.trait_times ->> n.key, '')), '{}'),
+            first_seen_at = least(g.first_seen_at, excluded.first_seen_at),
+            last_updated_at = greatest(g.last_updated_at, excluded.last_updated_at)
+        """,
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [_dumps(g.traits) for g in states],
+        [_dumps(g.versions) for g in states],
+        [g.first_seen_at for g in states],
+        [g.last_updated_at for g in states],
+    )
+
+
+async def add_memberships(
+    conn: Connection, memberships: dict[MembershipKey, datetime], ids: dict[int, int]
+) -> None:
+    """Put customers in groups (``ids``: new customer ref -> stored id); a customer
+    already in the group keeps the earliest time it joined."""
+    if not memberships:
+        return
+    rows = sorted(
+        (team, group_id, ids.get(ref, ref), joined_at)
+        for (team, group_id, ref), joined_at in memberships.items()
+    )
+    await conn.execute(
+        """
+        INSERT INTO customer_group_members (team_id, group_id, customer_id, joined_at)
+        SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::timestamptz[])
+        ON CONFLICT (team_id, group_id, customer_id)
+        DO UPDATE SET joined_at = least(customer_group_members.joined_at, excluded.joined_at)
+        """,
+        *(list(column) for column in zip(*rows, strict=True)),
+    )
+
+
 async def ensure_event_types(
     conn: Connection, keys: list[tuple[int, str]]
 ) -> dict[tuple[int, str], int]:
@@ -309,7 +400,7 @@ async def ensure_event_types(
 
 
 _EVENT_COLUMNS = """id, team_id, customer_id, event_type_id, kind, external_id, client_event_id,
-                    order_id, source, body, properties, occurred_at, received_at,
+                    order_id, source, body, properties, context, occurred_at, received_at,
                     version_message_id, stored_at"""
 # stored_at is the clock at the insert, near the commit (now() is the transaction's start):
 # stored_at - received_at is the ingest-to-queryable latency the benchmark reports.
@@ -325,19 +416,20 @@ _COPY_COLUMNS = [
     "source",
     "body",
     "properties",
+    "context",
     "occurred_at",
     "received_at",
     "version_message_id",
 ]
 _EVENT_ROWS = """
     SELECT id, team_id, customer_id, event_type_id, kind, external_id, client_event_id,
-           order_id, source, body::jsonb, properties::jsonb, occurred_at, received_at, id,
-           clock_timestamp()
+           order_id, source, body::jsonb, properties::jsonb, context::jsonb, occurred_at,
+           received_at, id, clock_timestamp()
       FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
-                  $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
-                  $12::timestamptz[], $13::timestamptz[])
+                  $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
+                  $13::timestamptz[], $14::timestamptz[])
         AS u (id, team_id, customer_id, event_type_id, kind, external_id, client_event_id,
-              order_id, source, body, properties, occurred_at, received_at)
+              order_id, source, body, properties, context, occurred_at, received_at)
 """
 
 
@@ -351,9 +443,9 @@ async def insert_events(
 
     Three statements at most, by the event's unique key: plain events by COPY,
     events with an order id keep the first stored (``ON CONFLICT DO NOTHING``),
-    client-identified events keep the newest version (event time, then message id).
+    client-identified events keep the later-accepted version (by message id).
     """
-    groups: dict[str, list[list[Any]]] = defaultdict(lambda: [[] for _ in range(13)])
+    groups: dict[str, list[list[Any]]] = defaultdict(lambda: [[] for _ in range(14)])
     for planned in events:
         m = planned.message
         e = m.event
@@ -370,7 +462,8 @@ async def insert_events(
             e.order_id,
             e.source,
             _dumps(e.body),
-            None if e.properties is None else _dumps(e.properties),
+            _dumps_optional(e.properties),
+            _dumps_optional(e.context),
             m.occurred_at,
             m.received_at,
         )
@@ -413,11 +506,12 @@ async def insert_events(
                           event_type_id = excluded.event_type_id, kind = excluded.kind,
                           external_id = excluded.external_id, source = excluded.source,
                           body = excluded.body, properties = excluded.properties,
+                          context = excluded.context,
                           occurred_at = excluded.occurred_at, received_at = excluded.received_at,
                           version_message_id = excluded.version_message_id,
                           stored_at = excluded.stored_at
-            WHERE (events.occurred_at, events.version_message_id)
-                < (excluded.occurred_at, excluded.version_message_id)
+            -- The later-accepted write wins, whatever its event time (document 004).
+            WHERE events.version_message_id < excluded.version_message_id
             """,
             *groups["client"],
         )

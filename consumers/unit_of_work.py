@@ -129,6 +129,8 @@ async def _write(
     await statements.merge_customers(conn, decided.merges, ids)
     await statements.attach_identifiers(conn, plan.identifiers_to_attach(decided, ids))
     await statements.update_attributes(conn, decided.updated)
+    await statements.upsert_groups(conn, decided.groups)
+    await statements.add_memberships(conn, decided.memberships, ids)
     type_ids: dict[tuple[int, str], int] = {}
     if decided.events:
         wanted = {

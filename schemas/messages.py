@@ -120,6 +120,9 @@ class WriteMessage(msgspec.Struct, omit_defaults=True, frozen=True):
     v: int = WIRE_VERSION
 
 
+NO_CONTEXT = msgspec.Raw(b"null")
+
+
 class AppliedEventData(EventData, frozen=True, omit_defaults=True):
     """``EventData`` as the consumers decode it: the body stays raw JSON bytes.
 
@@ -128,7 +131,8 @@ class AppliedEventData(EventData, frozen=True, omit_defaults=True):
     """
 
     body: msgspec.Raw = msgspec.Raw(b"{}")
-    context: msgspec.Raw | None = None  # type: ignore[assignment]
+    # Raw as well; msgspec has no ``Raw | None``, so no context is JSON ``null``.
+    context: msgspec.Raw = NO_CONTEXT  # type: ignore[assignment]
 
 
 class AppliedWriteMessage(WriteMessage, frozen=True, omit_defaults=True):

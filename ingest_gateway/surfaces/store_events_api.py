@@ -26,7 +26,7 @@ The page shows no answer. This one is 200 ``{"id", "type", "source", "timestamp"
 "status": "accepted", "message_id"}`` once Kafka acknowledged the write. Asked to
 wait, it answers after the consumers: ``"status": "stored"`` with the stored event
 (``customer.customer_id``, ``properties``), ``"superseded"`` when a version of that
-id with a later event time is kept instead (shown), ``"discarded:<rule>"``, or 202
+id accepted later is kept instead (shown), ``"discarded:<rule>"``, or 202
 ``"pending"`` when the wait runs out.
 """
 
@@ -348,7 +348,7 @@ async def create_or_update_event(app_key: str, team_id: int, request: Request) -
         row = await event_by_client_id(deps.db(request), team_id, event_id)
         if outcome != Outcome.APPLIED or row is None:
             return accepted.respond(answer | {"status": outcome or "unknown"})
-        # A version with a later event time may have been kept instead of this one.
+        # A version accepted later (a later message id) may be kept instead of this one.
         kept = row["message_id"] == message.id
         stored = {
             "id": row["client_event_id"],

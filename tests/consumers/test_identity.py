@@ -12,7 +12,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from runtime.settings import Settings
-from schemas.messages import EventData, Identifiers, Operation, WriteMessage, encode
+from schemas.messages import EventData, GroupData, Identifiers, Operation, WriteMessage, encode
 from schemas.topics import partition_key
 from tests.conftest import Team
 from tests.consumers.workload import message
@@ -31,6 +31,7 @@ def write(
     op: Operation = "upsert_customer",
     attrs: dict[str, Any] | None = None,
     event: EventData | None = None,
+    group: GroupData | None = None,
     **ids: str,
 ) -> WriteMessage:
     when = T0 + timedelta(minutes=at)
@@ -39,9 +40,10 @@ def write(
         op,
         Identifiers(**ids),
         when,
-        str(uuid.uuid4()),
+        None,  # a new UUIDv7, as the gateway makes: acceptance order
         attributes=attrs or {},
         event=event,
+        group=group,
     )
 
 
@@ -160,7 +162,7 @@ async def test_delete_erases_everything_and_a_later_event_starts_afresh(
     assert await attributes(db, fresh) == {}
 
 
-async def test_client_event_id_replaces_and_older_version_does_not(
+async def test_client_event_id_the_later_accepted_version_wins_whatever_its_time(
     apply: Any, db: asyncpg.Pool, team: Team
 ) -> None:
     email, event_id = f"{unique('c')}@example.com", unique("evt")
@@ -174,10 +176,12 @@ async def test_client_event_id_replaces_and_older_version_does_not(
             event=EventData(name="order_shipped", client_event_id=event_id, body={"v": v}),
         )
 
-    v1, v3, v2 = version(1, 1), version(3, 3), version(2, 2)
+    # Accepted in this order (message ids are UUIDv7): the last one has the oldest time
+    # of the three but was accepted last, so it is the one kept (document 004).
+    v1, v2, v3 = version(1, 1), version(3, 2), version(2, 3)
     await apply(v1)
     await apply(v3)
-    await apply(v2)  # older than the stored version: ignored
+    await apply(v2)  # accepted before v3, applied after it: ignored
     rows = await db.fetch(
         "SELECT id, body::text FROM events WHERE team_id = $1 AND client_event_id = $2",
         team.id,
@@ -242,3 +246,140 @@ async def test_event_types_are_per_team(apply: Any, db: asyncpg.Pool, team: Team
         )
         == 1
     )
+
+
+# -- anonymous ids (Segment's anonymousId) and groups --------------------------------
+
+
+async def identifiers_of(db: asyncpg.Pool, customer_id: int) -> set[tuple[str, str]]:
+    rows = await db.fetch(
+        "SELECT kind, value FROM customer_identifiers WHERE customer_id = $1"
+        " AND kind <> 'customer_id'",
+        customer_id,
+    )
+    return {(r["kind"], r["value"]) for r in rows}
+
+
+async def test_anonymous_customer_is_merged_into_the_one_it_is_identified_as(
+    apply: Any, db: asyncpg.Pool, team: Team
+) -> None:
+    anon, user = unique("anon"), unique("user")
+    # Before sign-up: an anonymous customer with an event and a trait.
+    await apply(
+        write(team, at=1, anonymous_id=anon, attrs={"theme": "dark"}),
+        write(team, at=2, op="track_event", anonymous_id=anon, event=EventData(name="Viewed")),
+    )
+    anonymous = await owner(db, team, "anonymous_id", anon)
+    assert anonymous is not None
+    # The user signs up elsewhere first (an older identified customer), then identify
+    # links the browser's anonymous id to them.
+    await apply(write(team, at=0, external_id=user, attrs={"plan": "pro"}))
+    identified = await owner(db, team, "external_id", user)
+    assert identified is not None and identified != anonymous
+    await apply(write(team, at=3, external_id=user, anonymous_id=anon))
+
+    assert await owner(db, team, "anonymous_id", anon) == identified  # oldest survives
+    assert await identifiers_of(db, identified) == {("external_id", user), ("anonymous_id", anon)}
+    assert await attributes(db, identified) == {"plan": "pro", "theme": "dark"}
+    assert await db.fetchval("SELECT count(*) FROM customers WHERE id = $1", anonymous) == 0
+    assert await db.fetchval("SELECT count(*) FROM events WHERE customer_id = $1", identified) == 1
+    merged = await db.fetchval(
+        "SELECT survivor_customer_id FROM customer_merges WHERE merged_customer_id = $1",
+        anonymous,
+    )
+    assert merged == identified
+    # Later anonymous events of that browser land on the identified customer.
+    await apply(write(team, at=4, op="track_event", anonymous_id=anon, event=EventData(name="B")))
+    assert await db.fetchval("SELECT count(*) FROM events WHERE customer_id = $1", identified) == 2
+
+
+async def test_two_identified_users_sharing_an_anonymous_id_are_not_merged(
+    apply: Any, db: asyncpg.Pool, team: Team
+) -> None:
+    shared, alice, bob = unique("device"), unique("alice"), unique("bob")
+    await apply(
+        write(team, at=0, external_id=alice, anonymous_id=shared),
+        # Bob logs in on Alice's device: same anonymous id, another identified user.
+        write(team, at=1, external_id=bob, anonymous_id=shared, attrs={"name": "Bob"}),
+    )
+    first, second = (
+        await owner(db, team, "external_id", alice),
+        await owner(db, team, "external_id", bob),
+    )
+    assert first is not None and second is not None and first != second
+    # The two writes travel in two partitions (keyed by user): whichever is applied
+    # first keeps the device's id; the other user is neither merged nor given it.
+    assert await owner(db, team, "anonymous_id", shared) in {first, second}
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM customer_identifiers WHERE team_id = $1 AND value = $2",
+            team.id,
+            shared,
+        )
+        == 1
+    )
+    assert await attributes(db, second) == {"name": "Bob"}
+    assert await attributes(db, first) == {}
+
+
+async def test_group_traits_combine_by_event_time_and_membership_follows_merges(
+    apply: Any, db: asyncpg.Pool, team: Team
+) -> None:
+    anon, user, account = unique("anon"), unique("user"), unique("acct")
+
+    def grouped(at: float, traits: dict[str, Any], **ids: str) -> WriteMessage:
+        return write(team, at=at, group=GroupData(group_id=account, traits=traits), **ids)
+
+    await apply(
+        grouped(5, {"name": "Initech", "plan": "pro"}, external_id=user),
+        grouped(2, {"plan": "free", "seats": 3}, anonymous_id=anon),  # older: plan stays
+    )
+    row = await db.fetchrow(
+        "SELECT traits::text, first_seen_at, last_updated_at FROM customer_groups"
+        " WHERE team_id = $1 AND group_id = $2",
+        team.id,
+        account,
+    )
+    assert row is not None
+    assert orjson.loads(row["traits"]) == {"name": "Initech", "plan": "pro", "seats": 3}
+    assert (row["first_seen_at"], row["last_updated_at"]) == (
+        T0 + timedelta(minutes=2),
+        T0 + timedelta(minutes=5),
+    )
+    # Both the anonymous and the identified customer are members; once linked, one is.
+    await apply(write(team, at=6, external_id=user, anonymous_id=anon))
+    members = await db.fetch(
+        "SELECT customer_id, joined_at FROM customer_group_members"
+        " WHERE team_id = $1 AND group_id = $2",
+        team.id,
+        account,
+    )
+    survivor = await owner(db, team, "external_id", user)
+    assert [(r["customer_id"], r["joined_at"]) for r in members] == [
+        (survivor, T0 + timedelta(minutes=2))
+    ]
+
+
+async def test_event_context_is_stored_beside_the_body(
+    apply: Any, db: asyncpg.Pool, team: Team
+) -> None:
+    anon = unique("anon")
+    context = {"ip": "203.0.113.9", "library": {"name": "analytics-python", "version": "2"}}
+    await apply(
+        write(
+            team,
+            at=1,
+            op="track_event",
+            anonymous_id=anon,
+            event=EventData(name="Signed Up", body={"plan": "pro"}, context=context),
+        )
+    )
+    row = await db.fetchrow(
+        "SELECT body::text, context::text FROM events e JOIN customer_identifiers i"
+        " ON i.customer_id = e.customer_id WHERE i.team_id = $1 AND i.value = $2",
+        team.id,
+        anon,
+    )
+    assert row is not None
+    assert orjson.loads(row["body"]) == {"plan": "pro"}
+    assert orjson.loads(row["context"]) == context

@@ -181,15 +181,19 @@ def test_bot_events_are_not_stored() -> None:
     assert p.events == [] and p.outcomes == {m.id: "discarded:bot"}
 
 
-def test_only_the_newest_version_of_a_client_event_is_written() -> None:
-    newer = msg(
-        email="a@x.io", at=10, event=EventData(name="t", client_event_id="e1", body={"v": 2})
+def test_the_later_accepted_version_of_a_client_event_is_written_whatever_its_time() -> None:
+    # Document 004: a write with an existing id overrides the stored event. Accepted
+    # later means a later message id (UUIDv7), even with an older event time.
+    first = msg(
+        email="a@x.io", at=10, event=EventData(name="t", client_event_id="e1", body={"v": 1})
     )
-    older = msg(
-        email="a@x.io", at=1, event=EventData(name="t", client_event_id="e1", body={"v": 1})
+    resend = msg(
+        email="a@x.io", at=1, event=EventData(name="t", client_event_id="e1", body={"v": 2})
     )
-    p = plan([newer, older])
-    assert [e.message.id for e in p.events] == [newer.id]
+    assert first.id < resend.id
+    assert [e.message.id for e in plan([first, resend]).events] == [resend.id]
+    # The order the consumer meets them in does not matter: the later id wins.
+    assert [e.message.id for e in plan([resend, first]).events] == [resend.id]
 
 
 def test_merge_chain_within_one_batch_ends_in_one_customer() -> None:

@@ -328,7 +328,9 @@ async def test_group_traits_combine_by_event_time_and_membership_follows_merges(
     anon, user, account = unique("anon"), unique("user"), unique("acct")
 
     def grouped(at: float, traits: dict[str, Any], **ids: str) -> WriteMessage:
-        return write(team, at=at, group=GroupData(group_id=account, traits=traits), **ids)
+        group = GroupData(group_id=account, traits=traits)
+        when = T0 + timedelta(minutes=at)
+        return message(team.id, "upsert_customer", Identifiers(**ids), when, group=group)
 
     await apply(
         grouped(5, {"name": "Initech", "plan": "pro"}, external_id=user),

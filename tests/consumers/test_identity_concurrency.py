@@ -190,6 +190,10 @@ async def test_four_consumers_on_six_partitions_equal_one_consumer(
     parallel = await run_workload(runs, settings, service_urls, log_dir, consumers=4)
     assert len(single) > 20  # the workload really built many customers
     assert any(len(key) > 1 for key in single)  # and merged identities
+    # Anonymous devices were identified: merged into people named otherwise too.
+    linked = [k for k in single if any(i.startswith("anonymous_id:") for i in k)]
+    assert any(len(k) > 1 for k in linked)
+    assert any(k[0] == "group" for k in single)  # and groups with members were built
     assert parallel == single
 
 

@@ -1,9 +1,16 @@
 """A randomised (seeded) workload of overlapping identities, and a canonical view of a store.
 
 Built so that its final state does not depend on how partitions interleave:
-writes link identifiers of one person only (so merges are unions), attributes are
-last-writer-wins by event time, and a person who is ever deleted is only ever
-named by email (so all of their writes share one partition and stay ordered).
+writes link identifiers of one person only (so merges are unions), attributes and
+group traits are last-writer-wins by event time, and a person who is ever deleted
+is only ever named by email (so all of their writes share one partition and stay
+ordered).
+
+People browse anonymously first, as with a Segment SDK: each has devices
+(anonymous ids), and writes naming only a device create anonymous customers that
+later writes naming the device with an email, phone or user id merge into the
+person (they travel in other partitions, keyed by that identifier). People also
+join groups (accounts) with traits.
 """
 
 from __future__ import annotations
@@ -17,7 +24,14 @@ from typing import Any
 import asyncpg
 import orjson
 
-from schemas.messages import EventData, Identifiers, Operation, WriteMessage, new_message_id
+from schemas.messages import (
+    EventData,
+    GroupData,
+    Identifiers,
+    Operation,
+    WriteMessage,
+    new_message_id,
+)
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -49,6 +63,7 @@ class Person:
     phone: str | None
     external_id: str | None
     deletable: bool
+    devices: tuple[str, ...] = ()
 
 
 def people(rng: random.Random, count: int) -> list[Person]:
@@ -61,6 +76,7 @@ def people(rng: random.Random, count: int) -> list[Person]:
                 phone=None if deletable or i % 3 == 0 else f"+1415555{i:04d}",
                 external_id=None if deletable or i % 2 == 0 else f"ext-{i}",
                 deletable=deletable,
+                devices=() if deletable else tuple(f"anon-{i}-{d}" for d in range(i % 3 + 1)),
             )
         )
     rng.shuffle(result)
@@ -73,6 +89,8 @@ def _identifiers(rng: random.Random, person: Person) -> Identifiers:
         named["phone"] = person.phone
     if person.external_id:
         named["external_id"] = person.external_id
+    if person.devices:
+        named["anonymous_id"] = rng.choice(person.devices)
     kinds = rng.sample(sorted(named), k=rng.randint(1, len(named)))
     return Identifiers(**{k: named[k] for k in kinds})
 
@@ -88,17 +106,24 @@ def generate(seed: int, team_id: int, count: int, population: int = 60) -> list[
         when = T0 + timedelta(seconds=rng.randint(0, 86_400 * 30), microseconds=n)
         roll = rng.random()
         ids = _identifiers(rng, person)
+        group = None
         if person.deletable and roll < 0.08:
             op, attrs, event = "delete_customer", {}, None
-        elif roll < 0.5:
+        elif roll < 0.4:
             op, event = "upsert_customer", None
             attrs = {rng.choice(["plan", "name", "score", "city"]): rng.randint(0, 1000)}
+        elif roll < 0.5:
+            op, attrs, event = "upsert_customer", {}, None
+            group = GroupData(
+                group_id=f"acct-{rng.randint(0, 7)}",
+                traits={rng.choice(["tier", "seats"]): rng.randint(0, 1000)},
+            )
         else:
             op, attrs = "track_event", {}
             event = EventData(name=rng.choice(["view", "click", "buy"]), body={"n": n})
         message_id = str(uuid.UUID(int=rng.getrandbits(128)))
         messages.append(
-            message(team_id, op, ids, when, message_id, attributes=attrs, event=event)  # type: ignore[arg-type]
+            message(team_id, op, ids, when, message_id, attributes=attrs, event=event, group=group)  # type: ignore[arg-type]
         )
     replays = rng.sample(messages, k=count // 10)
     return messages + replays
@@ -119,8 +144,27 @@ async def canonical_store(db: asyncpg.Pool | asyncpg.Connection, team_id: int) -
         team_id,
     )
     store: dict[Any, Any] = {}
+    keys: dict[int, tuple[str, ...]] = {}
     for r in rows:
-        key = tuple(r["identifiers"] or ())
+        key = keys[r["id"]] = tuple(r["identifiers"] or ())
         assert key not in store, f"two customers hold {key}"
         store[key] = (orjson.loads(r["attributes"]), r["first_seen_at"], tuple(r["events"] or ()))
+    groups = await db.fetch(
+        """
+        SELECT g.group_id, g.traits::text AS traits, g.first_seen_at, g.last_updated_at,
+               (SELECT array_agg(m.customer_id ORDER BY m.customer_id)
+                  FROM customer_group_members m
+                 WHERE m.team_id = g.team_id AND m.group_id = g.group_id) AS members
+          FROM customer_groups g WHERE g.team_id = $1
+        """,
+        team_id,
+    )
+    for g in groups:
+        # Members by who they are (their identifiers), not by id.
+        members = sorted(keys[m] for m in g["members"] or ())
+        store[("group", g["group_id"])] = (
+            orjson.loads(g["traits"]),
+            (g["first_seen_at"], g["last_updated_at"]),
+            tuple(members),
+        )
     return store

@@ -29,6 +29,7 @@ from ingest_gateway.surfaces import (
     customers_api,
     enterprise_events_api,
     event_groups_api,
+    segment_api,
     store_events_api,
     user_events_api,
 )
@@ -45,6 +46,7 @@ SURFACES: tuple[Surface, ...] = (
     event_groups_api.surface,
     enterprise_events_api.surface,
     store_events_api.surface,
+    segment_api.surface,
     health.surface,
 )
 

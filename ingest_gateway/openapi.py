@@ -31,10 +31,21 @@ _UNAVAILABLE = {
     " Retry-After header's seconds",
     "headers": {"Retry-After": {"schema": {"type": "integer"}}},
 }
-_SECURITY_SCHEMES = {
+# The ways an authenticated route takes the team's API key.
+_API_KEY_SCHEMES = {
     "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-KEY"},
     "apiKeyQuery": {"type": "apiKey", "in": "query", "name": "apiKey"},
     "basic": {"type": "http", "scheme": "basic", "description": "the API key as the password"},
+}
+# Schemes a surface that checks keys itself names in its operations' ``security``
+# (``openapi_extra``): the Segment-spec surface's write key.
+_SECURITY_SCHEMES = _API_KEY_SCHEMES | {
+    "writeKey": {
+        "type": "http",
+        "scheme": "basic",
+        "description": "the write key (the team's API key) as the username, an empty"
+        " password; or writeKey in the JSON body",
+    },
 }
 
 
@@ -77,7 +88,7 @@ def _operation(route: Route) -> dict[str, Any]:
     if parameters:
         operation["parameters"] = parameters
     if route.authenticated:
-        operation["security"] = [{name: []} for name in _SECURITY_SCHEMES]
+        operation["security"] = [{name: []} for name in _API_KEY_SCHEMES]
     return operation
 
 

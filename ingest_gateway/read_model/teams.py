@@ -1,4 +1,4 @@
-"""Teams: which team an API key belongs to, and a team's name."""
+"""Teams: which team an API key belongs to, its name, and the origins it allows (CORS)."""
 
 from __future__ import annotations
 
@@ -15,3 +15,9 @@ async def team_of_key(db: Db, digest: bytes) -> int | None:
 
 async def team_name(db: Db, team_id: int) -> str:
     return str(await db.fetchval("SELECT name FROM teams WHERE id = $1", team_id))
+
+
+async def allowed_origins(db: Db, team_id: int) -> list[str] | None:
+    """The browser origins allowed to send with the team's write key; None: any origin."""
+    found = await db.fetchval("SELECT allowed_origins FROM teams WHERE id = $1", team_id)
+    return None if found is None else [str(origin) for origin in found]

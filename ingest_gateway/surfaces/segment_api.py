@@ -1,0 +1,692 @@
+"""The Segment spec (HTTP tracking API) under ``/v1``: what Segment's SDKs send.
+
+**Routes.** ``POST /v1/identify``, ``/v1/track``, ``/v1/page``, ``/v1/screen``,
+``/v1/group``, ``/v1/alias`` (one call, its type given by the path; analytics.js
+posts them to ``/v1/i``, ``/t``, ``/p``, ``/s``, ``/g``, ``/a``, served too) and
+``POST /v1/batch`` (also ``/v1/import`` and analytics.js's ``/v1/b``):
+``{"batch": [msg, ...], "sentAt"?, "context"?, "integrations"?, "writeKey"?}``,
+each message with its ``type``; the batch's ``sentAt`` and ``context`` stand for
+those a message lacks. ``GET /v1/projects/{writeKey}/settings`` is what
+analytics.js fetches from its CDN: the least settings that point it at this
+gateway (``apiHost``: ``PUBLIC_BASE_URL``, else the request's Host, plus ``/v1``).
+
+**Auth.** The write key is a team API key: the username of HTTP Basic with an empty
+password (``Authorization: Basic base64("<key>:")``), or ``writeKey`` in the body
+(browser beacons). None or an unknown one: 401.
+
+**Bodies.** JSON whatever the Content-Type (analytics.js sends ``text/plain`` to
+avoid a CORS preflight). ``Content-Encoding: gzip`` is decompressed as it streams
+in, up to ``MAX_BODY_BYTES`` decompressed (beyond: 413; a broken stream: 400);
+another encoding is 415.
+
+**Limits.** ``MAX_MESSAGE_BYTES`` (64 KiB) of JSON per message, counting a
+batch's context it inherits; ``MAX_BATCH_MESSAGES`` (2,500) per batch; the body
+``MAX_BODY_BYTES`` (5 MB by default) after decompression: beyond each, 413.
+(Segment's are 32 KB and 500 KB.) Every message keeps the rules of
+``ingest_gateway.validation``: 64-bit integers, no NUL, Unicode text, nesting
+at most ``MAX_JSON_DEPTH``, times within years 1 to 9999.
+
+**Answers.** ``200 {"success": true}`` once Kafka acknowledged every message of
+the call. The whole call is checked before anything is published: one bad message
+and it is ``400 {"success": false, "message": "batch[3].userId: ..."}`` (the
+message's index and field), nothing accepted. 413 too large, 503 with
+``Retry-After`` when the broker or the store is away (SDKs retry 5xx).
+
+**Mapping** to the canonical ``WriteMessage`` (api ``segment_api``); every write
+creates its customer when missing:
+
+- ``userId`` (a string or a number) is the ``external_id``, ``anonymousId`` the
+  ``anonymous_id``; one of them is required. For ``identify`` only, a valid
+  ``traits.email`` is an ``email`` identifier too (an invalid one stays a trait).
+- ``identify``: ``upsert_customer`` with the traits as attributes. ``track``:
+  ``track_event`` named ``event`` with ``properties`` as body. ``page`` and
+  ``screen``: events ``"page"`` and ``"screen"``, their ``name`` and ``category``
+  over the properties. ``group``: ``upsert_customer`` putting the customer in the
+  group ``groupId`` with its ``traits``. ``alias``: ``upsert_customer`` naming the
+  customer by ``userId`` and ``previousId`` (as an anonymous id), which links them.
+- ``messageId`` names the write (``messages.client_message_id``): a resend is
+  stored once. Without one, the gateway names it.
+- The event time is ``timestamp``; else ``originalTimestamp`` corrected for the
+  device's clock skew, ``receivedAt - (sentAt - originalTimestamp)`` (receivedAt is
+  the gateway's; a client's is ignored); else ``originalTimestamp``; else when
+  received. A time without a zone is UTC.
+- ``context`` is stored with events (``events.context``; identify, group and alias
+  keep none); its ``ip`` defaults to the sender's address, its ``userAgent`` is the
+  end user's agent for the bot rule (else ``accept.end_user_agent``'s rule).
+  ``integrations`` is accepted and ignored.
+
+**CORS.** Every route answers a preflight ``OPTIONS``. A request with an
+``Origin`` the team allows (``teams.allowed_origins``, set by ``ingest-admin
+set-allowed-origins``; NULL, the default, allows any: a write key in a web page is
+public anyway) is answered with that origin in ``Access-Control-Allow-Origin``;
+from another origin it is 403 without it. The settings are open to any origin.
+
+Imports the shared accept path, body limits and validation, auth and the read model.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ingest_gateway import deps
+from ingest_gateway.accept import accept, end_user_agent, new_write
+from ingest_gateway.auth import team_for_key
+from ingest_gateway.auth_cache import KEY_CACHE_SECONDS
+from ingest_gateway.body import parse_json
+from ingest_gateway.errors import ApiError, render_error
+from ingest_gateway.read_model.teams import allowed_origins
+from ingest_gateway.responses import JSON
+from ingest_gateway.routing import Endpoint, Surface
+from ingest_gateway.surfaces import segment_examples as examples
+from ingest_gateway.surfaces.common import json_body, responses
+from ingest_gateway.surfaces.segment_examples import (
+    MAX_BATCH_MESSAGES,
+    MAX_MESSAGE_BYTES,
+    MAX_TEXT,
+)
+from ingest_gateway.validation import DEPTH_RULE
+from schemas.identity import (
+    InvalidIdentifier,
+    normalise_anonymous_id,
+    normalise_email,
+    normalise_external_id,
+)
+from schemas.limits import text_refusal, time_refusal
+from schemas.messages import (
+    EventData,
+    GroupData,
+    Identifiers,
+    Operation,
+    WriteMessage,
+    client_message_id,
+    utcnow,
+)
+
+PREFIX = "/v1"
+API = "segment_api"
+CALL_TYPES = ("identify", "track", "page", "screen", "group", "alias")
+# The paths analytics.js posts each call type to (the type's first letter).
+_SHORT_PATHS = {kind: kind[0] for kind in CALL_TYPES}
+_GZIP = 16 + zlib.MAX_WBITS
+
+
+def _error(status: int, message: str, description: str | None, field: str | None) -> Any:
+    return {"success": False, "message": message}
+
+
+surface = Surface(PREFIX, "Segment spec (/v1)", _error)
+
+
+# -- the body: gzip, JSON ------------------------------------------------------------
+
+
+class _Gunzip:
+    """Decompresses a gzip stream (of one or more members) chunk by chunk, refusing
+    (413) as soon as the output passes ``limit`` bytes: a bomb never inflates."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.out = bytearray()
+        self._inflater = zlib.decompressobj(_GZIP)
+
+    def _room(self) -> int:
+        if len(self.out) > self.limit:
+            raise ApiError(
+                413,
+                f"The request body is larger than the limit of {self.limit} bytes"
+                " once decompressed",
+            )
+        return self.limit + 1 - len(self.out)  # >= 1: 0 would mean "no limit"
+
+    def feed(self, data: bytes) -> None:
+        try:
+            while data:
+                self.out += self._inflater.decompress(data, self._room())
+                if self._inflater.eof:  # another member may follow
+                    data = self._inflater.unused_data
+                    if data:
+                        self._inflater = zlib.decompressobj(_GZIP)
+                else:
+                    data = self._inflater.unconsumed_tail
+            self._room()
+        except zlib.error as exc:
+            raise ApiError(400, f"The gzip body is corrupt: {exc}") from exc
+
+    def finish(self) -> bytes:
+        try:
+            self.out += self._inflater.flush(self._room())
+        except zlib.error as exc:
+            raise ApiError(400, f"The gzip body is corrupt: {exc}") from exc
+        self._room()
+        if not self._inflater.eof:
+            raise ApiError(400, "The gzip body is truncated")
+        return bytes(self.out)
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return await request.body()
+    if encoding not in ("gzip", "x-gzip"):
+        raise ApiError(415, f"Unsupported Content-Encoding {encoding!r}; send gzip or none")
+    inflater = _Gunzip(limit)
+    async for chunk in request.stream():
+        inflater.feed(chunk)
+    return inflater.finish()
+
+
+def _located(exc: ApiError, where: str) -> ApiError:
+    """A JSON rule ``check_json`` found broken, named at ``where`` + its path."""
+    if exc.field:
+        rule = exc.message.removesuffix(f" (at {exc.field})")
+        return ApiError(exc.status, f"{where}{exc.field}: {rule}", field=f"{where}{exc.field}")
+    return ApiError(exc.status, f"{where.rstrip('.')}: {exc.message}" if where else exc.message)
+
+
+def _json(raw: bytes, max_depth: int, where: str) -> Any:
+    try:
+        return parse_json(raw, max_depth)
+    except ApiError as exc:
+        raise _located(exc, where) from exc
+
+
+_raw_object = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_raw_list = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def _raw_fields(raw: bytes, max_depth: int) -> dict[str, msgspec.Raw]:
+    """The batch body's top-level fields, each as sent (checked when read)."""
+    if not raw.strip():
+        raise ApiError(400, "The request body is empty; JSON was expected")
+    try:
+        return _raw_object.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise ApiError(400, 'Expected a JSON object {"batch": [...]}') from exc
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, f"The request body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise ApiError(400, DEPTH_RULE.format(max_depth=max_depth)) from exc
+
+
+# -- one call, field by field --------------------------------------------------------
+
+
+def _too_large(where: str) -> ApiError:
+    name = where.rstrip(".") or "The message"
+    return ApiError(413, f"{name}: larger than the limit of {MAX_MESSAGE_BYTES} bytes of JSON")
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One message of the request: its fields, and where it is (``batch[3].``)."""
+
+    fields: dict[str, Any]
+    where: str
+    kind: str
+
+    def fail(self, field: str, reason: str) -> ApiError:
+        return ApiError(400, f"{self.where}{field}: {reason}", field=f"{self.where}{field}")
+
+    def object(self, field: str) -> dict[str, Any]:
+        value = self.fields.get(field)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(field, "must be an object")
+        return value
+
+    def text(self, field: str, *, required: bool = False) -> str | None:
+        value = self.fields.get(field)
+        if value is None:
+            if required:
+                raise self.fail(field, "is required")
+            return None
+        if not isinstance(value, str):
+            raise self.fail(field, "must be a string")
+        if len(value) > MAX_TEXT or (required and not value.strip()):
+            raise self.fail(field, f"must be 1 to {MAX_TEXT} characters")
+        refusal = text_refusal(value)
+        if refusal is not None:
+            raise self.fail(field, refusal)
+        return value
+
+    def identifier(
+        self, field: str, normalise: Callable[[str], str], *, required: bool = False
+    ) -> str | None:
+        value = self.fields.get(field)
+        if value is None:
+            if required:
+                raise self.fail(field, "is required")
+            return None
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise self.fail(field, "must be a string or a number")
+        try:
+            return normalise(str(value))
+        except InvalidIdentifier as exc:
+            raise self.fail(field, exc.reason) from exc
+
+    def time(self, field: str) -> datetime | None:
+        value = self.fields.get(field)
+        if value is None:
+            return None
+        moment = None
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):  # RFC 3339 allows "t" and "z"
+                moment = datetime.fromisoformat(value.upper())
+        if moment is None:
+            raise self.fail(field, "must be an ISO-8601 date-time, e.g. 2024-05-01T12:00:00Z")
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        refusal = time_refusal(moment)
+        if refusal is not None:
+            raise self.fail(field, refusal)
+        return moment
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What the messages of a request share: the batch's sentAt and context."""
+
+    sent_at: datetime | None = None
+    context: dict[str, Any] | None = None
+    context_bytes: int = 0  # of the context as sent, counted by a message inheriting it
+
+
+@dataclass(frozen=True)
+class _Received:
+    """The request as the gateway saw it: when, from where, and the batch's fields."""
+
+    at: datetime
+    ip: str | None
+    shared: _Shared
+
+
+def _occurred_at(call: _Call, received: _Received) -> datetime:
+    """``timestamp``; else ``originalTimestamp`` corrected by the clock skew ``sentAt``
+    shows; else ``originalTimestamp``; else the receive time."""
+    timestamp = call.time("timestamp")
+    if timestamp is not None:
+        return timestamp
+    original = call.time("originalTimestamp")
+    if original is None:
+        return received.at
+    sent_at = call.time("sentAt") or received.shared.sent_at
+    if sent_at is None:
+        return original
+    try:
+        derived = received.at - (sent_at - original)
+    except OverflowError:
+        derived = None
+    if derived is None or time_refusal(derived) is not None:
+        raise call.fail("originalTimestamp", "with sentAt, gives a time outside years 1 to 9999")
+    return derived
+
+
+def _context(call: _Call, received: _Received) -> dict[str, Any]:
+    inherited = received.shared.context or {}
+    context = call.object("context") if "context" in call.fields else inherited
+    if received.ip and "ip" not in context:
+        context = {**context, "ip": received.ip}
+    return context
+
+
+def _identifiers(call: _Call) -> Identifiers:
+    if call.kind == "alias":
+        return Identifiers(
+            external_id=call.identifier("userId", normalise_external_id, required=True),
+            anonymous_id=call.identifier("previousId", normalise_anonymous_id, required=True),
+        )
+    external_id = call.identifier("userId", normalise_external_id)
+    anonymous_id = call.identifier("anonymousId", normalise_anonymous_id)
+    if external_id is None and anonymous_id is None:
+        raise call.fail("userId", "userId or anonymousId is required")
+    email = None
+    if call.kind == "identify":
+        address = call.object("traits").get("email")
+        if isinstance(address, str):
+            try:
+                email = normalise_email(address)
+            except InvalidIdentifier:
+                email = None  # not an identifier, only a trait
+    return Identifiers(email=email, external_id=external_id, anonymous_id=anonymous_id)
+
+
+def _event(call: _Call, context: dict[str, Any]) -> EventData:
+    if call.kind == "track":
+        name = call.text("event", required=True)
+        assert name is not None
+        return EventData(name=name, body=call.object("properties"), context=context)
+    body = dict(call.object("properties"))
+    for field in ("name", "category"):
+        value = call.text(field)
+        if value is not None:
+            body[field] = value  # the call's own fields win over same-named properties
+    return EventData(name=call.kind, body=body, context=context)
+
+
+# Canonical field names as this surface names them, for ``check_message``'s refusals.
+_FIELDS = {"occurred_at": "timestamp", "event.name": "event", "group.group_id": "groupId"}
+
+
+def _write(request: Request, team_id: int, call: _Call, received: _Received) -> WriteMessage:
+    identifiers = _identifiers(call)
+    occurred_at = _occurred_at(call, received)
+    context = _context(call, received)
+    message_id = call.text("messageId")
+    op: Operation = "upsert_customer"
+    attributes: dict[str, Any] = {}
+    event = group = None
+    if call.kind == "identify":
+        attributes = call.object("traits")
+    elif call.kind == "group":
+        group_id = call.identifier("groupId", normalise_external_id, required=True)
+        assert group_id is not None
+        group = GroupData(group_id=group_id, traits=call.object("traits"))
+    elif call.kind != "alias":
+        op, event = "track_event", _event(call, context)
+    try:
+        return new_write(
+            request,
+            team_id,
+            op,
+            identifiers,
+            attributes=attributes,
+            event=event,
+            group=group,
+            occurred_at=occurred_at,
+            received_at=received.at,
+            message_id=None if message_id is None else client_message_id(team_id, message_id),
+            user_agent=end_user_agent(request, context),
+            api=API,
+        )
+    except ApiError as exc:  # a rule of the consumers', on a canonical field
+        field = _FIELDS.get(exc.field or "", exc.field or "message")
+        raise call.fail(field, exc.description or exc.message) from exc
+
+
+# -- the request: key, origin, calls --------------------------------------------------
+
+
+def _basic_key(request: Request) -> str | None:
+    """The write key as HTTP Basic's username (or its password, when that is empty)."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic" or not credentials.strip():
+        return None
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise ApiError(401, "Invalid write key: the Basic credentials are not base64") from exc
+    username, _, password = decoded.partition(":")
+    return username.strip() or password.strip() or None
+
+
+# Allowed origins by team, for as long as a key lookup is cached.
+_ORIGINS: dict[int, tuple[list[str] | None, float]] = {}
+
+
+async def _team(request: Request, key: str | None) -> int:
+    if not key:
+        raise ApiError(
+            401,
+            "Missing write key",
+            "Send the write key as the username of HTTP Basic auth, or as writeKey in the body.",
+        )
+    services = deps.services(request)
+    team_id = await team_for_key(services.db, services.key_cache, key)
+    if team_id is None:
+        raise ApiError(401, "Invalid write key", "The write key is unknown or was revoked.")
+    origin = request.headers.get("origin")
+    if origin is None:
+        return team_id  # not a browser: nothing to check
+    hit = _ORIGINS.get(team_id)
+    if hit is None or hit[1] < time.monotonic():
+        if len(_ORIGINS) > 10_000:
+            _ORIGINS.clear()
+        hit = (await allowed_origins(services.db, team_id), time.monotonic() + KEY_CACHE_SECONDS)
+        _ORIGINS[team_id] = hit
+    if hit[0] is not None and origin not in hit[0]:
+        raise ApiError(403, f"The origin {origin} is not allowed to send with this write key")
+    return team_id
+
+
+def _body_key(payload: Any) -> str | None:
+    key = payload.get("writeKey") if isinstance(payload, dict) else None
+    return key.strip() if isinstance(key, str) else None
+
+
+def _single(raw: bytes, kind: str, max_depth: int) -> tuple[list[_Call], _Shared, str | None]:
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise _too_large("")
+    payload = _json(raw, max_depth, "")
+    if not isinstance(payload, dict):
+        raise ApiError(400, f"Expected a JSON object: one {kind} call")
+    return [_Call(payload, "", kind)], _Shared(), _body_key(payload)
+
+
+def _batch(raw: bytes, max_depth: int) -> tuple[list[_Call], _Shared, str | None]:
+    fields = _raw_fields(raw, max_depth)
+    if "batch" not in fields:
+        raise ApiError(400, "batch: is required, an array of messages", field="batch")
+    try:
+        items = _raw_list.decode(fields["batch"])
+    except msgspec.ValidationError as exc:
+        raise ApiError(400, "batch: must be an array of messages", field="batch") from exc
+    if len(items) > MAX_BATCH_MESSAGES:
+        raise ApiError(413, f"batch: at most {MAX_BATCH_MESSAGES} messages per request")
+    read = {
+        name: _json(bytes(fields[name]), max_depth, f"{name}.") for name in _TOP if name in fields
+    }
+    top = _Call(read, "", "batch")
+    context = top.object("context") or None
+    shared = _Shared(top.time("sentAt"), context, len(fields["context"]) if context else 0)
+    calls = []
+    for index, item in enumerate(items):
+        where = f"batch[{index}]."
+        if len(item) > MAX_MESSAGE_BYTES:
+            raise _too_large(where)
+        message = _json(bytes(item), max_depth, where)
+        if not isinstance(message, dict):
+            raise ApiError(400, f"batch[{index}]: must be an object", field=f"batch[{index}]")
+        kind = message.get("type")
+        if kind not in CALL_TYPES:
+            field = f"{where}type"
+            raise ApiError(400, f"{field}: must be one of {', '.join(CALL_TYPES)}", field=field)
+        if "context" not in message and len(item) + shared.context_bytes > MAX_MESSAGE_BYTES:
+            raise _too_large(where)  # with the batch's context it would not fit
+        calls.append(_Call(message, where, kind))
+    return calls, shared, _body_key(top.fields)
+
+
+# The batch's own fields that are read (``integrations`` is ignored).
+_TOP = ("sentAt", "context", "writeKey")
+
+
+async def _accept_calls(request: Request, kind: str | None) -> Response:
+    """One call (``kind``) or a batch (None): all its messages accepted, or none."""
+    now = utcnow()
+    settings = deps.settings(request)
+    header_key = _basic_key(request)
+    team_id = await _team(request, header_key) if header_key else None
+    raw = await _body(request, settings.max_body_bytes)
+    if kind is None:
+        calls, shared, body_key = _batch(raw, settings.max_json_depth)
+    else:
+        calls, shared, body_key = _single(raw, kind, settings.max_json_depth)
+    if team_id is None:
+        team_id = await _team(request, body_key)
+    received = _Received(now, request.client.host if request.client else None, shared)
+    writes: dict[str, WriteMessage] = {}
+    for call in calls:
+        message = _write(request, team_id, call, received)
+        writes.setdefault(message.id, message)  # a messageId twice in one batch: once
+    accepted = await accept(request, list(writes.values()))
+    return accepted.respond(examples.SUCCESS)
+
+
+# -- CORS ----------------------------------------------------------------------------
+
+
+def _with_cors(serve: Endpoint, name: str, *, open_to_all: bool = False) -> Endpoint:
+    """``serve``, its answers and errors (in this surface's format) with the CORS headers:
+    the request's origin allowed, except when it was refused (403). ``name``: the
+    endpoint's, OpenAPI's operationId."""
+
+    async def served(request: Request, **path: str) -> Response:
+        try:
+            response = await serve(request, **path)
+        except Exception as exc:
+            rendered = render_error(request, exc)
+            if rendered is None:
+                raise
+            response = rendered
+        origin = request.headers.get("origin")
+        if open_to_all:
+            response.headers["Access-Control-Allow-Origin"] = "*"
+        elif origin is not None and response.status_code != 403:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Vary"] = "Origin"
+        return response
+
+    served.__name__ = served.__qualname__ = name
+    return served
+
+
+def _preflight(methods: str) -> Endpoint:
+    async def preflight(request: Request, **_path: str) -> Response:
+        origin = request.headers.get("origin")
+        headers = {
+            "Access-Control-Allow-Origin": origin or "*",
+            "Access-Control-Allow-Methods": methods,
+            "Access-Control-Allow-Headers": "Content-Type, Authorization, Content-Encoding",
+            "Access-Control-Max-Age": "86400",
+            "Vary": "Origin",
+        }
+        return Response(status_code=204, headers=headers)
+
+    return preflight
+
+
+# -- routes --------------------------------------------------------------------------
+
+_SECURITY: dict[str, Any] = {"security": [{"writeKey": []}]}
+_LIMITS = (
+    f"Limits: {MAX_MESSAGE_BYTES} bytes of JSON per message (with the batch's context it"
+    f" inherits), {MAX_BATCH_MESSAGES} messages per batch, and the gateway's body limit"
+    " (MAX_BODY_BYTES, 5 MB by default) after gzip decompression: beyond, 413. The whole"
+    " request is checked before anything is published (a 400 names the message and field,"
+    " e.g. batch[3].userId). Auth: the write key as the username of HTTP Basic (empty"
+    " password), or writeKey in the body. Any Content-Type is read as JSON (analytics.js"
+    " sends text/plain); Content-Encoding: gzip is accepted. integrations is ignored."
+    " CORS: preflight answered; an Origin the team does not allow is 403."
+)
+_ANSWERS = responses(
+    (200, "Accepted: Kafka acknowledged every message", examples.SUCCESS),
+    (400, "Malformed call: nothing accepted", examples.INVALID),
+    (401, "Missing or unknown write key", examples.UNAUTHORISED),
+    (403, "The request's Origin is not allowed for this write key", examples.FORBIDDEN),
+    (413, "Too large: a message, the batch or the body", examples.TOO_LARGE),
+    (415, "Unsupported Content-Encoding", examples.UNSUPPORTED),
+    (503, "Kafka or PostgreSQL unavailable: retry after Retry-After", examples.UNAVAILABLE),
+)
+
+
+def _endpoint(name: str, kind: str | None) -> Endpoint:
+    async def endpoint(request: Request) -> Response:
+        return await _accept_calls(request, kind)
+
+    return _with_cors(endpoint, name)
+
+
+def _post(paths: tuple[str, ...], endpoint: Endpoint, summary: str, body: dict[str, Any]) -> None:
+    documented, *aliases = paths
+    also = f" Also served at {', '.join(PREFIX + alias for alias in aliases)}." if aliases else ""
+    options: dict[str, Any] = {
+        "summary": summary,
+        "openapi_extra": body | _SECURITY | {"description": _LIMITS + also},
+        "responses": _ANSWERS,
+        "authenticated": False,
+    }
+    surface.post(documented, **options)(endpoint)
+    for alias in aliases:
+        surface.post(alias, **options, include_in_schema=False)(endpoint)
+
+
+for _kind in CALL_TYPES:
+    _post(
+        (f"/{_kind}", f"/{_SHORT_PATHS[_kind]}"),
+        _endpoint(f"segment_{_kind}", _kind),
+        f"Segment {_kind} call",
+        json_body(
+            {f"a {_kind} call": examples.CALL_EXAMPLES[_kind]},
+            schema=examples.CALL_SCHEMAS[_kind],
+        ),
+    )
+_BATCH_BODY = json_body({"three calls": examples.BATCH}, schema=examples.BATCH_SCHEMA)
+_post(
+    ("/batch", "/b"),
+    _endpoint("segment_batch", None),
+    "Segment batch of calls: all accepted or none",
+    _BATCH_BODY,
+)
+_post(
+    ("/import",),
+    _endpoint("segment_import", None),
+    "Segment import: the same as /v1/batch",
+    _BATCH_BODY,
+)
+
+
+def _api_base(request: Request) -> tuple[str, str]:
+    """(host + /v1, scheme) the SDK should send to: PUBLIC_BASE_URL, else the request's."""
+    public = deps.settings(request).public_base_url
+    if public:
+        parts = urlsplit(public)
+        return parts.netloc + parts.path.rstrip("/") + PREFIX, parts.scheme or "https"
+    host = request.headers.get("host") or request.url.netloc
+    return host + PREFIX, request.url.scheme
+
+
+async def _settings(request: Request, writeKey: str) -> Response:
+    services = deps.services(request)
+    if await team_for_key(services.db, services.key_cache, writeKey) is None:
+        raise ApiError(404, "No project has this write key")
+    api_host, protocol = _api_base(request)
+    return JSON(examples.settings_example(writeKey, api_host, protocol))
+
+
+surface.get(
+    "/projects/{writeKey}/settings",
+    summary="The settings analytics.js loads from its CDN, pointing it at this gateway"
+    " (AnalyticsBrowser.load({writeKey, cdnURL: '<this gateway>'})); open to any origin",
+    authenticated=False,
+    responses=responses(
+        (200, "The project's settings", examples.SETTINGS),
+        (404, "Unknown write key", examples.NOT_FOUND),
+        (503, "PostgreSQL unavailable: retry after Retry-After", examples.UNAVAILABLE),
+    ),
+)(_with_cors(_settings, "segment_settings", open_to_all=True))
+
+
+# Every route answers the browser's preflight.
+for _path in sorted({route.path for route in surface.routes}):
+    _methods = ",".join(sorted({r.method for r in surface.routes if r.path == _path}))
+    surface.route(
+        "OPTIONS",
+        _path.removeprefix(PREFIX),
+        authenticated=False,
+        include_in_schema=False,
+    )(_preflight(_methods))

@@ -1,0 +1,215 @@
+"""Examples and JSON Schemas of the Segment-spec surface (``segment_api``).
+
+The calls as Segment's HTTP tracking API documents them; shared by the surface's
+OpenAPI description and its tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Limits, in the module docstring of ``segment_api`` and in the OpenAPI descriptions.
+MAX_MESSAGE_BYTES = 64 * 1024
+MAX_BATCH_MESSAGES = 2500
+MAX_TEXT = 255
+
+CONTEXT: dict[str, Any] = {
+    "ip": "203.0.113.7",
+    "userAgent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0",
+    "library": {"name": "analytics.js", "version": "2.1.0"},
+    "page": {"path": "/pricing", "url": "https://example.com/pricing"},
+}
+
+IDENTIFY: dict[str, Any] = {
+    "userId": "97980cfea0067",
+    "anonymousId": "507f191e810c19729de860ea",
+    "traits": {"name": "Peter Gibbons", "email": "peter@example.com", "plan": "premium"},
+    "context": CONTEXT,
+    "messageId": "022bb90c-bbac-11e4-8dfc-aa07a5b093db",
+    "timestamp": "2024-05-01T12:00:00.000Z",
+}
+TRACK: dict[str, Any] = {
+    "userId": "97980cfea0067",
+    "event": "Item Purchased",
+    "properties": {"name": "Leap to Conclusions Mat", "revenue": 14.99},
+    "context": CONTEXT,
+    "messageId": "022bb90c-bbac-11e4-8dfc-aa07a5b093dc",
+    "originalTimestamp": "2024-05-01T12:00:00.000Z",
+    "sentAt": "2024-05-01T12:00:01.000Z",
+}
+PAGE: dict[str, Any] = {
+    "anonymousId": "507f191e810c19729de860ea",
+    "name": "Pricing",
+    "category": "Docs",
+    "properties": {"path": "/pricing", "referrer": "https://example.com/"},
+    "context": CONTEXT,
+}
+SCREEN: dict[str, Any] = {
+    "userId": "97980cfea0067",
+    "name": "Home",
+    "properties": {"variation": "blue signup button"},
+}
+GROUP: dict[str, Any] = {
+    "userId": "97980cfea0067",
+    "groupId": "0e8c78ea9d97a7b8185e8632",
+    "traits": {"name": "Initech", "industry": "Technology", "employees": 329},
+}
+ALIAS: dict[str, Any] = {"previousId": "507f191e810c19729de860ea", "userId": "97980cfea0067"}
+BATCH: dict[str, Any] = {
+    "batch": [
+        {"type": "identify", **IDENTIFY},
+        {"type": "track", **TRACK},
+        {"type": "page", **PAGE},
+    ],
+    "sentAt": "2024-05-01T12:00:01.000Z",
+    "context": {"library": {"name": "analytics-python", "version": "2.3.3"}},
+}
+
+SUCCESS: dict[str, Any] = {"success": True}
+INVALID: dict[str, Any] = {"success": False, "message": "batch[1].event: is required"}
+UNAUTHORISED: dict[str, Any] = {"success": False, "message": "Missing write key"}
+FORBIDDEN: dict[str, Any] = {
+    "success": False,
+    "message": "The origin https://elsewhere.example is not allowed to send with this write key",
+}
+TOO_LARGE: dict[str, Any] = {
+    "success": False,
+    "message": f"batch[0]: larger than the limit of {MAX_MESSAGE_BYTES} bytes of JSON",
+}
+UNSUPPORTED: dict[str, Any] = {
+    "success": False,
+    "message": "Unsupported Content-Encoding 'br'; send gzip or none",
+}
+UNAVAILABLE: dict[str, Any] = {
+    "success": False,
+    "message": "Service unavailable: the write was not accepted, please retry",
+}
+NOT_FOUND: dict[str, Any] = {"success": False, "message": "No project has this write key"}
+
+
+def settings_example(write_key: str, api_host: str, protocol: str) -> dict[str, Any]:
+    """What ``GET /v1/projects/{writeKey}/settings`` answers: the least analytics.js needs."""
+    return {
+        "integrations": {
+            "Segment.io": {
+                "apiKey": write_key,
+                "apiHost": api_host,
+                "protocol": protocol,
+                "unbundledIntegrations": [],
+                "addBundledMetadata": True,
+                "maybeBundledConfigIds": {},
+            }
+        },
+        "plan": {
+            "track": {"__default": {"enabled": True, "integrations": {}}},
+            "identify": {"__default": {"enabled": True}},
+            "group": {"__default": {"enabled": True}},
+        },
+        "edgeFunction": {},
+        "analyticsNextEnabled": True,
+        "middlewareSettings": {},
+        "enabledMiddleware": {},
+        "metrics": {"sampleRate": 0},
+        "legacyVideoPluginsEnabled": False,
+        "remotePlugins": [],
+    }
+
+
+SETTINGS = settings_example("<writeKey>", "ingest.example.com/v1", "https")
+
+# -- JSON Schemas ------------------------------------------------------------------
+
+_ID: dict[str, Any] = {"type": ["string", "integer"], "description": "a string or a number"}
+_TIME: dict[str, Any] = {"type": "string", "format": "date-time"}
+_OBJECT: dict[str, Any] = {"type": "object", "additionalProperties": True}
+_COMMON: dict[str, Any] = {
+    "userId": _ID | {"description": "your id of the person (a string or a number)"},
+    "anonymousId": _ID | {"description": "the device's or browser's id before the person is known"},
+    "messageId": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_TEXT,
+        "description": "the client's id of the call: a resend with the same id is stored once",
+    },
+    "timestamp": _TIME | {"description": "when it happened (else derived from originalTimestamp)"},
+    "originalTimestamp": _TIME | {"description": "the device's clock at the call"},
+    "sentAt": _TIME | {"description": "the device's clock when sent (corrects its skew)"},
+    "receivedAt": _TIME | {"description": "ignored: the gateway's own receive time is used"},
+    "context": _OBJECT
+    | {
+        "description": "where and how it was sent (ip defaults to the sender's address;"
+        " userAgent is the end user's agent)"
+    },
+    "integrations": _OBJECT | {"description": "accepted and ignored"},
+    "writeKey": {
+        "type": "string",
+        "description": "the write key, when not sent as the username of HTTP Basic",
+    },
+    "type": {"type": "string"},
+}
+_ONE_ID = [{"required": ["userId"]}, {"required": ["anonymousId"]}]
+
+
+def _call(
+    name: str, properties: dict[str, Any], required: tuple[str, ...] = (), *, any_id: bool = True
+) -> dict[str, Any]:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "description": f"a {name} call",
+        "properties": _COMMON | properties,
+    }
+    if required:
+        schema["required"] = list(required)
+    if any_id:
+        schema["anyOf"] = _ONE_ID
+    return schema
+
+
+_NAME: dict[str, Any] = {"type": "string", "maxLength": MAX_TEXT}
+CALL_SCHEMAS: dict[str, dict[str, Any]] = {
+    "identify": _call("identify", {"traits": _OBJECT}),
+    "track": _call(
+        "track",
+        {
+            "event": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT},
+            "properties": _OBJECT,
+        },
+        ("event",),
+    ),
+    "page": _call("page", {"name": _NAME, "category": _NAME, "properties": _OBJECT}),
+    "screen": _call("screen", {"name": _NAME, "category": _NAME, "properties": _OBJECT}),
+    "group": _call("group", {"groupId": _ID, "traits": _OBJECT}, ("groupId",)),
+    "alias": _call("alias", {"previousId": _ID}, ("userId", "previousId"), any_id=False),
+}
+CALL_EXAMPLES: dict[str, dict[str, Any]] = {
+    "identify": IDENTIFY,
+    "track": TRACK,
+    "page": PAGE,
+    "screen": SCREEN,
+    "group": GROUP,
+    "alias": ALIAS,
+}
+
+
+def _typed(kind: str) -> dict[str, Any]:
+    schema = dict(CALL_SCHEMAS[kind])
+    schema["properties"] = schema["properties"] | {"type": {"const": kind}}
+    schema["required"] = ["type", *schema.get("required", [])]
+    return schema
+
+
+BATCH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["batch"],
+    "properties": {
+        "batch": {
+            "type": "array",
+            "maxItems": MAX_BATCH_MESSAGES,
+            "items": {"oneOf": [_typed(kind) for kind in CALL_SCHEMAS]},
+        },
+        "sentAt": _COMMON["sentAt"],
+        "context": _COMMON["context"] | {"description": "for the messages that have none"},
+        "integrations": _COMMON["integrations"],
+        "writeKey": _COMMON["writeKey"],
+    },
+}

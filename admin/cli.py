@@ -1,6 +1,7 @@
 """``ingest-admin``: configuration and operations, straight to PostgreSQL and Kafka.
 
-    ingest-admin create-team | list-teams | rotate-key | revoke-key      admin.teams
+    ingest-admin create-team | list-teams | rotate-key | revoke-key
+                 | set-allowed-origins                                  admin.teams
     ingest-admin create-event-group | list-event-groups | add-event-types
                  | remove-event-types | delete-event-group              admin.event_groups
     ingest-admin prune-ledger --older-than-days N                       admin.ledger

@@ -4,10 +4,19 @@
     ingest-admin list-teams                     teams with their active key prefixes
     ingest-admin rotate-key TEAM [--key KEY]    new key; the old ones are revoked
     ingest-admin revoke-key TEAM                revoke every key of the team
+    ingest-admin set-allowed-origins --team TEAM [ORIGIN ...]
+                                                browser origins allowed to send with the
+                                                team's key (CORS); none: any origin
 
 Keys are printed once and stored only as SHA-256 digests. ``--key`` sets a key
 chosen by the caller, for clients whose key is fixed in their code. TEAM is a
 team's name or id (``find_team``, also used by the event-group commands).
+
+Allowed origins are checked by the Segment-spec surface (``/v1``) on requests that
+carry an ``Origin`` (browsers): NULL, the default, allows any, as a write key in a
+web page is public anyway. Origins are stored as browsers send them
+(``scheme://host[:port]``, lower case, no default port); gateways see a change
+within their cache time (10 seconds).
 
 Imports ``schemas.keys`` (key format and digest), ``runtime.pg`` and ``admin.errors``
 only; it writes the ``teams`` and ``api_keys`` tables directly.
@@ -17,12 +26,15 @@ from __future__ import annotations
 
 import argparse
 from typing import Any
+from urllib.parse import urlsplit
 
 from admin.errors import CommandError
 from runtime.pg import Connection
 from schemas.keys import hash_api_key, key_prefix, new_api_key
 
-COMMANDS = frozenset({"create-team", "list-teams", "rotate-key", "revoke-key"})
+COMMANDS = frozenset(
+    {"create-team", "list-teams", "rotate-key", "revoke-key", "set-allowed-origins"}
+)
 
 MIN_KEY_LENGTH = 16
 
@@ -38,6 +50,12 @@ def add_parsers(sub: Any) -> None:
     rotate.add_argument("--key")
     revoke = sub.add_parser("revoke-key", help="revoke every key of a team")
     revoke.add_argument("team", help="team name or id")
+    origins = sub.add_parser(
+        "set-allowed-origins",
+        help="set the browser origins allowed to send with the team's key (none: any origin)",
+    )
+    origins.add_argument("--team", required=True, help="team name or id")
+    origins.add_argument("origins", nargs="*", help="e.g. https://shop.example")
 
 
 async def run(conn: Connection, args: argparse.Namespace) -> str:
@@ -49,6 +67,9 @@ async def run(conn: Connection, args: argparse.Namespace) -> str:
         return f"api key: {await rotate_key(conn, args.team, args.key)}"
     if args.command == "revoke-key":
         return f"revoked {await revoke_keys(conn, args.team)} key(s)"
+    if args.command == "set-allowed-origins":
+        allowed = await set_allowed_origins(conn, args.team, args.origins)
+        return f"allowed origins: {', '.join(allowed) if allowed else 'any'}"
     return await list_teams(conn)
 
 
@@ -123,3 +144,41 @@ async def list_teams(conn: Connection) -> str:
     )
     lines = [f"{r['id']}\t{r['name']}\t{r['created_at']:%Y-%m-%d}\t{r['keys']}" for r in rows]
     return "\n".join(["id\tname\tcreated\tactive keys", *lines])
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalise_origin(value: str) -> str:
+    """``value`` as a browser sends it in ``Origin``: ``scheme://host[:port]``, lower
+    case, without the scheme's default port; ``CommandError`` when it is no origin."""
+    refusal = CommandError(
+        f"{value!r} is not an origin: scheme://host[:port], e.g. https://shop.example"
+    )
+    parts = urlsplit(value.strip())
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise refusal from exc
+    if (
+        parts.scheme not in _DEFAULT_PORTS
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or "@" in parts.netloc
+    ):
+        raise refusal
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    shown_port = f":{port}" if port is not None and port != _DEFAULT_PORTS[parts.scheme] else ""
+    return f"{parts.scheme}://{host}{shown_port}"
+
+
+async def set_allowed_origins(conn: Connection, team: str, origins: list[str]) -> list[str]:
+    """Set the team's allowed origins (none: any origin); returns them, normalised."""
+    team_id = await find_team(conn, team)
+    allowed = sorted({normalise_origin(origin) for origin in origins})
+    await conn.execute(
+        "UPDATE teams SET allowed_origins = $2 WHERE id = $1", team_id, allowed or None
+    )
+    return allowed

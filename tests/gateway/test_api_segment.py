@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from admin.teams import create_team
+from admin.teams import create_team, set_allowed_origins
 from ingest_gateway.surfaces import segment_examples as examples
 from runtime.settings import Settings
 from schemas.messages import client_message_id
@@ -622,8 +622,9 @@ async def test_cors_preflight_and_allowed_origins(
 
     # A team that names its origins (a new one: the gateway caches a team's origins).
     async with db.acquire() as conn:
-        team_id, key = await create_team(conn, uid("shop"))
-        await conn.execute("UPDATE teams SET allowed_origins = $2 WHERE id = $1", team_id, [ORIGIN])
+        name = uid("shop")
+        _, key = await create_team(conn, name)
+        await set_allowed_origins(conn, name, [ORIGIN])
     call["writeKey"] = key
     allowed = await http.post("/v1/track", json=call, headers={"Origin": ORIGIN})
     assert allowed.status_code == 200

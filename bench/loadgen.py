@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import pickle
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import orjson
 import uvloop
 
 from bench.http import Connection, HttpError, build_request
-from bench.workload import Template
+from bench.workload import Kind, Template, client_ids, stamp
 
 REQUEST_TIMEOUT_S = 30.0  # an answer later than this counts as an error (unknown outcome)
 
@@ -43,10 +44,21 @@ class LoadResult:
     accepted: list[int] = field(default_factory=list)  # writes accepted, per request
     event_ids: list[str] = field(default_factory=list)
     customer_ids: list[str] = field(default_factory=list)
+    # Segment: the counter of each accepted request (its answer names no ids).
+    stamps: list[int] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
     errors: int = 0
     requests: int = 0
     cpu_s: float = 0.0  # CPU seconds of this generator process
+    # The spec's templates: set by the parent once the result is back (the child leaves
+    # them empty: no need to send them back).
+    templates: list[Template] = field(default_factory=list)
+
+    def client_ids(self, team_id: int) -> Iterator[tuple[Kind, str]]:
+        """(kind, message id) of every write of the accepted Segment requests."""
+        for counter in self.stamps:
+            template = self.templates[counter % len(self.templates)]
+            yield from client_ids(team_id, template, counter)
 
 
 class _Generator:
@@ -59,19 +71,21 @@ class _Generator:
             )
             for t in spec.templates
         ]
-        self.next = 0
-
-    def _pick(self) -> int:
-        index = self.next
-        self.next = (index + 1) % len(self.raw)
-        return index
+        self.stamped = [bool(t.message_ids) for t in spec.templates]
+        self.sent = 0  # requests started: template sent % len, sent with stamp ``sent``
 
     async def _one(self, conn: Connection, started: float) -> None:
-        index = self._pick()
+        sent = self.sent
+        self.sent = sent + 1
+        index = sent % len(self.raw)
+        raw = self.raw[index]
+        stamped = self.stamped[index]
+        if stamped:
+            raw = stamp(raw, sent)
         r = self.result
         try:
             async with asyncio.timeout(REQUEST_TIMEOUT_S):
-                status, body = await conn.request(self.raw[index])
+                status, body = await conn.request(raw)
         except (HttpError, OSError, TimeoutError):
             await conn.close()
             r.errors += 1
@@ -81,25 +95,35 @@ class _Generator:
         r.statuses[status] = r.statuses.get(status, 0) + 1
         if status not in (200, 202):
             return
-        kinds = self.spec.templates[index].kinds
-        answer = orjson.loads(body)
-        if "items" in answer:
-            count = 0
-            for item in answer["items"]:
-                if item["status"] == "accepted":
-                    count += 1
-                    if self.spec.collect_ids:
-                        if kinds[item["index"]] == "event":
-                            r.event_ids.append(item["id"])
-                        else:
-                            r.customer_ids.append(item["id"])
-        else:
-            count = 1
+        if stamped:  # Segment: 200 {"success": true} means every call was accepted
+            count = len(self.spec.templates[index].kinds)
             if self.spec.collect_ids:
-                r.event_ids.append(answer["id"])
+                r.stamps.append(sent)
+        else:
+            count = self._accepted(index, body)
         r.ends.append(time.time())
         r.latencies.append(now - started)
         r.accepted.append(count)
+
+    def _accepted(self, index: int, body: bytes) -> int:
+        """Writes the answer says were accepted; their ids collected."""
+        r = self.result
+        answer = orjson.loads(body)
+        if "items" not in answer:
+            if self.spec.collect_ids:
+                r.event_ids.append(answer["id"])
+            return 1
+        kinds = self.spec.templates[index].kinds
+        count = 0
+        for item in answer["items"]:
+            if item["status"] == "accepted":
+                count += 1
+                if self.spec.collect_ids:
+                    if kinds[item["index"]] == "event":
+                        r.event_ids.append(item["id"])
+                    else:
+                        r.customer_ids.append(item["id"])
+        return count
 
     async def closed_loop(self, conn: Connection, deadline: float) -> None:
         while time.perf_counter() < deadline:

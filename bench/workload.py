@@ -2,17 +2,34 @@
 
 Bodies are built once, before the clock starts; the gateway gives every accepted
 write a new message id, so sending one body many times still makes distinct events.
+Segment's ``/v1/batch`` is the exception: there the client names each write
+(``messageId``, from which the gateway derives the message id), so a resent body
+would be stored once. Its templates carry the placeholder ``STAMP`` in every
+messageId, which the load generator replaces by a per-request counter (``stamp``:
+one ``bytes.replace`` of equal length, so the pre-built Content-Length holds); the
+bench derives the stored ids from the counters of the accepted requests
+(``client_ids``), since Segment's answer carries none.
 """
 
 from __future__ import annotations
 
+import base64
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Literal
 
 import orjson
 
-from schemas.messages import EventData, Identifiers, WriteMessage, new_write, utcnow
+from schemas.messages import (
+    EventData,
+    Identifiers,
+    WriteMessage,
+    client_message_id,
+    new_write,
+    utcnow,
+)
 
 Kind = Literal["event", "customer"]
 
@@ -27,6 +44,8 @@ class Template:
     path: str
     body: bytes
     kinds: tuple[Kind, ...]
+    # Segment: each write's messageId, with STAMP where each send puts its counter.
+    message_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -35,6 +54,7 @@ class Scenario:
     title: str
     batch: int  # writes per request; 1 = the single-event endpoint
     mixed: bool = False
+    segment: bool = False  # Segment's POST /v1/batch, HTTP Basic auth
 
 
 SCENARIOS = {
@@ -43,7 +63,30 @@ SCENARIOS = {
     "batch100": Scenario("batch100", "batches of 100 events", 100),
     "batch1000": Scenario("batch1000", "batches of 1,000 events", 1000),
     "mixed": Scenario("mixed", "mixed upserts + events, merges (batches of 100)", 100, True),
+    "segment100": Scenario("segment100", "Segment /v1/batch, 100 calls", 100, segment=True),
 }
+
+STAMP = "__STAMP___"  # in a Segment template's messageIds; replaced on every send
+STAMP_WIDTH = len(STAMP)
+_STAMP = STAMP.encode()
+
+
+def auth_headers(scenario: Scenario, key: str) -> dict[str, str]:
+    if scenario.segment:  # the write key as Basic's username, empty password
+        return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
+    return {"X-API-KEY": key}
+
+
+def stamp(raw: bytes, counter: int) -> bytes:
+    """``raw`` (a request of a Segment template) with fresh messageIds: ``counter``'s."""
+    return raw.replace(_STAMP, b"%0*d" % (STAMP_WIDTH, counter))
+
+
+def client_ids(team_id: int, template: Template, counter: int) -> Iterator[tuple[Kind, str]]:
+    """(kind, message id) of each write of ``template`` sent with ``counter``."""
+    value = f"{counter:0{STAMP_WIDTH}d}"
+    for kind, message_id in zip(template.kinds, template.message_ids, strict=True):
+        yield kind, client_message_id(team_id, message_id.replace(STAMP, value))
 
 
 def customer_email(run: str, index: int) -> str:
@@ -78,11 +121,137 @@ def _mixed_item(run: str, rng: random.Random, pool: int) -> tuple[Kind, dict[str
     return "event", event | {"body": _event_body(rng)}
 
 
+# -- Segment /v1/batch, as analytics-python sends it ---------------------------------
+
+SEGMENT_LIBRARY = {"name": "analytics-python", "version": "2.3.3"}
+# Browsers' agents, forwarded by the server in context.userAgent (a crawler's would
+# make the consumers discard the event by the bot rule).
+BROWSER_AGENTS = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko)"
+    " Chrome/131.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)"
+    " Version/18.1 Safari/605.1.15",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15"
+    " (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko)"
+    " Chrome/131.0.0.0 Mobile Safari/537.36",
+)
+SEGMENT_EVENTS = ("Product Viewed", "Product Added", "Products Searched", "Order Completed")
+CATEGORIES = ("shoes", "books", "garden", "kitchen", "toys")
+
+
+def segment_person(run: str, index: int) -> tuple[str, str]:
+    """(userId, anonymousId) of person ``index``: the anonymousId shaped like a UUID."""
+    return f"u{index}.{run}", f"{run}-0000-4000-8000-{index:012d}"
+
+
+def _product(rng: random.Random) -> dict[str, Any]:
+    n = rng.randrange(10_000)
+    return {
+        "product_id": f"p{n}",
+        "sku": f"SKU-{n:05d}",
+        "category": rng.choice(CATEGORIES),
+        "name": f"Product {n}",
+        "price": round(rng.uniform(2, 300), 2),
+    }
+
+
+def _segment_properties(rng: random.Random, name: str) -> dict[str, Any]:
+    if name == "Products Searched":
+        return {"query": rng.choice(CATEGORIES) + " " + rng.choice(("sale", "new", "gift"))}
+    if name == "Order Completed":
+        products = [_product(rng) | {"quantity": rng.randint(1, 3)} for _ in range(3)]
+        total = round(sum(p["price"] * p["quantity"] for p in products), 2)
+        return {
+            "order_id": f"o{rng.randrange(10**9)}",
+            "total": total,
+            "revenue": round(total / 1.2, 2),
+            "currency": "EUR",
+            "products": products,
+        }
+    product = _product(rng) | {"currency": "EUR"}
+    if name == "Product Added":
+        product |= {"quantity": rng.randint(1, 3), "cart_id": f"cart{rng.randrange(10**6)}"}
+    return product
+
+
+def _segment_context(rng: random.Random) -> dict[str, Any]:
+    path = f"/products/{rng.randrange(10_000)}"
+    return {
+        "library": SEGMENT_LIBRARY,
+        "ip": f"198.51.100.{rng.randrange(1, 255)}",
+        "userAgent": rng.choice(BROWSER_AGENTS),
+        "locale": rng.choice(("en-US", "de-DE", "fr-FR")),
+        "page": {
+            "path": path,
+            "url": f"https://shop.example.com{path}",
+            "referrer": "https://www.google.com/",
+        },
+    }
+
+
+def _segment_call(run: str, rng: random.Random, pool: int) -> tuple[Kind, dict[str, Any]]:
+    """A track (88%) or an identify (12%), its person named by userId, anonymousId or both.
+
+    Tracks of a person before login name only the anonymousId; an identify (at login)
+    and later tracks name both, which merges the anonymous customer into the user.
+    """
+    index = rng.randrange(pool)
+    user_id, anonymous_id = segment_person(run, index)
+    timestamp = (utcnow() - timedelta(seconds=rng.uniform(0, 5))).isoformat()
+    call: dict[str, Any] = {"integrations": {}, "timestamp": timestamp}
+    if rng.random() < 0.12:
+        traits = {
+            "email": customer_email(run, index),
+            "name": f"Person {index}",
+            "plan": rng.choice(PLANS),
+            "logins": rng.randrange(1, 200),
+            "created_at": "2024-05-01T12:00:00+00:00",
+        }
+        call |= {"type": "identify", "userId": user_id, "anonymousId": anonymous_id}
+        return "customer", call | {"traits": traits, "context": _segment_context(rng)}
+    how = rng.random()
+    if how < 0.35:
+        call["anonymousId"] = anonymous_id
+    elif how < 0.6:
+        call["userId"] = user_id
+    else:
+        call |= {"userId": user_id, "anonymousId": anonymous_id}
+    name = rng.choice(SEGMENT_EVENTS)
+    call |= {"type": "track", "event": name, "properties": _segment_properties(rng, name)}
+    return "event", call | {"context": _segment_context(rng)}
+
+
+def _segment_template(
+    scenario: Scenario, run: str, rng: random.Random, pool: int, seed: int
+) -> Template:
+    calls: list[dict[str, Any]] = []
+    kinds: list[Kind] = []
+    message_ids: list[str] = []
+    for index in range(scenario.batch):
+        kind, call = _segment_call(run, rng, pool)
+        # Unique per load generator (seed), send (STAMP) and place in the batch.
+        message_id = f"{run}-{seed:x}-{STAMP}-{index:04d}"
+        calls.append(call | {"messageId": message_id})
+        kinds.append(kind)
+        message_ids.append(message_id)
+    body = orjson.dumps({"batch": calls, "sentAt": utcnow().isoformat()})
+    assert body.count(_STAMP) == len(calls)  # the placeholder is nowhere else
+    return Template("/v1/batch", body, tuple(kinds), tuple(message_ids))
+
+
 def templates(scenario: Scenario, run: str, pool: int, count: int, seed: int) -> list[Template]:
-    """``count`` distinct requests for ``scenario`` over a pool of ``pool`` customers."""
+    """``count`` distinct requests for ``scenario`` over a pool of ``pool`` customers.
+
+    ``seed``: one per load generator (it names Segment's messageIds apart).
+    """
     rng = random.Random(seed)
     out = []
     for _ in range(count):
+        if scenario.segment:
+            out.append(_segment_template(scenario, run, rng, pool, seed))
+            continue
         if scenario.batch == 1 and not scenario.mixed:
             email = customer_email(run, rng.randrange(pool))
             name = rng.choice(EVENT_NAMES)

@@ -1,5 +1,9 @@
 """``python -m bench`` end to end, tiny: every write accepted is stored, the outputs exist.
 
+``segment100`` resends pre-built Segment batches whose messageIds the load generator
+makes fresh on every send; its "0 lost" also proves that (a messageId sent twice is
+stored once, which counts as lost).
+
 No speed is asserted here: the numbers depend on the machine and on what else runs.
 """
 
@@ -26,7 +30,7 @@ def test_a_tiny_benchmark_loses_nothing_and_writes_its_report(
         "bench",
         "--quick",
         "--scenarios",
-        "single,batch100,mixed",
+        "single,batch100,mixed,segment100",
         "--no-slo",
         "--ceiling-seconds",
         "1",
@@ -49,10 +53,14 @@ def test_a_tiny_benchmark_loses_nothing_and_writes_its_report(
         assert (out / name).stat().st_size > 0, name
     results = json.loads((out / "results.json").read_text())
     scenarios = {s["name"]: s for s in results["scenarios"]}
-    assert {"single", "batch100", "mixed", "naive-single", "naive-batch100"} <= set(scenarios)
+    expected = {"single", "batch100", "mixed", "segment100", "naive-single", "naive-batch100"}
+    assert expected <= set(scenarios)
+    assert set(scenarios["segment100"]["statuses"]) == {"200"}
     for s in results["scenarios"]:
         assert s["accepted"] > 0, s["name"]
         assert s["lost"] == 0, s["name"]
     assert results["ceilings"]["raw_kafka"] > 0
     assert results["ceilings"]["raw_postgres"] > 0
-    assert "| batches of 100 events |" in (out / "results.md").read_text()
+    table = (out / "results.md").read_text()
+    assert "| batches of 100 events |" in table
+    assert "| Segment /v1/batch, 100 calls |" in table

@@ -248,7 +248,9 @@ class _Call:
             raise self.fail(field, "must be an object")
         return value
 
-    def text(self, field: str, *, required: bool = False) -> str | None:
+    def text(self, field: str, *, required: bool = False, blank: bool = True) -> str | None:
+        """A string of at most ``MAX_TEXT`` characters (not blank if required or not
+        ``blank``), or None when absent."""
         value = self.fields.get(field)
         if value is None:
             if required:
@@ -256,7 +258,7 @@ class _Call:
             return None
         if not isinstance(value, str):
             raise self.fail(field, "must be a string")
-        if len(value) > MAX_TEXT or (required and not value.strip()):
+        if len(value) > MAX_TEXT or ((required or not blank) and not value.strip()):
             raise self.fail(field, f"must be 1 to {MAX_TEXT} characters")
         refusal = text_refusal(value)
         if refusal is not None:
@@ -386,7 +388,7 @@ def _write(request: Request, team_id: int, call: _Call, received: _Received) -> 
     identifiers = _identifiers(call)
     occurred_at = _occurred_at(call, received)
     context = _context(call, received)
-    message_id = call.text("messageId")
+    message_id = call.text("messageId", blank=False)
     op: Operation = "upsert_customer"
     attributes: dict[str, Any] = {}
     event = group = None

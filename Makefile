@@ -17,7 +17,7 @@ export UV_PYTHON := $(PYTHON)
 SYNC := $(UV) sync --frozen --quiet
 
 .PHONY: run test lint bench services stop migrate clean-data lock lock-upgrade \
-	venv-run venv-test venv-bench lag
+	venv-run venv-test venv-bench sdk-test-deps lag
 
 $(UV): deploy/uv/requirements.txt
 	test -x $(UV_HOME)/bin/python || $(PYTHON) -m venv $(UV_HOME)
@@ -34,6 +34,25 @@ venv-test: $(UV)
 
 venv-bench: $(UV)
 	$(SYNC) --group bench
+
+# The SDK tests (tests/sdk) also run Segment's JavaScript SDKs, installed by `npm ci`
+# from tests/sdk/js/package-lock.json, and analytics.js in Debian's headless
+# Chromium (installed with apt-get when missing, as deploy/postgres/pg.sh installs
+# PostgreSQL). Only `make test` needs them; `make lint` does not.
+SDK_JS := tests/sdk/js
+CHROMIUM := /usr/bin/chromium
+
+$(SDK_JS)/node_modules/.package-lock.json: $(SDK_JS)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm not found: install Node.js 20+ (tests/sdk)" >&2; exit 1; }
+	cd $(SDK_JS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(CHROMIUM):
+	@[ "$$(id -u)" = 0 ] || { echo "$(CHROMIUM) missing (tests/sdk): sudo apt-get install -y chromium" >&2; exit 1; }
+	export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q chromium >/dev/null \
+	  || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }
+
+sdk-test-deps: $(SDK_JS)/node_modules/.package-lock.json $(CHROMIUM)
 
 # After editing pyproject.toml's requirements: resolve them into uv.lock again,
 # keeping every version the new requirements allow.
@@ -63,7 +82,7 @@ lint: venv-test
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: venv-test services migrate lint
+test: venv-test sdk-test-deps services migrate lint
 	source $(SERVICES_ENV) && $(BIN)/pytest -q
 
 bench: venv-bench services migrate

@@ -10,7 +10,6 @@ found by id: the gateway's message id of a client-named call is
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -33,33 +32,18 @@ SCREEN: dict[str, Any] = {"name": "Home", "properties": {"tab": "feed"}}
 GROUP_TRAITS = {"name": "Acme Inc", "employees": 40, "plan": "enterprise"}
 
 
-@dataclass(frozen=True)
 class Scenario:
     """The ids of one run: a user known by id, email and an anonymous id, a group, and
     an anonymous visitor (``previous_id``) that an alias call ties to the user."""
 
-    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
-    bulk: int = 300
-
-    @property
-    def user_id(self) -> str:
-        return f"user-{self.tag}"
-
-    @property
-    def anonymous_id(self) -> str:
-        return f"anon-{self.tag}"
-
-    @property
-    def previous_id(self) -> str:
-        return f"visitor-{self.tag}"
-
-    @property
-    def email(self) -> str:
-        return f"ada-{self.tag}@example.com"
-
-    @property
-    def group_id(self) -> str:
-        return f"group-{self.tag}"
+    def __init__(self, bulk: int = 300) -> None:
+        self.bulk = bulk
+        self.tag = tag = uuid.uuid4().hex[:10]
+        self.user_id = f"user-{tag}"
+        self.anonymous_id = f"anon-{tag}"
+        self.previous_id = f"visitor-{tag}"
+        self.email = f"ada-{tag}@example.com"
+        self.group_id = f"group-{tag}"
 
     def message_id(self, name: str) -> str:
         return f"{self.tag}-{name}"
@@ -179,6 +163,23 @@ async def stored_events(db: asyncpg.Pool, ids: list[str]) -> dict[str, dict[str,
     }
 
 
+async def identified_user(
+    db: asyncpg.Pool, team_id: int, scenario: Scenario, others: list[tuple[str, str]]
+) -> Any:
+    """The user's customer row, checked to hold its email and ``others`` (kind, value)
+    identifiers, and the identify's ``TRAITS`` as attributes."""
+    user = await customer_holding(db, team_id, "external_id", scenario.user_id)
+    held = set(user["identifiers"])
+    for kind, value in [("email", scenario.email), *others]:
+        assert f"{kind}:{value}" in held, f"user does not hold {kind} {value}: {held}"
+    assert_contains(
+        orjson.loads(user["attributes"]),
+        {k: v for k, v in TRAITS.items() if k != "email"},
+        "identify traits in customers.attributes",
+    )
+    return user
+
+
 def assert_contains(found: dict[str, Any], expected: dict[str, Any], what: str) -> None:
     missing = {k: v for k, v in expected.items() if found.get(k) != v}
     assert not missing, f"{what}: expected {missing}, stored {found}"
@@ -197,19 +198,12 @@ async def verify(db: asyncpg.Pool, team_id: int, scenario: Scenario, library: st
     ids = store_ids(team_id, calls)
     await applied(db, list(dict.fromkeys(ids.values())))
 
-    user = await customer_holding(db, team_id, "external_id", scenario.user_id)
-    held = set(user["identifiers"])
-    for kind, value in [
-        ("anonymous_id", scenario.anonymous_id),
-        ("email", scenario.email),
+    user = await identified_user(
+        db,
+        team_id,
+        scenario,
         # The alias tied the earlier visitor to the user.
-        ("anonymous_id", scenario.previous_id),
-    ]:
-        assert f"{kind}:{value}" in held, f"user does not hold {kind} {value}: {held}"
-    assert_contains(
-        orjson.loads(user["attributes"]),
-        {k: v for k, v in TRAITS.items() if k != "email"},
-        "identify traits in customers.attributes",
+        [("anonymous_id", scenario.anonymous_id), ("anonymous_id", scenario.previous_id)],
     )
 
     events = await stored_events(db, list(ids.values()))

@@ -25,7 +25,7 @@ from tests.sdk.scenario import (
     applied,
     assert_contains,
     assert_sent_by,
-    customer_holding,
+    identified_user,
     stored_events,
 )
 
@@ -64,15 +64,8 @@ async def test_analytics_js_in_chromium_sends_across_origins_and_on_unload(
         await applied(db, [identify, track, page, left])
         await browser.finish()
 
-    user = await customer_holding(db, team.id, "external_id", scenario.user_id)
-    held = set(user["identifiers"])
-    assert f"email:{scenario.email}" in held, held
-    assert f"anonymous_id:{seen['first']['anonymousId']}" in held, held
-    assert_contains(
-        orjson.loads(user["attributes"]),
-        {k: v for k, v in TRAITS.items() if k != "email"},
-        "identify traits in customers.attributes",
-    )
+    anonymous_id = seen["first"]["anonymousId"]
+    user = await identified_user(db, team.id, scenario, [("anonymous_id", anonymous_id)])
 
     events = await stored_events(db, [track, page, left])
     assert set(events) == {track, page, left}, events

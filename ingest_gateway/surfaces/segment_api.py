@@ -28,8 +28,9 @@ at most ``MAX_JSON_DEPTH``, times within years 1 to 9999.
 
 **Answers.** ``200 {"success": true}`` once Kafka acknowledged every message of
 the call. The whole call is checked before anything is published: one bad message
-and it is ``400 {"success": false, "message": "batch[3].userId: ..."}`` (the
-message's index and field), nothing accepted. 413 too large, 503 with
+and it is ``400 {"success": false, "message": "batch[3].userId: ...", "code":
+"invalid_request"}`` (the message's index and field; ``code`` as Segment names it,
+read by rudder-sdk-python), nothing accepted. 413 too large, 503 with
 ``Retry-After`` when the broker or the store is away (SDKs retry 5xx).
 
 **Mapping** to the canonical ``WriteMessage`` (api ``segment_api``); every write
@@ -38,7 +39,8 @@ creates its customer when missing:
 - ``userId`` (a string or a number) is the ``external_id``, ``anonymousId`` the
   ``anonymous_id``; one of them is required. For ``identify`` only, a valid
   ``traits.email`` is an ``email`` identifier too (an invalid one stays a trait).
-- ``identify``: ``upsert_customer`` with the traits as attributes. ``track``:
+- ``identify``: ``upsert_customer`` with the traits as attributes (``traits``
+  over ``context.traits``, where rudder-sdk-python sends them). ``track``:
   ``track_event`` named ``event`` with ``properties`` as body. ``page`` and
   ``screen``: events ``"page"`` and ``"screen"``, their ``name`` and ``category``
   over the properties. ``group``: ``upsert_customer`` putting the customer in the
@@ -123,8 +125,22 @@ _SHORT_PATHS = {kind: kind[0] for kind in CALL_TYPES}
 _GZIP = 16 + zlib.MAX_WBITS
 
 
+# ``code`` as Segment's API names it; rudder-sdk-python reads ``code`` and ``message``.
+_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    413: "request_too_large",
+    415: "unsupported_encoding",
+    503: "service_unavailable",
+}
+
+
 def _error(status: int, message: str, description: str | None, field: str | None) -> Any:
-    return {"success": False, "message": message}
+    return {"success": False, "message": message, "code": _CODES.get(status, "error")}
 
 
 surface = Surface(PREFIX, "Segment spec (/v1)", _error)
@@ -346,7 +362,16 @@ def _context(call: _Call, received: _Received) -> dict[str, Any]:
     return context
 
 
-def _identifiers(call: _Call) -> Identifiers:
+def _traits(call: _Call, context: dict[str, Any]) -> dict[str, Any]:
+    """An identify call's traits: ``traits`` over ``context.traits`` (where
+    rudder-sdk-python puts them)."""
+    in_context = context.get("traits")
+    if isinstance(in_context, dict) and in_context:
+        return in_context | call.object("traits")
+    return call.object("traits")
+
+
+def _identifiers(call: _Call, traits: dict[str, Any]) -> Identifiers:
     if call.kind == "alias":
         return Identifiers(
             external_id=call.identifier("userId", normalise_external_id, required=True),
@@ -357,13 +382,12 @@ def _identifiers(call: _Call) -> Identifiers:
     if external_id is None and anonymous_id is None:
         raise call.fail("userId", "userId or anonymousId is required")
     email = None
-    if call.kind == "identify":
-        address = call.object("traits").get("email")
-        if isinstance(address, str):
-            try:
-                email = normalise_email(address)
-            except InvalidIdentifier:
-                email = None  # not an identifier, only a trait
+    address = traits.get("email")  # (traits of identify calls only)
+    if isinstance(address, str):
+        try:
+            email = normalise_email(address)
+        except InvalidIdentifier:
+            email = None  # not an identifier, only a trait
     return Identifiers(email=email, external_id=external_id, anonymous_id=anonymous_id)
 
 
@@ -385,15 +409,16 @@ _FIELDS = {"occurred_at": "timestamp", "event.name": "event", "group.group_id": 
 
 
 def _write(request: Request, team_id: int, call: _Call, received: _Received) -> WriteMessage:
-    identifiers = _identifiers(call)
     occurred_at = _occurred_at(call, received)
     context = _context(call, received)
+    traits = _traits(call, context) if call.kind == "identify" else {}
+    identifiers = _identifiers(call, traits)
     message_id = call.text("messageId", blank=False)
     op: Operation = "upsert_customer"
     attributes: dict[str, Any] = {}
     event = group = None
     if call.kind == "identify":
-        attributes = call.object("traits")
+        attributes = traits
     elif call.kind == "group":
         group_id = call.identifier("groupId", normalise_external_id, required=True)
         assert group_id is not None

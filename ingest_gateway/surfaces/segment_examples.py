@@ -66,25 +66,41 @@ BATCH: dict[str, Any] = {
 }
 
 SUCCESS: dict[str, Any] = {"success": True}
-INVALID: dict[str, Any] = {"success": False, "message": "batch[1].event: is required"}
-UNAUTHORISED: dict[str, Any] = {"success": False, "message": "Missing write key"}
+INVALID: dict[str, Any] = {
+    "success": False,
+    "message": "batch[1].event: is required",
+    "code": "invalid_request",
+}
+UNAUTHORISED: dict[str, Any] = {
+    "success": False,
+    "message": "Missing write key",
+    "code": "unauthorized",
+}
 FORBIDDEN: dict[str, Any] = {
     "success": False,
     "message": "The origin https://elsewhere.example is not allowed to send with this write key",
+    "code": "forbidden",
 }
 TOO_LARGE: dict[str, Any] = {
     "success": False,
     "message": f"batch[0]: larger than the limit of {MAX_MESSAGE_BYTES} bytes of JSON",
+    "code": "request_too_large",
 }
 UNSUPPORTED: dict[str, Any] = {
     "success": False,
     "message": "Unsupported Content-Encoding 'br'; send gzip or none",
+    "code": "unsupported_encoding",
 }
 UNAVAILABLE: dict[str, Any] = {
     "success": False,
     "message": "Service unavailable: the write was not accepted, please retry",
+    "code": "service_unavailable",
 }
-NOT_FOUND: dict[str, Any] = {"success": False, "message": "No project has this write key"}
+NOT_FOUND: dict[str, Any] = {
+    "success": False,
+    "message": "No project has this write key",
+    "code": "not_found",
+}
 
 
 def settings_example(write_key: str, api_host: str, protocol: str) -> dict[str, Any]:

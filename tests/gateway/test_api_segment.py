@@ -114,6 +114,21 @@ async def test_identify_stores_traits_and_identifiers(
     assert found.json()["email"] == address.lower()
 
 
+async def test_identify_traits_in_context_as_rudderstack_sends_them(
+    http: httpx.AsyncClient, db: asyncpg.Pool, team: Team
+) -> None:
+    user_id, address = uid(), f"{uid('ada')}@example.com"
+    call = {
+        "userId": user_id,
+        "context": {"traits": {"email": address, "plan": "free", "seats": 3}},
+        "traits": {"plan": "gold"},  # the call's own traits win
+    }
+    assert (await http.post("/v1/identify", json=call, headers=basic(team))).status_code == 200
+    customer = await eventually(lambda: customer_of(db, team, "email", address))
+    assert await attributes_of(db, customer) == {"email": address, "plan": "gold", "seats": 3}
+    assert await identifiers_of(db, customer) == {("external_id", user_id), ("email", address)}
+
+
 async def test_an_invalid_trait_email_is_only_a_trait(
     http: httpx.AsyncClient, db: asyncpg.Pool, team: Team
 ) -> None:
@@ -406,7 +421,11 @@ async def test_auth_as_the_sdks_send_it(
         assert refused.json()["success"] is False
     unknown = await http.post("/v1/track", json={**call, "writeKey": "nobody-has-this-key"})
     assert unknown.status_code == 401
-    assert unknown.json() == {"success": False, "message": "Invalid write key"}
+    assert unknown.json() == {
+        "success": False,
+        "message": "Invalid write key",
+        "code": "unauthorized",
+    }
     # The other surfaces' X-API-KEY is not this one's convention.
     assert (await http.post("/v1/track", json=call, headers=team.headers)).status_code == 401
 
@@ -506,6 +525,7 @@ async def test_one_bad_message_refuses_the_whole_batch(
     assert response.json() == {
         "success": False,
         "message": "batch[3].userId: 'undefined' is not a usable identifier",
+        "code": "invalid_request",
     }
     for where, message in (
         ({"type": "jump", "userId": "a"}, "batch[1].type: must be one of identify, track"),
@@ -551,6 +571,7 @@ async def test_limits_are_413(http: httpx.AsyncClient, team: Team) -> None:
     assert too_many.json() == {
         "success": False,
         "message": "batch: at most 2500 messages per request",
+        "code": "request_too_large",
     }
 
 
@@ -651,6 +672,7 @@ async def test_cors_preflight_and_allowed_origins(
     assert refused.json() == {
         "success": False,
         "message": "The origin https://evil.example is not allowed to send with this write key",
+        "code": "forbidden",
     }
     # Server-side SDKs send no Origin: nothing to check.
     assert (await http.post("/v1/track", json=call)).status_code == 200

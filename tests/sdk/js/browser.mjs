@@ -2,7 +2,9 @@
 // Debian Chromium, sending to the gateway from a page of another origin.
 //
 //   node browser.mjs '{"writeKey": ..., "gateway": "http://localhost:PORT", "userId": ...,
-//                      "traits": {...}, "order": {...}, "page": {...}}'
+//                      "traits": {...}, "order": {...}, "page": {...}}' PROFILE_DIR
+//
+// (PROFILE_DIR: a fresh, empty folder for Chromium's profile, the caller's to remove.)
 //
 // Serves the pages on 127.0.0.1 (the gateway is named `localhost`, so every call is
 // cross-origin and CORS is real) and, in the browser:
@@ -15,13 +17,12 @@
 // then prints one JSON line with the message ids and what the network saw, and keeps
 // the browser open until stdin closes (so the unload request can finish while the
 // test reads the store). Driven by tests/sdk/test_browser.py.
-import { createReadStream, mkdtempSync, rmSync } from 'node:fs'
+import { createReadStream } from 'node:fs'
 import { createServer } from 'node:http'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { chromium } from 'playwright-core'
 
 const config = JSON.parse(process.argv[2])
+const profile = process.argv[3]
 const bundles = new URL('node_modules/@segment/analytics-next/dist/umd/', import.meta.url)
 
 // The page's script: config comes in window.sdkTest, the outcome goes to window.sdkResult.
@@ -82,8 +83,7 @@ const server = createServer((req, res) => {
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
 const origin = `http://127.0.0.1:${server.address().port}`
 
-const profile = mkdtempSync(join(tmpdir(), 'sdk-chromium-'))
-// Playwright adds --headless and --user-data-dir (the fresh profile above); the rest
+// Playwright adds --headless and --user-data-dir (the fresh profile); the rest
 // keep Chromium from calling out of this machine.
 const browser = await chromium.launchPersistentContext(profile, {
   executablePath: '/usr/bin/chromium',
@@ -144,5 +144,4 @@ try {
 for await (const _ of process.stdin);
 await browser.close()
 server.close()
-rmSync(profile, { recursive: true, force: true })
 process.exit(exitCode)

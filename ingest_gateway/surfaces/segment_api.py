@@ -125,22 +125,8 @@ _SHORT_PATHS = {kind: kind[0] for kind in CALL_TYPES}
 _GZIP = 16 + zlib.MAX_WBITS
 
 
-# ``code`` as Segment's API names it; rudder-sdk-python reads ``code`` and ``message``.
-_CODES = {
-    400: "invalid_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    408: "request_timeout",
-    413: "request_too_large",
-    415: "unsupported_encoding",
-    503: "service_unavailable",
-}
-
-
 def _error(status: int, message: str, description: str | None, field: str | None) -> Any:
-    return {"success": False, "message": message, "code": _CODES.get(status, "error")}
+    return examples.refusal(status, message)
 
 
 surface = Surface(PREFIX, "Segment spec (/v1)", _error)

@@ -1,7 +1,8 @@
-"""Examples and JSON Schemas of the Segment-spec surface (``segment_api``).
+"""Examples, JSON Schemas and answers of the Segment-spec surface (``segment_api``).
 
-The calls as Segment's HTTP tracking API documents them; shared by the surface's
-OpenAPI description and its tests.
+The calls as Segment's HTTP tracking API documents them, and the answers' shape
+(``refusal``, the surface's error format); shared by the surface's OpenAPI
+description and its tests.
 """
 
 from __future__ import annotations
@@ -65,42 +66,35 @@ BATCH: dict[str, Any] = {
     "context": {"library": {"name": "analytics-python", "version": "2.3.3"}},
 }
 
+# ``code`` as Segment's API names it; rudder-sdk-python reads ``code`` and ``message``.
+_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    413: "request_too_large",
+    415: "unsupported_encoding",
+    503: "service_unavailable",
+}
+
+
+def refusal(status: int, message: str) -> dict[str, Any]:
+    """The surface's error answer: ``{"success": false, "message", "code"}``."""
+    return {"success": False, "message": message, "code": _CODES.get(status, "error")}
+
+
 SUCCESS: dict[str, Any] = {"success": True}
-INVALID: dict[str, Any] = {
-    "success": False,
-    "message": "batch[1].event: is required",
-    "code": "invalid_request",
-}
-UNAUTHORISED: dict[str, Any] = {
-    "success": False,
-    "message": "Missing write key",
-    "code": "unauthorized",
-}
-FORBIDDEN: dict[str, Any] = {
-    "success": False,
-    "message": "The origin https://elsewhere.example is not allowed to send with this write key",
-    "code": "forbidden",
-}
-TOO_LARGE: dict[str, Any] = {
-    "success": False,
-    "message": f"batch[0]: larger than the limit of {MAX_MESSAGE_BYTES} bytes of JSON",
-    "code": "request_too_large",
-}
-UNSUPPORTED: dict[str, Any] = {
-    "success": False,
-    "message": "Unsupported Content-Encoding 'br'; send gzip or none",
-    "code": "unsupported_encoding",
-}
-UNAVAILABLE: dict[str, Any] = {
-    "success": False,
-    "message": "Service unavailable: the write was not accepted, please retry",
-    "code": "service_unavailable",
-}
-NOT_FOUND: dict[str, Any] = {
-    "success": False,
-    "message": "No project has this write key",
-    "code": "not_found",
-}
+INVALID = refusal(400, "batch[1].event: is required")
+UNAUTHORISED = refusal(401, "Missing write key")
+FORBIDDEN = refusal(
+    403, "The origin https://elsewhere.example is not allowed to send with this write key"
+)
+TOO_LARGE = refusal(413, f"batch[0]: larger than the limit of {MAX_MESSAGE_BYTES} bytes of JSON")
+UNSUPPORTED = refusal(415, "Unsupported Content-Encoding 'br'; send gzip or none")
+UNAVAILABLE = refusal(503, "Service unavailable: the write was not accepted, please retry")
+NOT_FOUND = refusal(404, "No project has this write key")
 
 
 def settings_example(write_key: str, api_host: str, protocol: str) -> dict[str, Any]:

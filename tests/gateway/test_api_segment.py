@@ -421,11 +421,7 @@ async def test_auth_as_the_sdks_send_it(
         assert refused.json()["success"] is False
     unknown = await http.post("/v1/track", json={**call, "writeKey": "nobody-has-this-key"})
     assert unknown.status_code == 401
-    assert unknown.json() == {
-        "success": False,
-        "message": "Invalid write key",
-        "code": "unauthorized",
-    }
+    assert unknown.json() == examples.refusal(401, "Invalid write key")
     # The other surfaces' X-API-KEY is not this one's convention.
     assert (await http.post("/v1/track", json=call, headers=team.headers)).status_code == 401
 

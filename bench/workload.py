@@ -14,7 +14,9 @@ bench derives the stored ids from the counters of the accepted requests
 from __future__ import annotations
 
 import base64
+import hashlib
 import random
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -66,7 +68,8 @@ SCENARIOS = {
     "segment100": Scenario("segment100", "Segment /v1/batch, 100 calls", 100, segment=True),
 }
 
-STAMP = "__STAMP___"  # in a Segment template's messageIds; replaced on every send
+# In a Segment template's messageIds; replaced on every send by the counter in hex.
+STAMP = "__STAMP_____"
 STAMP_WIDTH = len(STAMP)
 _STAMP = STAMP.encode()
 
@@ -79,12 +82,12 @@ def auth_headers(scenario: Scenario, key: str) -> dict[str, str]:
 
 def stamp(raw: bytes, counter: int) -> bytes:
     """``raw`` (a request of a Segment template) with fresh messageIds: ``counter``'s."""
-    return raw.replace(_STAMP, b"%0*d" % (STAMP_WIDTH, counter))
+    return raw.replace(_STAMP, b"%0*x" % (STAMP_WIDTH, counter))
 
 
 def client_ids(team_id: int, template: Template, counter: int) -> Iterator[tuple[Kind, str]]:
     """(kind, message id) of each write of ``template`` sent with ``counter``."""
-    value = f"{counter:0{STAMP_WIDTH}d}"
+    value = f"{counter:0{STAMP_WIDTH}x}"
     for kind, message_id in zip(template.kinds, template.message_ids, strict=True):
         yield kind, client_message_id(team_id, message_id.replace(STAMP, value))
 
@@ -142,8 +145,9 @@ CATEGORIES = ("shoes", "books", "garden", "kitchen", "toys")
 
 
 def segment_person(run: str, index: int) -> tuple[str, str]:
-    """(userId, anonymousId) of person ``index``: the anonymousId shaped like a UUID."""
-    return f"u{index}.{run}", f"{run}-0000-4000-8000-{index:012d}"
+    """(userId, anonymousId) of person ``index``: the anonymousId a UUIDv4, as SDKs make."""
+    digest = hashlib.sha256(f"{run}:{index}".encode()).digest()[:16]
+    return f"u{index}.{run}", str(uuid.UUID(bytes=digest, version=4))
 
 
 def _product(rng: random.Random) -> dict[str, Any]:
@@ -231,8 +235,11 @@ def _segment_template(
     message_ids: list[str] = []
     for index in range(scenario.batch):
         kind, call = _segment_call(run, rng, pool)
-        # Unique per load generator (seed), send (STAMP) and place in the batch.
-        message_id = f"{run}-{seed:x}-{STAMP}-{index:04d}"
+        # A UUID's shape, as analytics-python's (uuid4), unique per load generator
+        # (seed), place in the batch and send (STAMP). Each group but the first starts
+        # with a letter or is short, so no run of 19 digits (which would make the
+        # gateway walk the JSON for a 64-bit overflow) appears where SDKs' have none.
+        message_id = f"{run}-{seed:04x}-4{index:03x}-a{rng.randrange(4096):03x}-{STAMP}"
         calls.append(call | {"messageId": message_id})
         kinds.append(kind)
         message_ids.append(message_id)

@@ -51,15 +51,17 @@ JSON_NUMBER_RULE = "JSON numbers must be finite and within range"
 # -- JSON --------------------------------------------------------------------------
 
 # The shape of JSON text, for ``needs_walk``: digits become "0", opening brackets
-# "{", exponent letters "x", every other byte a space; signs go (so "1e-400" is
-# "0x000", and a phone "+1415..." stays digits alone). Removing bytes only ever
-# joins runs of digits, so no run the rules care about is missed.
+# "{", exponent letters "x", every other byte (signs too) a space. The digits of a
+# JSON integer are one run whatever its sign, so none the rules care about is
+# missed; and a sign is a separator, so the digit groups of ids such as UUIDs or
+# dates ("...-4000-8000-0000...") do not join into a false alarm.
 _SHAPES = dict(zip(b"0123456789[{eE", b"0000000000{{xx", strict=True))
 _SHAPE_TABLE = bytes(_SHAPES.get(byte, ord(" ")) for byte in range(256))
-_SIGNS = b"+-"
 # int64's bounds have 19 digits: any integer beyond them has at least as many.
 _LONG_DIGITS = len(str(INT64_MAX))
 _LONG_NUMBER = b"0" * _LONG_DIGITS
+# An exponent of three digits or more, signed ("1e-400": "0x 000") or not.
+_LONG_EXPONENTS = (b"x000", b"x 000")
 
 
 def needs_walk(raw: bytes, max_depth: int, *, kept_as_sent: bool = False) -> bool:
@@ -74,12 +76,12 @@ def needs_walk(raw: bytes, max_depth: int, *, kept_as_sent: bool = False) -> boo
     """
     if b"\\u0000" in raw:
         return True
-    shape = raw.translate(_SHAPE_TABLE, _SIGNS)
+    shape = raw.translate(_SHAPE_TABLE)
     # (Counting digits first is cheaper than searching for a run of them.)
     return (
         shape.count(b"{") >= max_depth
         or (shape.count(b"0") >= _LONG_DIGITS and _LONG_NUMBER in shape)
-        or (kept_as_sent and b"x000" in shape)
+        or (kept_as_sent and any(e in shape for e in _LONG_EXPONENTS))
     )
 
 

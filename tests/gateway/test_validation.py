@@ -146,6 +146,8 @@ def test_needs_walk_never_misses_a_value_check_json_refuses(value: Any, other: A
         b'{"ts": 1700000000123, "price": 59.9, "when": "2024-05-01T12:00:00Z"}',
         b'{"list": [[[[1]]]], "e": 1.5e-7, "id": "5b0c4a5e-3c2d-4f7e-9b1a-2f6d8e9c0a11"}',
         b'{"phone": "+14155552671", "delta": -150, "day": "2024-05-01", "big": 1e+99}',
+        # Digit groups of ids are not one number: a sign separates runs of digits.
+        b'{"messageId": "00000000-0000-4000-8000-000000006311", "v": "1-2345678901-2345678"}',
     ],
 )
 def test_needs_walk_is_false_for_ordinary_json(raw: bytes) -> None:

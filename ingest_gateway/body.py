@@ -1,5 +1,11 @@
-"""Request bodies: a byte limit enforced on the stream; JSON, urlencoded and multipart
-forms read strictly, with the rules of ``ingest_gateway.validation``."""
+"""Request bodies: a byte limit enforced on the stream, a ``Content-Encoding`` undone
+under the same limit (``ingest_gateway.content_encoding``); JSON, urlencoded and
+multipart forms read strictly, with the rules of ``ingest_gateway.validation``.
+
+Every reader of a body (these, and a surface's own ``request.body()``) reads it
+through ``BodyLimitMiddleware``: no surface sees a body still encoded, or one beyond
+the limit.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ingest_gateway.content_encoding import decoding
 from ingest_gateway.errors import ApiError, RequestTooLarge, formatter_for
 from ingest_gateway.responses import JSON
 from ingest_gateway.validation import (
@@ -41,7 +48,9 @@ def _declares_more_than(value: bytes, limit: int) -> bool:
 
 
 class BodyLimitMiddleware:
-    """Refuses bodies over ``max_bytes``, counting streamed bytes (Content-Length can lie)."""
+    """Refuses bodies over ``max_bytes``, counting streamed bytes (Content-Length can lie);
+    a body with a ``Content-Encoding`` is decoded as it streams, to at most ``max_bytes``
+    too. A request without one costs a comparison per header (the loop is there anyway)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -51,10 +60,14 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        encoding = None
         for name, value in scope["headers"]:
-            if name == b"content-length" and _declares_more_than(value, self.max_bytes):
-                await too_large_response(scope, self.max_bytes)(scope, receive, send)
-                return
+            if name == b"content-length":
+                if _declares_more_than(value, self.max_bytes):
+                    await too_large_response(scope, self.max_bytes)(scope, receive, send)
+                    return
+            elif name == b"content-encoding":  # twice: stacked codings, as one list
+                encoding = value if encoding is None else encoding + b"," + value
         seen = 0
         limit = self.max_bytes
 
@@ -67,7 +80,10 @@ class BodyLimitMiddleware:
                     raise RequestTooLarge(limit)
             return message
 
-        await self.app(scope, limited_receive, send)
+        if encoding is None:
+            await self.app(scope, limited_receive, send)
+        else:
+            await self.app(scope, decoding(limited_receive, encoding, limit), send)
 
 
 _json = msgspec.json.Decoder()

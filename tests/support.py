@@ -1,4 +1,5 @@
-"""Helpers shared by the tests: polling with a deadline, processes, free ports."""
+"""Helpers shared by the tests: polling with a deadline, processes, free ports, lookups
+of stored customers."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+
+from ingest_gateway.read_model.events import customer_for_identifier
+from runtime.pg import Db
 
 T = TypeVar("T")
 
@@ -124,13 +128,13 @@ async def created_customer(
     """Create (and wait for) a customer through the 000 API; its customer id."""
     created = await http.post(f"/api/1.0/customer/{address}?wait=true", data=form, headers=headers)
     assert created.status_code == 200, created.text
-    found = await db.fetchval(
-        "SELECT customer_id FROM customer_identifiers"
-        " WHERE team_id = $1 AND kind = 'email' AND value = $2",
-        team_id,
-        address,
-    )
-    return str(found)
+    return str(await customer_holding(db, team_id, "email", address))
+
+
+async def customer_holding(db: Db, team_id: int, kind: str, value: str) -> int | None:
+    """The customer holding the identifier ``kind``: ``value``, or None (kind
+    ``customer_id`` resolves a merged-away id to the customer it went into)."""
+    return await customer_for_identifier(db, team_id, kind, value)
 
 
 async def stored_customer(db: Any, team: Any, address: str) -> Any:

@@ -17,7 +17,7 @@ password (``Authorization: Basic base64("<key>:")``), or ``writeKey`` in the bod
 **Bodies.** JSON whatever the Content-Type (analytics.js sends ``text/plain`` to
 avoid a CORS preflight). ``Content-Encoding: gzip`` is decompressed as it streams
 in, up to ``MAX_BODY_BYTES`` decompressed (beyond: 413; a broken stream: 400);
-another encoding is 415.
+another encoding is 415 (``ingest_gateway.content_encoding``, for every surface).
 
 **Limits.** ``MAX_MESSAGE_BYTES`` (64 KiB) of JSON per message, counting a
 batch's context it inherits; ``MAX_BATCH_MESSAGES`` (2,500) per batch; the body
@@ -57,22 +57,20 @@ creates its customer when missing:
   end user's agent for the bot rule (else ``accept.end_user_agent``'s rule).
   ``integrations`` is accepted and ignored.
 
-**CORS.** Every route answers a preflight ``OPTIONS``. A request with an
-``Origin`` the team allows (``teams.allowed_origins``, set by ``ingest-admin
-set-allowed-origins``; NULL, the default, allows any: a write key in a web page is
-public anyway) is answered with that origin in ``Access-Control-Allow-Origin``;
-from another origin it is 403 without it. The settings are open to any origin.
+**CORS** (``ingest_gateway.cors``). Every route answers a preflight ``OPTIONS``.
+A request with an ``Origin`` the team allows (``teams.allowed_origins``, set by
+``ingest-admin set-allowed-origins``; NULL, the default, allows any: a write key in
+a web page is public anyway) is answered with that origin in
+``Access-Control-Allow-Origin``; from another origin it is 403 without it. The
+settings are open to any origin.
 
-Imports the shared accept path, body limits and validation, auth and the read model.
+This module only translates. Imports the shared accept path, JSON parsing and
+validation, auth, CORS and the routing.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -83,13 +81,11 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ingest_gateway import deps
+from ingest_gateway import cors, deps
 from ingest_gateway.accept import accept, end_user_agent, new_write
-from ingest_gateway.auth import team_for_key
-from ingest_gateway.auth_cache import KEY_CACHE_SECONDS
+from ingest_gateway.auth import basic_username, team_for_key, team_of
 from ingest_gateway.body import parse_json
-from ingest_gateway.errors import ApiError, render_error
-from ingest_gateway.read_model.teams import allowed_origins
+from ingest_gateway.errors import ApiError
 from ingest_gateway.responses import JSON
 from ingest_gateway.routing import Endpoint, Surface
 from ingest_gateway.surfaces import segment_examples as examples
@@ -122,7 +118,6 @@ API = "segment_api"
 CALL_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 # The paths analytics.js posts each call type to (the type's first letter).
 _SHORT_PATHS = {kind: kind[0] for kind in CALL_TYPES}
-_GZIP = 16 + zlib.MAX_WBITS
 
 
 def _error(status: int, message: str, description: str | None, field: str | None) -> Any:
@@ -132,62 +127,7 @@ def _error(status: int, message: str, description: str | None, field: str | None
 surface = Surface(PREFIX, "Segment spec (/v1)", _error)
 
 
-# -- the body: gzip, JSON ------------------------------------------------------------
-
-
-class _Gunzip:
-    """Decompresses a gzip stream (of one or more members) chunk by chunk, refusing
-    (413) as soon as the output passes ``limit`` bytes: a bomb never inflates."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.out = bytearray()
-        self._inflater = zlib.decompressobj(_GZIP)
-
-    def _room(self) -> int:
-        if len(self.out) > self.limit:
-            raise ApiError(
-                413,
-                f"The request body is larger than the limit of {self.limit} bytes"
-                " once decompressed",
-            )
-        return self.limit + 1 - len(self.out)  # >= 1: 0 would mean "no limit"
-
-    def feed(self, data: bytes) -> None:
-        try:
-            while data:
-                self.out += self._inflater.decompress(data, self._room())
-                if self._inflater.eof:  # another member may follow
-                    data = self._inflater.unused_data
-                    if data:
-                        self._inflater = zlib.decompressobj(_GZIP)
-                else:
-                    data = self._inflater.unconsumed_tail
-            self._room()
-        except zlib.error as exc:
-            raise ApiError(400, f"The gzip body is corrupt: {exc}") from exc
-
-    def finish(self) -> bytes:
-        try:
-            self.out += self._inflater.flush(self._room())
-        except zlib.error as exc:
-            raise ApiError(400, f"The gzip body is corrupt: {exc}") from exc
-        self._room()
-        if not self._inflater.eof:
-            raise ApiError(400, "The gzip body is truncated")
-        return bytes(self.out)
-
-
-async def _body(request: Request, limit: int) -> bytes:
-    encoding = request.headers.get("content-encoding", "").strip().lower()
-    if encoding in ("", "identity"):
-        return await request.body()
-    if encoding not in ("gzip", "x-gzip"):
-        raise ApiError(415, f"Unsupported Content-Encoding {encoding!r}; send gzip or none")
-    inflater = _Gunzip(limit)
-    async for chunk in request.stream():
-        inflater.feed(chunk)
-    return inflater.finish()
+# -- the body: JSON ------------------------------------------------------------------
 
 
 def _located(exc: ApiError, where: str) -> ApiError:
@@ -434,45 +374,15 @@ def _write(request: Request, team_id: int, call: _Call, received: _Received) -> 
 # -- the request: key, origin, calls --------------------------------------------------
 
 
-def _basic_key(request: Request) -> str | None:
-    """The write key as HTTP Basic's username (or its password, when that is empty)."""
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "basic" or not credentials.strip():
-        return None
-    try:
-        decoded = base64.b64decode(credentials.strip(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError) as exc:
-        raise ApiError(401, "Invalid write key: the Basic credentials are not base64") from exc
-    username, _, password = decoded.partition(":")
-    return username.strip() or password.strip() or None
-
-
-# Allowed origins by team, for as long as a key lookup is cached.
-_ORIGINS: dict[int, tuple[list[str] | None, float]] = {}
+_SEND_WRITE_KEY = (
+    "Send the write key as the username of HTTP Basic auth, or as writeKey in the body."
+)
 
 
 async def _team(request: Request, key: str | None) -> int:
-    if not key:
-        raise ApiError(
-            401,
-            "Missing write key",
-            "Send the write key as the username of HTTP Basic auth, or as writeKey in the body.",
-        )
-    services = deps.services(request)
-    team_id = await team_for_key(services.db, services.key_cache, key)
-    if team_id is None:
-        raise ApiError(401, "Invalid write key", "The write key is unknown or was revoked.")
-    origin = request.headers.get("origin")
-    if origin is None:
-        return team_id  # not a browser: nothing to check
-    hit = _ORIGINS.get(team_id)
-    if hit is None or hit[1] < time.monotonic():
-        if len(_ORIGINS) > 10_000:
-            _ORIGINS.clear()
-        hit = (await allowed_origins(services.db, team_id), time.monotonic() + KEY_CACHE_SECONDS)
-        _ORIGINS[team_id] = hit
-    if hit[0] is not None and origin not in hit[0]:
-        raise ApiError(403, f"The origin {origin} is not allowed to send with this write key")
+    """The write key's team, if the request's origin may send with it."""
+    team_id = await team_of(request, key, name="write key", how=_SEND_WRITE_KEY)
+    await cors.check_origin(request, team_id)
     return team_id
 
 
@@ -532,9 +442,9 @@ async def _accept_calls(request: Request, kind: str | None) -> Response:
     """One call (``kind``) or a batch (None): all its messages accepted, or none."""
     now = utcnow()
     settings = deps.settings(request)
-    header_key = _basic_key(request)
+    header_key = basic_username(request)
     team_id = await _team(request, header_key) if header_key else None
-    raw = await _body(request, settings.max_body_bytes)
+    raw = await request.body()
     if kind is None:
         calls, shared, body_key = _batch(raw, settings.max_json_depth)
     else:
@@ -548,49 +458,6 @@ async def _accept_calls(request: Request, kind: str | None) -> Response:
         writes.setdefault(message.id, message)  # a messageId twice in one batch: once
     accepted = await accept(request, list(writes.values()))
     return accepted.respond(examples.SUCCESS)
-
-
-# -- CORS ----------------------------------------------------------------------------
-
-
-def _with_cors(serve: Endpoint, name: str, *, open_to_all: bool = False) -> Endpoint:
-    """``serve``, its answers and errors (in this surface's format) with the CORS headers:
-    the request's origin allowed, except when it was refused (403). ``name``: the
-    endpoint's, OpenAPI's operationId."""
-
-    async def served(request: Request, **path: str) -> Response:
-        try:
-            response = await serve(request, **path)
-        except Exception as exc:
-            rendered = render_error(request, exc)
-            if rendered is None:
-                raise
-            response = rendered
-        origin = request.headers.get("origin")
-        if open_to_all:
-            response.headers["Access-Control-Allow-Origin"] = "*"
-        elif origin is not None and response.status_code != 403:
-            response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Vary"] = "Origin"
-        return response
-
-    served.__name__ = served.__qualname__ = name
-    return served
-
-
-def _preflight(methods: str) -> Endpoint:
-    async def preflight(request: Request, **_path: str) -> Response:
-        origin = request.headers.get("origin")
-        headers = {
-            "Access-Control-Allow-Origin": origin or "*",
-            "Access-Control-Allow-Methods": methods,
-            "Access-Control-Allow-Headers": "Content-Type, Authorization, Content-Encoding",
-            "Access-Control-Max-Age": "86400",
-            "Vary": "Origin",
-        }
-        return Response(status_code=204, headers=headers)
-
-    return preflight
 
 
 # -- routes --------------------------------------------------------------------------
@@ -621,7 +488,7 @@ def _endpoint(name: str, kind: str | None) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         return await _accept_calls(request, kind)
 
-    return _with_cors(endpoint, name)
+    return cors.with_cors(endpoint, name)
 
 
 def _post(paths: tuple[str, ...], endpoint: Endpoint, summary: str, body: dict[str, Any]) -> None:
@@ -691,15 +558,8 @@ surface.get(
         (404, "Unknown write key", examples.NOT_FOUND),
         (503, "PostgreSQL unavailable: retry after Retry-After", examples.UNAVAILABLE),
     ),
-)(_with_cors(_settings, "segment_settings", open_to_all=True))
+)(cors.with_cors(_settings, "segment_settings", open_to_all=True))
 
 
 # Every route answers the browser's preflight.
-for _path in sorted({route.path for route in surface.routes}):
-    _methods = ",".join(sorted({r.method for r in surface.routes if r.path == _path}))
-    surface.route(
-        "OPTIONS",
-        _path.removeprefix(PREFIX),
-        authenticated=False,
-        include_in_schema=False,
-    )(_preflight(_methods))
+cors.answer_preflights(surface)

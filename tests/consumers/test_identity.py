@@ -16,7 +16,7 @@ from schemas.messages import EventData, GroupData, Identifiers, Operation, Write
 from schemas.topics import partition_key
 from tests.conftest import Team
 from tests.consumers.workload import message
-from tests.support import eventually
+from tests.support import customer_holding, eventually
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -74,17 +74,6 @@ async def apply(settings: Settings, gateway: str, db: asyncpg.Pool):  # type: ig
     await producer.stop()
 
 
-async def owner(db: asyncpg.Pool, team: Team, kind: str, value: str) -> int | None:
-    found = await db.fetchval(
-        "SELECT customer_id FROM customer_identifiers WHERE team_id = $1 AND kind = $2"
-        " AND value = $3",
-        team.id,
-        kind,
-        value,
-    )
-    return None if found is None else int(found)
-
-
 async def attributes(db: asyncpg.Pool, customer_id: int) -> dict[str, Any]:
     raw = await db.fetchval("SELECT attributes::text FROM customers WHERE id = $1", customer_id)
     return dict(orjson.loads(raw))
@@ -99,13 +88,16 @@ async def test_merge_keeps_the_oldest_moves_everything_and_old_id_still_resolves
         write(team, at=5, phone=phone, attrs={"plan": "gold"}),
         write(team, at=6, phone=phone, event=EventData(name="view")),
     )
-    older, newer = await owner(db, team, "email", email), await owner(db, team, "phone", phone)
+    older = await customer_holding(db, team.id, "email", email)
+    newer = await customer_holding(db, team.id, "phone", phone)
     assert older is not None and newer is not None and older != newer
 
     await apply(write(team, at=10, email=email, phone=phone))
 
-    assert await owner(db, team, "phone", phone) == older
-    assert await owner(db, team, "customer_id", str(newer)) == older  # old id resolves
+    assert await customer_holding(db, team.id, "phone", phone) == older
+    assert (
+        await customer_holding(db, team.id, "customer_id", str(newer)) == older
+    )  # old id resolves
     assert await attributes(db, older) == {"name": "Old", "plan": "gold"}  # newest wins
     assert await db.fetchval("SELECT count(*) FROM customers WHERE id = $1", newer) == 0
     assert await db.fetchval("SELECT count(*) FROM events WHERE customer_id = $1", older) == 1
@@ -129,9 +121,10 @@ async def test_conflicting_external_ids_never_merge(
         write(team, at=1, email=b, external_id="ext-b"),
         write(team, at=2, email=b, external_id="ext-a", attrs={"touched": True}),
     )
-    first, second = await owner(db, team, "email", a), await owner(db, team, "email", b)
+    first = await customer_holding(db, team.id, "email", a)
+    second = await customer_holding(db, team.id, "email", b)
     assert first != second
-    assert await owner(db, team, "external_id", "ext-a") == first
+    assert await customer_holding(db, team.id, "external_id", "ext-a") == first
     assert first is not None and (await attributes(db, first)) == {"touched": True}
     assert (
         await db.fetchval("SELECT count(*) FROM customer_merges WHERE team_id = $1", team.id) == 0
@@ -146,7 +139,7 @@ async def test_delete_erases_everything_and_a_later_event_starts_afresh(
         write(team, at=0, email=email, phone="+14155550199", attrs={"name": "X"}),
         write(team, at=1, email=email, event=EventData(name="view", body={"secret": 1})),
     )
-    gone = await owner(db, team, "email", email)
+    gone = await customer_holding(db, team.id, "email", email)
     await apply(write(team, at=2, op="delete_customer", email=email))
     assert await db.fetchval("SELECT count(*) FROM customers WHERE id = $1", gone) == 0
     assert (
@@ -154,10 +147,10 @@ async def test_delete_erases_everything_and_a_later_event_starts_afresh(
         == 0
     )
     assert await db.fetchval("SELECT count(*) FROM events WHERE customer_id = $1", gone) == 0
-    assert await owner(db, team, "phone", "+14155550199") is None
+    assert await customer_holding(db, team.id, "phone", "+14155550199") is None
 
     await apply(write(team, at=3, email=email, event=EventData(name="signup")))
-    fresh = await owner(db, team, "email", email)
+    fresh = await customer_holding(db, team.id, "email", email)
     assert fresh is not None and fresh != gone
     assert await attributes(db, fresh) == {}
 
@@ -269,16 +262,18 @@ async def test_anonymous_customer_is_merged_into_the_one_it_is_identified_as(
         write(team, at=1, anonymous_id=anon, attrs={"theme": "dark"}),
         write(team, at=2, op="track_event", anonymous_id=anon, event=EventData(name="Viewed")),
     )
-    anonymous = await owner(db, team, "anonymous_id", anon)
+    anonymous = await customer_holding(db, team.id, "anonymous_id", anon)
     assert anonymous is not None
     # The user signs up elsewhere first (an older identified customer), then identify
     # links the browser's anonymous id to them.
     await apply(write(team, at=0, external_id=user, attrs={"plan": "pro"}))
-    identified = await owner(db, team, "external_id", user)
+    identified = await customer_holding(db, team.id, "external_id", user)
     assert identified is not None and identified != anonymous
     await apply(write(team, at=3, external_id=user, anonymous_id=anon))
 
-    assert await owner(db, team, "anonymous_id", anon) == identified  # oldest survives
+    assert (
+        await customer_holding(db, team.id, "anonymous_id", anon) == identified
+    )  # oldest survives
     assert await identifiers_of(db, identified) == {("external_id", user), ("anonymous_id", anon)}
     assert await attributes(db, identified) == {"plan": "pro", "theme": "dark"}
     assert await db.fetchval("SELECT count(*) FROM customers WHERE id = $1", anonymous) == 0
@@ -303,13 +298,13 @@ async def test_two_identified_users_sharing_an_anonymous_id_are_not_merged(
         write(team, at=1, external_id=bob, anonymous_id=shared, attrs={"name": "Bob"}),
     )
     first, second = (
-        await owner(db, team, "external_id", alice),
-        await owner(db, team, "external_id", bob),
+        await customer_holding(db, team.id, "external_id", alice),
+        await customer_holding(db, team.id, "external_id", bob),
     )
     assert first is not None and second is not None and first != second
     # The two writes travel in two partitions (keyed by user): whichever is applied
     # first keeps the device's id; the other user is neither merged nor given it.
-    assert await owner(db, team, "anonymous_id", shared) in {first, second}
+    assert await customer_holding(db, team.id, "anonymous_id", shared) in {first, second}
     assert (
         await db.fetchval(
             "SELECT count(*) FROM customer_identifiers WHERE team_id = $1 AND value = $2",
@@ -356,7 +351,7 @@ async def test_group_traits_combine_by_event_time_and_membership_follows_merges(
         team.id,
         account,
     )
-    survivor = await owner(db, team, "external_id", user)
+    survivor = await customer_holding(db, team.id, "external_id", user)
     assert [(r["customer_id"], r["joined_at"]) for r in members] == [
         (survivor, T0 + timedelta(minutes=2))
     ]

@@ -15,12 +15,11 @@ import asyncpg
 import httpx
 
 from admin.teams import create_team, set_allowed_origins
-from ingest_gateway.read_model.events import customer_for_identifier
 from ingest_gateway.surfaces import segment_examples as examples
 from runtime.settings import Settings
 from schemas.messages import client_message_id
 from tests.conftest import Team, private_gateway
-from tests.support import BIN, eventually, free_port
+from tests.support import BIN, customer_holding, eventually, free_port
 
 WAIT = {"Prefer": "return=representation"}
 ORIGIN = "https://shop.example"
@@ -33,10 +32,6 @@ def basic(team: Team) -> dict[str, str]:
 
 def uid(prefix: str = "u") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-async def customer_of(db: asyncpg.Pool, team: Team, kind: str, value: str) -> int | None:
-    return await customer_for_identifier(db, team.id, kind, value)
 
 
 async def identifiers_of(db: asyncpg.Pool, customer_id: int) -> set[tuple[str, str]]:
@@ -98,7 +93,7 @@ async def test_identify_stores_traits_and_identifiers(
     assert response.status_code == 200, response.text
     assert response.json() == examples.SUCCESS == {"success": True}
 
-    customer = await eventually(lambda: customer_of(db, team, "external_id", user_id))
+    customer = await eventually(lambda: customer_holding(db, team.id, "external_id", user_id))
     attributes = await eventually(lambda: attributes_of(db, customer))
     assert attributes["plan"] == "premium" and attributes["name"] == "Peter Gibbons"
     assert await identifiers_of(db, customer) >= {
@@ -124,7 +119,7 @@ async def test_identify_traits_in_context_as_rudderstack_sends_them(
         "traits": {"plan": "gold"},  # the call's own traits win
     }
     assert (await http.post("/v1/identify", json=call, headers=basic(team))).status_code == 200
-    customer = await eventually(lambda: customer_of(db, team, "email", address))
+    customer = await eventually(lambda: customer_holding(db, team.id, "email", address))
     assert await attributes_of(db, customer) == {"email": address, "plan": "gold", "seats": 3}
     assert await identifiers_of(db, customer) == {("external_id", user_id), ("email", address)}
 
@@ -135,7 +130,7 @@ async def test_an_invalid_trait_email_is_only_a_trait(
     user_id = uid()
     call = {"userId": user_id, "traits": {"email": "not an email"}}
     assert (await http.post("/v1/identify", json=call, headers=basic(team))).status_code == 200
-    customer = await eventually(lambda: customer_of(db, team, "external_id", user_id))
+    customer = await eventually(lambda: customer_holding(db, team.id, "external_id", user_id))
     assert (await eventually(lambda: attributes_of(db, customer)))["email"] == "not an email"
     assert await identifiers_of(db, customer) == {("external_id", user_id)}
     # Only identify makes traits.email an identifier.
@@ -214,7 +209,7 @@ async def test_events_are_read_through_the_003_api(
         return got if got.status_code == 200 else None
 
     detail = (await eventually(read)).json()["data"]
-    customer = await customer_of(db, team, "external_id", user_id)
+    customer = await customer_holding(db, team.id, "external_id", user_id)
     assert detail["customer_id"] == str(customer)
     assert json.loads(detail["data"]) == {"a": 1}
     listed = await http.get(f"{base}/events", headers=team.headers)
@@ -228,7 +223,7 @@ async def test_an_anonymous_customer_is_read_like_any_other(
     anonymous_id = uid("anon")
     call = {"anonymousId": anonymous_id, "name": "Home", "properties": {"path": "/"}}
     assert (await http.post("/v1/page", json=call, headers=basic(team))).status_code == 200
-    customer = await eventually(lambda: customer_of(db, team, "anonymous_id", anonymous_id))
+    customer = await eventually(lambda: customer_holding(db, team.id, "anonymous_id", anonymous_id))
     assert await identifiers_of(db, customer) == {("anonymous_id", anonymous_id)}
     listed = await http.get("/api/1.0/customers", headers=team.headers)
     assert listed.status_code == 200, listed.text
@@ -250,17 +245,18 @@ async def test_alias_links_the_anonymous_customer_to_the_identified_one(
     assert (await http.post("/v1/track", json=browsing, headers=basic(team))).status_code == 200
     signed_up = {"userId": user_id, "traits": {"plan": "free"}}
     assert (await http.post("/v1/identify", json=signed_up, headers=basic(team))).status_code == 200
-    anonymous = await eventually(lambda: customer_of(db, team, "anonymous_id", anonymous_id))
-    identified = await eventually(lambda: customer_of(db, team, "external_id", user_id))
+    anonymous = await eventually(
+        lambda: customer_holding(db, team.id, "anonymous_id", anonymous_id)
+    )
+    identified = await eventually(lambda: customer_holding(db, team.id, "external_id", user_id))
     assert anonymous != identified
 
     alias = {"userId": user_id, "previousId": anonymous_id}
     assert (await http.post("/v1/alias", json=alias, headers=basic(team))).status_code == 200
 
     async def linked() -> bool:
-        return await customer_of(db, team, "anonymous_id", anonymous_id) == await customer_of(
-            db, team, "external_id", user_id
-        )
+        anonymous = await customer_holding(db, team.id, "anonymous_id", anonymous_id)
+        return anonymous == await customer_holding(db, team.id, "external_id", user_id)
 
     await eventually(linked)
     assert [e["type_name"] for e in await events_of(db, team, user_id)] == ["Browsed"]
@@ -284,7 +280,7 @@ async def test_group_puts_the_customer_in_the_group(
         )
 
     assert json.loads((await eventually(group))["traits"]) == {"name": "Initech", "seats": 5}
-    customer = await customer_of(db, team, "external_id", user_id)
+    customer = await customer_holding(db, team.id, "external_id", user_id)
     members = await db.fetch(
         "SELECT customer_id FROM customer_group_members WHERE team_id = $1 AND group_id = $2",
         team.id,
@@ -331,7 +327,7 @@ async def test_batch_with_shared_sent_at_and_context(
     skewed = stored["Skewed"]
     assert skewed["occurred_at"] == skewed["received_at"] - timedelta(seconds=10)
     assert before - timedelta(seconds=1) <= skewed["received_at"] <= after
-    customer = await customer_of(db, team, "external_id", user_id)
+    customer = await customer_holding(db, team.id, "external_id", user_id)
     assert (await attributes_of(db, customer))["plan"] == "gold"
     # (events.context: with the consumers' context storage.)
     if skewed["context"] is not None:
@@ -415,6 +411,7 @@ async def test_auth_as_the_sdks_send_it(
     for headers in (
         {"Authorization": "Basic " + base64.b64encode(b"not-a-key:").decode()},
         {"Authorization": "Basic !!!"},
+        httpx.Headers({"Authorization": "Basic \u00e9t\u00e9"}, encoding="latin-1"),  # not ASCII
     ):
         refused = await http.post("/v1/batch", json={"batch": [call]}, headers=headers)
         assert refused.status_code == 401

@@ -165,7 +165,7 @@ def _call(
 ) -> dict[str, Any]:
     schema: dict[str, Any] = {
         "type": "object",
-        "description": f"a {name} call",
+        "description": f"{'an' if name[0] in 'aeiou' else 'a'} {name} call",
         "properties": _COMMON | properties,
     }
     if required:

@@ -7,8 +7,9 @@ I/O so that it reads as the rules and is unit-tested without a database
 writes the result with ``consumers.statements``.
 
 - What to read: ``identifier_keys`` (whose owners to lock), ``customers_to_compare``
-  (whose external ids a merge decision needs), ``email_open_span`` (which stored
-  opens the email-open window can meet).
+  (whose external ids a merge decision needs; ``external_ids_named``: those the
+  owners already show), ``email_open_span`` (which stored opens the email-open
+  window can meet).
 - What to write: ``plan_batch`` replays the batch's messages in order against an
   in-memory view of the customers they touch and returns a ``Plan``;
   ``identifiers_to_attach`` adds the identifiers new customers get once they have ids.
@@ -432,6 +433,19 @@ def customers_to_compare(
         if m.identifiers.several()
         for kind, value in m.identifiers.items()
         if (key := (m.team_id, kind, value)) in owners
+    }
+
+
+def external_ids_named(owners: dict[IdentifierKey, int], customers: set[int]) -> dict[int, str]:
+    """The external id of each of ``customers`` that owns one the batch names.
+
+    A customer holds at most one external id, so that one is all it has: only the
+    others' need reading (``customers_to_compare`` minus these).
+    """
+    return {
+        ref: value
+        for (_, kind, value), ref in owners.items()
+        if kind == "external_id" and ref in customers
     }
 
 

@@ -7,7 +7,9 @@ itself. Per batch, whatever its size, about a dozen statements run:
 2. lock the customers: read the owners of every identifier the batch names and
    lock those customers (``FOR UPDATE``, in id order), so that a concurrent merge
    or delete in another consumer is waited for and seen, never overwritten; then
-   read what the policy needs of them (external ids, recent email opens);
+   read what the policy needs of them (recent email opens, and the external ids
+   of the customers a merge may compare, unless the batch names them: a customer
+   holds at most one, and the locked owners show it);
 3. plan: ``consumers.plan`` decides in Python what to create, merge, update, delete;
 4. write the plan, set-based (``consumers.statements``), and the ledger's outcomes.
 
@@ -111,8 +113,14 @@ async def _lock_customers(
         return owners, customers
     compared = plan.customers_to_compare(messages, owners)
     if compared:
-        for row in await statements.external_ids(conn, compared):
-            customers[row["customer_id"]].external_ids.add(row["value"])
+        # Most customers a Segment call compares own the userId it names: no read for them.
+        named = plan.external_ids_named(owners, compared)
+        for ref, value in named.items():
+            customers[ref].external_ids.add(value)
+        unknown = compared - named.keys()
+        if unknown:
+            for row in await statements.external_ids(conn, unknown):
+                customers[row["customer_id"]].external_ids.add(row["value"])
     span = plan.email_open_span(messages, email_open_window)
     if span is not None:
         for row in await statements.email_opens(conn, list(customers), *span):

@@ -10,6 +10,7 @@ from consumers.plan import (
     Plan,
     customers_to_compare,
     email_open_span,
+    external_ids_named,
     identifier_keys,
     identifiers_to_attach,
     plan_batch,
@@ -229,6 +230,18 @@ def test_only_customers_a_write_names_beside_another_identifier_are_compared() -
     messages = [msg(email="a@x.io", phone="+14155550100"), msg(email="alone@x.io")]
     assert customers_to_compare(messages, owners) == {1, 2}
     assert customers_to_compare([msg(email="alone@x.io")], owners) == set()
+
+
+def test_an_external_id_the_batch_names_is_known_from_its_owner() -> None:
+    owners = {
+        (TEAM, "external_id", "u-1"): 1,
+        (TEAM, "anonymous_id", "d-1"): 1,
+        (TEAM, "email", "b@x.io"): 2,
+        (TEAM, "external_id", "u-3"): 3,
+    }
+    # Customer 2 may hold an external id the batch does not name: it must be read.
+    assert external_ids_named(owners, {1, 2}) == {1: "u-1"}
+    assert external_ids_named(owners, set()) == {}
 
 
 def test_stored_email_opens_are_read_within_a_window_of_the_batchs_opens() -> None:

@@ -43,13 +43,22 @@ def end_user_agent(request: Request, event_body: Any = None) -> str | None:
     when it is a browser's (``Mozilla/...``); integrations forward the visitor's
     agent in the event body as ``user_agent`` or ``userAgent``.
     """
+    declared = declared_user_agent(event_body)
+    if declared is not None:
+        return declared
+    header = request.headers.get("user-agent", "")
+    return header if header.startswith("Mozilla/") else None
+
+
+def declared_user_agent(event_body: Any) -> str | None:
+    """The visitor's agent an integration forwards in ``event_body`` (``user_agent`` or
+    ``userAgent``), or None: ``end_user_agent`` without the request's own."""
     if isinstance(event_body, dict):
         for field in ("user_agent", "userAgent"):
             declared = event_body.get(field)
             if isinstance(declared, str) and declared:
                 return declared
-    header = request.headers.get("user-agent", "")
-    return header if header.startswith("Mozilla/") else None
+    return None
 
 
 def identifiers_or_400(identifiers: Identifiers) -> Identifiers:

@@ -70,10 +70,10 @@ validation, auth, CORS and the routing.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -82,7 +82,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ingest_gateway import cors, deps
-from ingest_gateway.accept import accept, end_user_agent, new_write
+from ingest_gateway.accept import accept, declared_user_agent, end_user_agent
 from ingest_gateway.auth import basic_username, team_for_key, team_of
 from ingest_gateway.body import parse_json
 from ingest_gateway.errors import ApiError
@@ -95,7 +95,7 @@ from ingest_gateway.surfaces.segment_examples import (
     MAX_MESSAGE_BYTES,
     MAX_TEXT,
 )
-from ingest_gateway.validation import DEPTH_RULE
+from ingest_gateway.validation import DEPTH_RULE, check_message, check_path
 from schemas.identity import (
     InvalidIdentifier,
     normalise_anonymous_id,
@@ -110,6 +110,7 @@ from schemas.messages import (
     Operation,
     WriteMessage,
     client_message_id,
+    new_message_id,
     utcnow,
 )
 
@@ -171,13 +172,36 @@ def _too_large(where: str) -> ApiError:
     return ApiError(413, f"{name}: larger than the limit of {MAX_MESSAGE_BYTES} bytes of JSON")
 
 
-@dataclass(frozen=True)
+def _where(index: int | None) -> str:
+    """The prefix naming a message's fields in a refusal: ``batch[3].``, "" for a call."""
+    return "" if index is None else f"batch[{index}]."
+
+
+def _normalised(normalise: Callable[[str], str], value: str) -> str:
+    """``normalise(value)``, cached: a customer's ids come back call after call (a
+    refusal, ``InvalidIdentifier``, is raised again and never cached). An id longer
+    than any valid one (padded with spaces) is not kept: it would hold the memory."""
+    if len(value) > MAX_TEXT:
+        return normalise(value)
+    return _normalised_cached(normalise, value)
+
+
+@lru_cache(maxsize=1 << 14)
+def _normalised_cached(normalise: Callable[[str], str], value: str) -> str:
+    return normalise(value)
+
+
+@dataclass(slots=True)
 class _Call:
-    """One message of the request: its fields, and where it is (``batch[3].``)."""
+    """One message of the request: its fields, and where it is (``index`` in the batch)."""
 
     fields: dict[str, Any]
-    where: str
     kind: str
+    index: int | None = None
+
+    @property
+    def where(self) -> str:
+        return _where(self.index)
 
     def fail(self, field: str, reason: str) -> ApiError:
         return ApiError(400, f"{self.where}{field}: {reason}", field=f"{self.where}{field}")
@@ -215,12 +239,14 @@ class _Call:
             if required:
                 raise self.fail(field, "is required")
             return None
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise self.fail(field, "must be a string or a number")
+        if type(value) is not str:  # a number, as an id's digits
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise self.fail(field, "must be a string or a number")
+            value = str(value)
         try:
-            return normalise(str(value))
+            return _normalised(normalise, value)
         except InvalidIdentifier as exc:
             raise self.fail(field, exc.reason) from exc
 
@@ -230,8 +256,10 @@ class _Call:
             return None
         moment = None
         if isinstance(value, str):
-            with contextlib.suppress(ValueError):  # RFC 3339 allows "t" and "z"
+            try:  # (RFC 3339 allows "t" and "z")
                 moment = datetime.fromisoformat(value.upper())
+            except ValueError:
+                moment = None
         if moment is None:
             raise self.fail(field, "must be an ISO-8601 date-time, e.g. 2024-05-01T12:00:00Z")
         moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
@@ -252,11 +280,13 @@ class _Shared:
 
 @dataclass(frozen=True)
 class _Received:
-    """The request as the gateway saw it: when, from where, and the batch's fields."""
+    """The request as the gateway saw it: when, from where, the batch's fields, and its
+    own User-Agent when it counts as the end user's (``accept.end_user_agent``)."""
 
     at: datetime
     ip: str | None
     shared: _Shared
+    agent: str | None
 
 
 def _occurred_at(call: _Call, received: _Received) -> datetime:
@@ -311,7 +341,7 @@ def _identifiers(call: _Call, traits: dict[str, Any]) -> Identifiers:
     address = traits.get("email")  # (traits of identify calls only)
     if isinstance(address, str):
         try:
-            email = normalise_email(address)
+            email = _normalised(normalise_email, address)
         except InvalidIdentifier:
             email = None  # not an identifier, only a trait
     return Identifiers(email=email, external_id=external_id, anonymous_id=anonymous_id)
@@ -334,7 +364,7 @@ def _event(call: _Call, context: dict[str, Any]) -> EventData:
 _FIELDS = {"occurred_at": "timestamp", "event.name": "event", "group.group_id": "groupId"}
 
 
-def _write(request: Request, team_id: int, call: _Call, received: _Received) -> WriteMessage:
+def _write(team_id: int, call: _Call, received: _Received) -> WriteMessage:
     occurred_at = _occurred_at(call, received)
     context = _context(call, received)
     traits = _traits(call, context) if call.kind == "identify" else {}
@@ -351,21 +381,26 @@ def _write(request: Request, team_id: int, call: _Call, received: _Received) -> 
         group = GroupData(group_id=group_id, traits=call.object("traits"))
     elif call.kind != "alias":
         op, event = "track_event", _event(call, context)
-    try:
-        return new_write(
-            request,
-            team_id,
-            op,
-            identifiers,
-            attributes=attributes,
-            event=event,
-            group=group,
-            occurred_at=occurred_at,
-            received_at=received.at,
-            message_id=None if message_id is None else client_message_id(team_id, message_id),
-            user_agent=end_user_agent(request, context),
-            api=API,
-        )
+    # (``WriteMessage`` itself rather than ``messages.new_write``: its keyword
+    # arguments passed on cost as much as the rest of a call's fields.)
+    message = WriteMessage(
+        id=new_message_id() if message_id is None else client_message_id(team_id, message_id),
+        team_id=team_id,
+        op=op,
+        identifiers=identifiers,
+        occurred_at=occurred_at,
+        received_at=received.at,
+        attributes=attributes,
+        event=event,
+        group=group,
+        # The end user's agent: the context's, the request's, else one in the body.
+        user_agent=declared_user_agent(context)
+        or received.agent
+        or (declared_user_agent(event.body) if event else None),
+        api=API,
+    )
+    try:  # (the identifiers are normalised already, by ``_Call.identifier``)
+        return check_message(message, identifiers=False)
     except ApiError as exc:  # a rule of the consumers', on a canonical field
         field = _FIELDS.get(exc.field or "", exc.field or "message")
         raise call.fail(field, exc.description or exc.message) from exc
@@ -397,10 +432,30 @@ def _single(raw: bytes, kind: str, max_depth: int) -> tuple[list[_Call], _Shared
     payload = _json(raw, max_depth, "")
     if not isinstance(payload, dict):
         raise ApiError(400, f"Expected a JSON object: one {kind} call")
-    return [_Call(payload, "", kind)], _Shared(), _body_key(payload)
+    return [_Call(payload, kind)], _Shared(), _body_key(payload)
 
 
-def _batch(raw: bytes, max_depth: int) -> tuple[list[_Call], _Shared, str | None]:
+class _Body(msgspec.Struct):
+    """A batch request's fields that are read (``_TOP``), each as sent; JSON null
+    stands for a field absent, as it does when read."""
+
+    batch: list[msgspec.Raw]
+    sentAt: msgspec.Raw = msgspec.Raw(b"null")
+    context: msgspec.Raw = msgspec.Raw(b"null")
+    writeKey: msgspec.Raw = msgspec.Raw(b"null")
+
+
+_body = msgspec.json.Decoder(_Body)
+
+
+def _envelope(raw: bytes, max_depth: int) -> tuple[list[msgspec.Raw], dict[str, msgspec.Raw]]:
+    """The batch's messages and its own fields that are read, each as sent."""
+    try:  # in one pass over the body, as a well-formed batch allows
+        body = _body.decode(raw)
+    except (msgspec.MsgspecError, RecursionError):
+        pass  # read field by field below, to say what is wrong
+    else:
+        return body.batch, {name: getattr(body, name) for name in _TOP}
     fields = _raw_fields(raw, max_depth)
     if "batch" not in fields:
         raise ApiError(400, "batch: is required, an array of messages", field="batch")
@@ -408,29 +463,31 @@ def _batch(raw: bytes, max_depth: int) -> tuple[list[_Call], _Shared, str | None
         items = _raw_list.decode(fields["batch"])
     except msgspec.ValidationError as exc:
         raise ApiError(400, "batch: must be an array of messages", field="batch") from exc
+    return items, {name: fields[name] for name in _TOP if name in fields}
+
+
+def _batch(raw: bytes, max_depth: int) -> tuple[list[_Call], _Shared, str | None]:
+    items, fields = _envelope(raw, max_depth)
     if len(items) > MAX_BATCH_MESSAGES:
         raise ApiError(413, f"batch: at most {MAX_BATCH_MESSAGES} messages per request")
-    read = {
-        name: _json(bytes(fields[name]), max_depth, f"{name}.") for name in _TOP if name in fields
-    }
-    top = _Call(read, "", "batch")
+    read = {name: _json(bytes(value), max_depth, f"{name}.") for name, value in fields.items()}
+    top = _Call(read, "batch")
     context = top.object("context") or None
     shared = _Shared(top.time("sentAt"), context, len(fields["context"]) if context else 0)
     calls = []
     for index, item in enumerate(items):
-        where = f"batch[{index}]."
         if len(item) > MAX_MESSAGE_BYTES:
-            raise _too_large(where)
-        message = _json(bytes(item), max_depth, where)
+            raise _too_large(_where(index))
+        message = _json(bytes(item), max_depth, _where(index))
         if not isinstance(message, dict):
             raise ApiError(400, f"batch[{index}]: must be an object", field=f"batch[{index}]")
         kind = message.get("type")
         if kind not in CALL_TYPES:
-            field = f"{where}type"
+            field = f"{_where(index)}type"
             raise ApiError(400, f"{field}: must be one of {', '.join(CALL_TYPES)}", field=field)
         if "context" not in message and len(item) + shared.context_bytes > MAX_MESSAGE_BYTES:
-            raise _too_large(where)  # with the batch's context it would not fit
-        calls.append(_Call(message, where, kind))
+            raise _too_large(_where(index))  # with the batch's context it would not fit
+        calls.append(_Call(message, kind, index))
     return calls, shared, _body_key(top.fields)
 
 
@@ -451,10 +508,12 @@ async def _accept_calls(request: Request, kind: str | None) -> Response:
         calls, shared, body_key = _single(raw, kind, settings.max_json_depth)
     if team_id is None:
         team_id = await _team(request, body_key)
-    received = _Received(now, request.client.host if request.client else None, shared)
+    check_path(request.scope)  # (once: every call has the request's path)
+    ip = request.client.host if request.client else None
+    received = _Received(now, ip, shared, end_user_agent(request))
     writes: dict[str, WriteMessage] = {}
     for call in calls:
-        message = _write(request, team_id, call, received)
+        message = _write(team_id, call, received)
         writes.setdefault(message.id, message)  # a messageId twice in one batch: once
     accepted = await accept(request, list(writes.values()))
     return accepted.respond(examples.SUCCESS)

@@ -27,7 +27,6 @@ from schemas import messages
 from schemas.identity import InvalidIdentifier, normalised
 from schemas.messages import (
     EventData,
-    GroupData,
     Identifiers,
     Operation,
     WriteMessage,
@@ -80,33 +79,20 @@ def new_write(
     attributes: dict[str, Any] | None = None,
     event: EventData | None = None,
     occurred_at: datetime | None = None,
-    received_at: datetime | None = None,
-    group: GroupData | None = None,
-    message_id: str | None = None,
-    user_agent: str | None = None,
     create_if_missing: bool = True,
     api: str,
 ) -> WriteMessage:
-    """The canonical write, or ``ApiError(400)`` when a consumer would refuse it.
-
-    ``message_id``: a client-named id (``messages.client_message_id``) instead of a
-    new one; ``user_agent``: the end user's agent when the surface knows it (else
-    ``end_user_agent`` of the request and the event body); ``received_at``: one
-    receive time for all the writes of a request.
-    """
+    """The canonical write, or ``ApiError(400)`` when a consumer would refuse it."""
     check_path(request.scope)  # path parameters become identifiers and event names
     message = messages.new_write(
         team_id,
         op,
         identifiers,
         occurred_at=occurred_at,
-        received_at=received_at,
-        message_id=message_id,
         attributes=attributes or {},
         event=event,
-        group=group,
         create_if_missing=create_if_missing,
-        user_agent=user_agent or end_user_agent(request, event.body if event else None),
+        user_agent=end_user_agent(request, event.body if event else None),
         api=api,
     )
     return check_message(message)

@@ -201,15 +201,13 @@ def new_write(
     *,
     received_at: datetime | None = None,
     occurred_at: datetime | None = None,
-    message_id: str | None = None,
     **fields: Any,
 ) -> WriteMessage:
-    """A new write with its own message id (or ``message_id``: see
-    ``client_message_id``), received now (or at ``received_at``) and having happened
-    then unless ``occurred_at`` says otherwise."""
+    """A new write with its own message id, received now (or at ``received_at``) and
+    having happened then unless ``occurred_at`` says otherwise."""
     received = received_at or utcnow()
     return WriteMessage(
-        id=message_id or new_message_id(),
+        id=new_message_id(),
         team_id=team_id,
         op=op,
         identifiers=identifiers,

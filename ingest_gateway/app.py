@@ -1,8 +1,10 @@
 """The gateway as served: its surfaces in one route table, behind the edge's layers.
 
 ``create_app`` (uvicorn's factory) stacks, outermost first: the Postman path
-clean-up, the streamed body limit, then ``Gateway``, which starts and stops the
-process's services (the ASGI lifespan) and hands every request to the route table.
+clean-up, the CORS headers of the surfaces browsers send to (outside the body limit,
+so that its 413 has them too), the streamed body limit, then ``Gateway``, which
+starts and stops the process's services (the ASGI lifespan) and hands every request
+to the route table.
 
 A new API dialect is one surface module added to ``SURFACES``.
 """
@@ -19,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ingest_gateway import health, openapi
 from ingest_gateway.auth_cache import KeyCache
 from ingest_gateway.body import BodyLimitMiddleware
+from ingest_gateway.cors import CorsHeaders, cors_prefixes
 from ingest_gateway.deps import SCOPE_KEY, Services
 from ingest_gateway.errors import render_error
 from ingest_gateway.postman_paths import PostmanPathMiddleware
@@ -61,6 +64,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     settings = settings or get_settings()
     served: ASGIApp = Gateway(settings, Routes(route_table(), render_error))
     served = BodyLimitMiddleware(served, max_bytes=settings.max_body_bytes)
+    served = CorsHeaders(served, cors_prefixes())
     return PostmanPathMiddleware(served)
 
 

@@ -22,9 +22,11 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import msgspec
+import msgspec.inspect
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -131,10 +133,53 @@ def _pattern(path: str) -> re.Pattern[str]:
     return re.compile(regex)
 
 
+# An integer query parameter as written: an optional sign and ASCII digits. msgspec's
+# lax conversion alone would also take "1e3" and "1.0" (as floats that are integral).
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+# Significant digits beyond these put a value out of any 64-bit bound whatever they
+# are, and int() of more than 4300 fails: the bound check sees the first ones only.
+_INTEGER_DIGITS = 24
+
+
+@cache
+def _integer_parameters(shape: type[msgspec.Struct]) -> tuple[str, ...]:
+    """The names (as sent) of the parameters of ``shape`` typed ``int`` (or ``int | None``)."""
+
+    def is_int(kind: msgspec.inspect.Type) -> bool:
+        while isinstance(kind, msgspec.inspect.Metadata):  # Annotated[int, Meta(...)]
+            kind = kind.type
+        if isinstance(kind, msgspec.inspect.UnionType):  # int | None
+            return any(is_int(member) for member in kind.types)
+        return isinstance(kind, msgspec.inspect.IntType)
+
+    fields = msgspec.inspect.type_info(shape).fields  # type: ignore[attr-defined]
+    return tuple(f.encode_name for f in fields if is_int(f.type))
+
+
+def _integer(name: str, text: str) -> int:
+    if _INTEGER.fullmatch(text) is None:
+        raise ApiError(
+            400,
+            f"Invalid parameter {name}: an integer is ASCII digits with an optional sign",
+            field=name,
+        )
+    sign, digits = (text[0], text[1:]) if text[0] in "+-" else ("", text)
+    return int(sign + (digits.lstrip("0")[:_INTEGER_DIGITS] or "0"))
+
+
 def parse_query(request: Request, shape: type[msgspec.Struct]) -> msgspec.Struct:
-    """The request's query parameters as ``shape``; ``ApiError(400)`` naming the first bad one."""
+    """The request's query parameters as ``shape``; ``ApiError(400)`` naming the first bad one.
+
+    An ``int`` parameter is an optional sign and ASCII digits, nothing else (no
+    exponent, fraction, ``_``, space or other digits); then its bounds are checked.
+    """
+    values: dict[str, Any] = dict(request.query_params)
+    for parameter in _integer_parameters(shape):
+        text = values.get(parameter)
+        if text is not None:
+            values[parameter] = _integer(parameter, text)
     try:
-        return msgspec.convert(dict(request.query_params), shape, strict=False)
+        return msgspec.convert(values, shape, strict=False)
     except msgspec.ValidationError as exc:
         message = str(exc)
         name = message.rsplit("$.", 1)[1].rstrip("`") if "$." in message else None

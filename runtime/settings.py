@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     gateway_port: int = 8080
     gateway_workers: int = Field(1, ge=1)
     public_base_url: str = ""  # used in nextPageUrl; derived from the request when empty
+    # When PUBLIC_BASE_URL is empty, the Host headers the Segment settings may name as
+    # apiHost: comma-separated host[:port] (no port: any); empty, loopback names only.
+    # Any other Host gets 421 there (ingest_gateway/hosts.py).
+    trusted_hosts: str = Field(
+        "",
+        pattern=r"^\s*((?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?\s*(,\s*|$))*$",
+    )
     max_body_bytes: int = Field(5 * 1024 * 1024, ge=1024)
     max_json_depth: int = Field(32, ge=2)
     max_batch_items: int = Field(5000, ge=1)

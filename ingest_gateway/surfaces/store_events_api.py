@@ -12,7 +12,9 @@ format of every error here):
 
 - ``source``: optional; snake_case, 1 to 255 characters.
 - ``type``: required; snake_case, 1 to 255 characters. The event's type (name).
-- ``timestamp``: ISO 8601; now when absent; without an offset it is UTC; within the
+- ``timestamp``: ISO 8601 as RFC 3339 writes a date-time (``schemas.times``: an
+  offset with seconds exact; a date alone, a week or ordinal date, a comma fraction
+  or a number is refused); now when absent; without an offset it is UTC; within the
   years 1 to 9999 in UTC (what the store's readers hold).
 - ``id``: required string, 1 to 255 characters. An event with an id the team used
   before replaces that event (the newer event time wins).
@@ -34,7 +36,7 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -55,9 +57,9 @@ from schemas.identity import (
     normalise_external_id,
     normalise_phone,
 )
-from schemas.limits import time_refusal
 from schemas.messages import EventData, Identifiers, utcnow
 from schemas.outcomes import Outcome
+from schemas.times import InvalidTime, format_time, parse_time
 
 PREFIX = "/core/v3"
 API = "store_events_api"
@@ -109,22 +111,14 @@ def _snake(problems: _Problems, payload: dict[str, Any], field: str, *, required
 
 
 def _timestamp(problems: _Problems, value: Any) -> datetime | None:
+    """The event time in UTC (``schemas.times``: without an offset, UTC), or None."""
     if value is None:
         return None
-    if isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            pass
-        else:
-            moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-            refusal = time_refusal(moment)
-            if refusal is None:
-                return moment
-            problems.add("timestamp", refusal)
-            return None
-    problems.add("timestamp", "must be an ISO 8601 date-time, e.g. 2024-05-01T10:00:00Z")
-    return None
+    try:
+        return parse_time(value, naive_is_utc=True)
+    except InvalidTime as exc:
+        problems.add("timestamp", exc.reason)
+        return None
 
 
 def _primitives(
@@ -203,10 +197,6 @@ async def _check_store(request: Request, team_id: int, app_key: str) -> None:
         raise ApiError(
             403, f"The API key does not give access to store {app_key!r}", field="app_key"
         )
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 _EXAMPLE = {
@@ -337,7 +327,7 @@ async def create_or_update_event(app_key: str, team_id: int, request: Request) -
         "id": event_id,
         "type": event_type,
         "source": source or None,
-        "timestamp": _iso(occurred_at),
+        "timestamp": format_time(occurred_at),
         "status": "accepted",
         "message_id": message.id,
     }
@@ -354,7 +344,7 @@ async def create_or_update_event(app_key: str, team_id: int, request: Request) -
             "id": row["client_event_id"],
             "type": row["type"],
             "source": row["source"],
-            "timestamp": _iso(row["occurred_at"]),
+            "timestamp": format_time(row["occurred_at"]),
             "customer": {"customer_id": row["customer_id"]},
             "properties": stored_json(row["body"]),
             "status": "stored" if kept else "superseded",

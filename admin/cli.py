@@ -2,6 +2,8 @@
 
     ingest-admin create-team | list-teams | rotate-key | revoke-key
                  | set-allowed-origins                                  admin.teams
+    ingest-admin block-identifier | unblock-identifier
+                 | list-blocked-identifiers                             admin.blocked_identifiers
     ingest-admin create-event-group | list-event-groups | add-event-types
                  | remove-event-types | delete-event-group              admin.event_groups
     ingest-admin prune-ledger --older-than-days N                       admin.ledger
@@ -23,7 +25,7 @@ import sys
 
 import asyncpg
 
-from admin import dead_letters, event_groups, ledger, teams
+from admin import blocked_identifiers, dead_letters, event_groups, ledger, teams
 from admin.errors import CommandError
 from runtime.settings import get_settings
 
@@ -31,7 +33,7 @@ from runtime.settings import get_settings
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ingest-admin", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
-    for module in (teams, ledger, event_groups, dead_letters):
+    for module in (teams, blocked_identifiers, ledger, event_groups, dead_letters):
         module.add_parsers(sub)
     return p
 
@@ -44,6 +46,8 @@ async def _run(args: argparse.Namespace) -> str:
     try:
         if args.command in event_groups.COMMANDS:
             return await event_groups.run(conn, args, await teams.find_team(conn, args.team))
+        if args.command in blocked_identifiers.COMMANDS:
+            return await blocked_identifiers.run(conn, args)
         if args.command in ledger.COMMANDS:
             return await ledger.run(conn, args)
         return await teams.run(conn, args)

@@ -5,6 +5,18 @@ checked against what the consumers accept), ``accept`` (2xx only after Kafka
 acknowledged it; with ``Prefer: return=representation`` or ``?wait=true``, then
 also after the consumers applied it, bounded by ``WAIT_TIMEOUT_S``), and the
 answer (``Accepted.respond``: 202 with the message id when the wait ran out).
+
+**Blocked identifiers.** ``accept`` is also where a team's blocked identifier values
+(``ingest-admin block-identifier``, table ``blocked_identifiers``) are enforced, as
+every write passes here: a message naming one is refused (``ApiError(400)``, in the
+surface's format) before anything is published, except on the Segment surface
+(``IGNORES_BLOCKED``), where the blocked value is dropped and the call kept when
+another identifier remains. The batch endpoint checks its items itself
+(``check_not_blocked``) to reject only the item. A team's list is read through the
+read model and cached for ``KEY_CACHE_SECONDS`` (while PostgreSQL is away, the last
+list read holds): a change takes effect within that time, and a team without
+blocked values costs one dict lookup per request. Only new writes are checked:
+messages already published (or published within that time) are applied as they are.
 """
 
 from __future__ import annotations
@@ -16,13 +28,17 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import msgspec
 from starlette.requests import Request
 
 from ingest_gateway import deps
+from ingest_gateway.auth_cache import KEY_CACHE_SECONDS
 from ingest_gateway.errors import ApiError
 from ingest_gateway.read_model.outcomes import outcomes
+from ingest_gateway.read_model.teams import blocked_identifiers
 from ingest_gateway.responses import JSON
 from ingest_gateway.validation import check_message, check_path
+from runtime.pg import UNAVAILABLE, is_unavailable
 from schemas import messages
 from schemas.identity import InvalidIdentifier, normalised
 from schemas.messages import (
@@ -126,15 +142,81 @@ class Accepted:
 
 
 async def accept(request: Request, messages: list[WriteMessage]) -> Accepted:
-    """Publish (2xx only after Kafka acknowledged), then wait if the client asked to."""
+    """Publish (2xx only after Kafka acknowledged), then wait if the client asked to;
+    ``ApiError(400)`` when a message names a value its team blocked."""
     services = deps.services(request)
     if messages:
+        blocked = await team_blocked(request, messages[0].team_id)
+        if blocked:
+            messages = [_unblocked(message, blocked) for message in messages]
         await services.publisher.publish(messages)
     ids = [m.id for m in messages]
     if not wants_wait(request) or not ids:
         return Accepted(ids, None, waited=False)
     found = await wait_for_outcomes(services.db, ids, services.settings.wait_timeout_s)
     return Accepted(ids, found, waited=True)
+
+
+# -- the team's blocked identifier values ----------------------------------------
+
+Blocked = frozenset[tuple[str, str]]
+
+# The APIs whose writes are kept without a blocked identifier when another remains
+# (the Segment spec: Segment keeps a blocked value in the payload, not as an id).
+IGNORES_BLOCKED = frozenset({"segment_api"})
+
+# Blocked (kind, value) pairs by team, and until when that answer holds.
+_BLOCKED: dict[int, tuple[Blocked, float]] = {}
+_MAX_CACHED_TEAMS = 10_000
+
+
+async def team_blocked(request: Request, team_id: int) -> Blocked:
+    """The team's blocked identifiers as (kind, value) pairs, normalised; cached for
+    ``KEY_CACHE_SECONDS``, and the last list read while PostgreSQL is away."""
+    hit = _BLOCKED.get(team_id)
+    now = time.monotonic()
+    if hit is not None and now <= hit[1]:
+        return hit[0]
+    try:
+        blocked = await blocked_identifiers(deps.db(request), team_id)
+    except UNAVAILABLE as exc:
+        if hit is None or not is_unavailable(exc):
+            raise
+        blocked = hit[0]
+    if len(_BLOCKED) > _MAX_CACHED_TEAMS:
+        _BLOCKED.clear()
+    _BLOCKED[team_id] = (blocked, now + KEY_CACHE_SECONDS)
+    return blocked
+
+
+def _blocked_error(kind: str, value: str) -> ApiError:
+    return ApiError(
+        400,
+        f"Invalid {kind}: {value!r} is blocked for this team",
+        "The team's administrators blocked this value: it names no customer.",
+        field=kind,
+    )
+
+
+def check_not_blocked(identifiers: Identifiers, blocked: Blocked) -> None:
+    """``ApiError(400)`` when one of ``identifiers`` is in ``blocked`` (``team_blocked``)."""
+    if blocked:
+        for kind, value in identifiers.items():
+            if (kind, value) in blocked:
+                raise _blocked_error(kind, value)
+
+
+def _unblocked(message: WriteMessage, blocked: Blocked) -> WriteMessage:
+    """``message``, or ``ApiError(400)`` when it names a blocked value; for the APIs in
+    ``IGNORES_BLOCKED``, without the blocked values if it names someone else too."""
+    named = message.identifiers.items()
+    kept = [(kind, value) for kind, value in named if (kind, value) not in blocked]
+    if len(kept) == len(named):
+        return message
+    if kept and message.api in IGNORES_BLOCKED:
+        return msgspec.structs.replace(message, identifiers=Identifiers(**dict(kept)))
+    kind, value = next(pair for pair in named if pair in blocked)
+    raise _blocked_error(kind, value)
 
 
 # -- the optional wait for the consumers ---------------------------------------

@@ -6,7 +6,9 @@
 - ``{"type": "customer", "email": ..., "attributes": {...}}``
 
 and names its customer by ``email``, ``phone``, ``customerId`` and/or
-``customerExternalId`` (several at once assert they are one person). Optional:
+``customerExternalId`` (several at once assert they are one person), each by the
+rules of ``schemas.identity``: an item naming a junk value (``N/A``, ``unknown``,
+...) or one its team blocked (``ingest-admin block-identifier``) is rejected. Optional:
 ``occurredAt`` (RFC 3339 with a time zone; default: when received), and for events
 ``eventId`` (a client id: a later item with the same id replaces the event).
 
@@ -33,7 +35,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ingest_gateway import deps
-from ingest_gateway.accept import accept, end_user_agent, identifiers_or_400
+from ingest_gateway.accept import (
+    Blocked,
+    accept,
+    check_not_blocked,
+    end_user_agent,
+    identifiers_or_400,
+    team_blocked,
+)
 from ingest_gateway.body import parse_json
 from ingest_gateway.errors import ApiError
 from ingest_gateway.responses import JSON
@@ -150,6 +159,7 @@ def _message(
     settings: Settings,
     now: datetime,
     header_agent: str | None,
+    blocked: Blocked,
 ) -> WriteMessage:
     if len(raw) > settings.max_item_bytes:
         raise ItemError(f"The item is larger than the limit of {settings.max_item_bytes} bytes")
@@ -164,6 +174,7 @@ def _message(
         raise ItemError("occurredAt needs a time zone (e.g. 2024-05-01T12:00:00Z)")
     try:
         identifiers = identifiers_or_400(item.identifiers())
+        check_not_blocked(identifiers, blocked)  # (here, to reject the item alone)
         if isinstance(item, _EventItem):
             name = item.event_name
             if not name.strip() or len(name) > 255 or "\x00" in name:
@@ -313,11 +324,12 @@ async def batch(team_id: int, request: Request) -> Response:
         raise ApiError(413, f"At most {settings.max_batch_items} items per request")
     now = utcnow()
     header_agent = end_user_agent(request)
+    blocked = await team_blocked(request, team_id)
     messages: list[WriteMessage] = []
     results: list[dict[str, Any]] = []
     for index, item in enumerate(envelope.items):
         try:
-            message = _message(request, team_id, bytes(item), settings, now, header_agent)
+            message = _message(request, team_id, bytes(item), settings, now, header_agent, blocked)
         except ItemError as exc:
             results.append({"index": index, "status": "rejected", "error": str(exc)})
             continue

@@ -37,8 +37,12 @@ read by rudder-sdk-python), nothing accepted. 413 too large, 503 with
 creates its customer when missing:
 
 - ``userId`` (a string or a number) is the ``external_id``, ``anonymousId`` the
-  ``anonymous_id``; one of them is required. For ``identify`` only, a valid
-  ``traits.email`` is an ``email`` identifier too (an invalid one stays a trait).
+  ``anonymous_id``; one of them is required. A junk one (``schemas.identity``:
+  ``(null)``, ``N/A``, ``0``, ...) or one the team blocked (``ingest-admin
+  block-identifier``) beside a usable one is ignored and the call kept, as Segment
+  does with its blocked values; with none usable, 400. For ``identify`` only, a
+  valid ``traits.email`` is an ``email`` identifier too (an invalid one stays a
+  trait).
 - ``identify``: ``upsert_customer`` with the traits as attributes (``traits``
   over ``context.traits``, where rudder-sdk-python sends them). ``track``:
   ``track_event`` named ``event`` with ``properties`` as body. ``page`` and
@@ -98,6 +102,7 @@ from ingest_gateway.surfaces.segment_examples import (
 from ingest_gateway.validation import DEPTH_RULE, check_message, check_path
 from schemas.identity import (
     InvalidIdentifier,
+    JunkIdentifier,
     normalise_anonymous_id,
     normalise_email,
     normalise_external_id,
@@ -232,8 +237,15 @@ class _Call:
         return value
 
     def identifier(
-        self, field: str, normalise: Callable[[str], str], *, required: bool = False
+        self,
+        field: str,
+        normalise: Callable[[str], str],
+        *,
+        required: bool = False,
+        ignore_junk: bool = False,
     ) -> str | None:
+        """The field as an identifier, or None when absent (or junk, if ``ignore_junk``:
+        ``schemas.identity.JunkIdentifier``)."""
         value = self.fields.get(field)
         if value is None:
             if required:
@@ -248,6 +260,8 @@ class _Call:
         try:
             return _normalised(normalise, value)
         except InvalidIdentifier as exc:
+            if ignore_junk and isinstance(exc, JunkIdentifier):
+                return None
             raise self.fail(field, exc.reason) from exc
 
     def time(self, field: str) -> datetime | None:
@@ -333,9 +347,13 @@ def _identifiers(call: _Call, traits: dict[str, Any]) -> Identifiers:
             external_id=call.identifier("userId", normalise_external_id, required=True),
             anonymous_id=call.identifier("previousId", normalise_anonymous_id, required=True),
         )
-    external_id = call.identifier("userId", normalise_external_id)
-    anonymous_id = call.identifier("anonymousId", normalise_anonymous_id)
+    # A junk id beside a usable one is ignored and the call kept, as Segment keeps a
+    # blocked value in the payload without making it an identifier (schemas.identity).
+    external_id = call.identifier("userId", normalise_external_id, ignore_junk=True)
+    anonymous_id = call.identifier("anonymousId", normalise_anonymous_id, ignore_junk=True)
     if external_id is None and anonymous_id is None:
+        call.identifier("userId", normalise_external_id)  # none usable: refused, saying why
+        call.identifier("anonymousId", normalise_anonymous_id)
         raise call.fail("userId", "userId or anonymousId is required")
     email = None
     address = traits.get("email")  # (traits of identify calls only)

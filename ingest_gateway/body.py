@@ -21,13 +21,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ingest_gateway.content_encoding import decoding
 from ingest_gateway.errors import ApiError, RequestTooLarge, formatter_for
+from ingest_gateway.pacing import SLICE_BYTES, Pacer
 from ingest_gateway.responses import JSON
 from ingest_gateway.validation import (
     DEPTH_RULE,
     JSON_NUMBER_RULE,
-    check_json,
+    OutsideStrings,
+    check_containers,
+    check_json_text,
     decode_text,
-    needs_walk,
+    json_text_problem,
+    might_break,
+    refuse_json_text,
 )
 
 # As Starlette's form parser: fields per multipart body.
@@ -89,30 +94,54 @@ class BodyLimitMiddleware:
 _json = msgspec.json.Decoder()
 
 
-def parse_json(raw: bytes, max_depth: int, what: str = "The request body") -> Any:
-    """``raw`` as JSON that keeps every rule, or ``ApiError(400)`` saying why not.
-
-    msgspec rather than orjson: it keeps integers beyond 64 bits exact (orjson makes
-    them floats), so that they are refused rather than silently changed. The value is
-    walked only when its bytes show it may break a rule (``validation.needs_walk``).
-    """
+def _decoded(raw: bytes, max_depth: int, what: str) -> Any:
+    """``raw`` parsed, or ``ApiError`` when it is not JSON, or would cost too much to
+    parse (``validation.check_containers``, checked first)."""
     if not raw.strip():
         raise ApiError(400, f"{what} is empty; JSON was expected")
+    check_containers(raw, what)
     try:
-        value = _json.decode(raw)
+        return _json.decode(raw)
     except msgspec.ValidationError as exc:  # a number beyond a double, or 4300 digits
         raise ApiError(400, f"{JSON_NUMBER_RULE}: {exc}") from exc
     except msgspec.DecodeError as exc:  # also invalid UTF-8 and lone surrogates
         raise ApiError(400, f"{what} is not valid JSON: {exc}") from exc
     except RecursionError as exc:
         raise ApiError(400, DEPTH_RULE.format(max_depth=max_depth)) from exc
-    if needs_walk(raw, max_depth):
-        check_json(value, max_depth)
+
+
+def parse_json(raw: bytes, max_depth: int, what: str = "The request body") -> Any:
+    """``raw`` as JSON that keeps every rule, or ``ApiError(400)`` saying why not.
+
+    msgspec rather than orjson: it keeps integers beyond 64 bits exact (orjson makes
+    them floats), so that they are refused rather than silently changed. The rules are
+    read from the text (``validation.check_json_text``): the value is walked only
+    when one is broken, to name where. For a message or an item; a whole body is read
+    with ``read_json``, which gives the event loop turns while it checks.
+    """
+    value = _decoded(raw, max_depth, what)
+    check_json_text(raw, value, max_depth)
+    return value
+
+
+async def _checked(raw: bytes, value: Any, max_depth: int) -> Any:
+    """``value`` parsed from ``raw``, once its text keeps every rule; the text outside
+    strings read a slice at a time, with turns of the event loop in between."""
+    if might_break(raw, max_depth):
+        pacer = Pacer()
+        outside = OutsideStrings(raw)
+        while read := outside.feed(SLICE_BYTES):
+            await pacer.worked(read)
+        found = json_text_problem(raw, outside.result(), max_depth)
+        if found is not None:
+            refuse_json_text(raw, value, found, max_depth)
     return value
 
 
 async def read_json(request: Request, max_depth: int) -> Any:
-    return parse_json(await request.body(), max_depth)
+    """The request body as JSON that keeps every rule (``parse_json``), for any size."""
+    raw = await request.body()
+    return await _checked(raw, _decoded(raw, max_depth, "The request body"), max_depth)
 
 
 def _charset(content_type: str | bytes, default: str = "utf-8") -> str:
@@ -225,7 +254,7 @@ async def read_key_values(request: Request, max_depth: int) -> dict[str, Any]:
         return _urlencoded(raw, _charset(content_type))
     if not raw.strip():
         return {}
-    value = parse_json(raw, max_depth)
+    value = await _checked(raw, _decoded(raw, max_depth, "The request body"), max_depth)
     if not isinstance(value, dict):
         raise ApiError(400, "Expected a JSON object of key: value pairs")
     return value

@@ -3,8 +3,9 @@
 ``decoding`` wraps an ASGI ``receive`` (``body.BodyLimitMiddleware`` calls it when
 the request names an encoding): ``gzip`` (or ``x-gzip``, one member or several in a
 row) is inflated chunk by chunk, and refused with 413 as soon as what it inflates to
-passes the body limit, so a bomb never inflates; a broken or truncated stream is 400;
-``identity`` passes as sent; any other encoding is 415 once the body is read. The
+passes the body limit, or ``MAX_INFLATION_RATIO`` times the compressed bytes received
+(beyond its first MiB), so a bomb never inflates; a broken or truncated stream is
+400; ``identity`` passes as sent; any other encoding is 415 once the body is read. The
 errors are ``ApiError``: each surface renders them in its own format.
 
 Imports: the error layer only.
@@ -19,6 +20,12 @@ from starlette.types import Message, Receive
 from ingest_gateway.errors import ApiError
 
 _GZIP = 16 + zlib.MAX_WBITS
+# What a compressed body may inflate to beyond its first MiB: at most this many times
+# the compressed bytes received so far. JSON batches compress 5 to 30 times; deflate
+# allows ~1,000, which only a bomb reaches (a few KB of gzip that would cost the
+# gateway 5 MB of parsing each).
+MAX_INFLATION_RATIO = 200
+FREE_INFLATION_BYTES = 1024 * 1024
 
 
 class GzipInflater:
@@ -28,6 +35,7 @@ class GzipInflater:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.size = 0  # inflated so far
+        self.fed = 0  # compressed bytes received so far
         self._inflater = zlib.decompressobj(_GZIP)
 
     def _room(self) -> int:
@@ -37,13 +45,21 @@ class GzipInflater:
                 f"The request body is larger than the limit of {self.limit} bytes"
                 " once decompressed",
             )
-        return self.limit + 1 - self.size  # >= 1: 0 would mean "no limit"
+        ratio_limit = max(FREE_INFLATION_BYTES, MAX_INFLATION_RATIO * self.fed)
+        if self.size > ratio_limit:
+            raise ApiError(
+                413,
+                f"The gzip body inflates more than {MAX_INFLATION_RATIO} times its"
+                f" compressed size (beyond its first {FREE_INFLATION_BYTES} bytes)",
+            )
+        return min(self.limit, ratio_limit) + 1 - self.size  # >= 1: 0 means "no limit"
 
     def _inflated(self, chunk: bytes) -> bytes:
         self.size += len(chunk)
         return chunk
 
     def feed(self, data: bytes) -> bytes:
+        self.fed += len(data)
         out = bytearray()
         try:
             while data:

@@ -26,6 +26,10 @@ from schemas.messages import WriteMessage
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 MAX_NAME_LENGTH = 255
+# Objects and arrays one request may make the gateway build: parsing costs most per
+# container (~0.3 us each), so this bounds the work of any body within the size
+# limit to about that of a legitimate 5 MB batch (docs: limits and bounded work).
+MAX_JSON_CONTAINERS = 200_000
 EARLIEST = datetime.min.replace(tzinfo=UTC)
 LATEST = datetime.max.replace(tzinfo=UTC)
 

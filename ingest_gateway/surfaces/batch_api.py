@@ -9,8 +9,9 @@ and names its customer by ``email``, ``phone``, ``customerId`` and/or
 ``customerExternalId`` (several at once assert they are one person), each by the
 rules of ``schemas.identity``: an item naming a junk value (``N/A``, ``unknown``,
 ...) or one its team blocked (``ingest-admin block-identifier``) is rejected. Optional:
-``occurredAt`` (RFC 3339 with a time zone; default: when received), and for events
-``eventId`` (a client id: a later item with the same id replaces the event).
+``occurredAt`` (RFC 3339 with a time zone, as ``schemas.times`` reads it; default:
+when received), and for events ``eventId`` (a client id: a later item with the same
+id replaces the event).
 
 The answer is ``{"accepted": n, "rejected": m, "items": [...]}`` with one entry per
 item, in order: ``{"index", "status": "accepted", "id"}`` or ``{"index", "status":
@@ -45,11 +46,13 @@ from ingest_gateway.accept import (
 )
 from ingest_gateway.body import parse_json
 from ingest_gateway.errors import ApiError
+from ingest_gateway.pacing import Pacer
 from ingest_gateway.responses import JSON
 from ingest_gateway.routing import Surface
 from ingest_gateway.surfaces.common import json_body, responses
 from ingest_gateway.validation import (
     DEPTH_RULE,
+    check_containers,
     check_json,
     check_message,
     check_utf8,
@@ -65,6 +68,7 @@ from schemas.messages import (
     new_write,
     utcnow,
 )
+from schemas.times import InvalidTime, parse_time
 
 PREFIX = "/api/1.0"
 API = "batch_api"
@@ -87,7 +91,7 @@ class _Named(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields
     phone: str | None = None
     customer_id: str | _Int64 | None = None
     customer_external_id: str | _Int64 | None = None
-    occurred_at: datetime | None = None
+    occurred_at: str | None = None  # read by ``schemas.times.parse_time``
 
     def identifiers(self) -> Identifiers:
         return Identifiers(
@@ -169,9 +173,12 @@ def _message(
         raise ItemError(f"Invalid item: {exc}") from exc
     except RecursionError as exc:
         raise ItemError(DEPTH_RULE.format(max_depth=settings.max_json_depth)) from exc
-    occurred_at = item.occurred_at or now
-    if occurred_at.tzinfo is None:
-        raise ItemError("occurredAt needs a time zone (e.g. 2024-05-01T12:00:00Z)")
+    try:
+        occurred_at = (
+            now if item.occurred_at is None else parse_time(item.occurred_at, naive_is_utc=False)
+        )
+    except InvalidTime as exc:
+        raise ItemError(f"Invalid occurredAt: {exc.reason}") from exc
     try:
         identifiers = identifiers_or_400(item.identifiers())
         check_not_blocked(identifiers, blocked)  # (here, to reject the item alone)
@@ -322,12 +329,15 @@ async def batch(team_id: int, request: Request) -> Response:
         raise ApiError(400, "The batch has no items")
     if len(envelope.items) > settings.max_batch_items:
         raise ApiError(413, f"At most {settings.max_batch_items} items per request")
+    check_containers(raw)
+    pacer = Pacer()
     now = utcnow()
     header_agent = end_user_agent(request)
     blocked = await team_blocked(request, team_id)
     messages: list[WriteMessage] = []
     results: list[dict[str, Any]] = []
     for index, item in enumerate(envelope.items):
+        await pacer.worked(len(item))
         try:
             message = _message(request, team_id, bytes(item), settings, now, header_agent, blocked)
         except ItemError as exc:

@@ -8,7 +8,8 @@ posts them to ``/v1/i``, ``/t``, ``/p``, ``/s``, ``/g``, ``/a``, served too) and
 each message with its ``type``; the batch's ``sentAt`` and ``context`` stand for
 those a message lacks. ``GET /v1/projects/{writeKey}/settings`` is what
 analytics.js fetches from its CDN: the least settings that point it at this
-gateway (``apiHost``: ``PUBLIC_BASE_URL``, else the request's Host, plus ``/v1``).
+gateway (``apiHost``: ``PUBLIC_BASE_URL``, else the request's Host if trusted,
+plus ``/v1``; an untrusted Host is 421, ``ingest_gateway.hosts``).
 
 **Auth.** The write key is a team API key: the username of HTTP Basic with an empty
 password (``Authorization: Basic base64("<key>:")``), or ``writeKey`` in the body
@@ -55,7 +56,13 @@ creates its customer when missing:
 - The event time is ``timestamp``; else ``originalTimestamp`` corrected for the
   device's clock skew, ``receivedAt - (sentAt - originalTimestamp)`` (receivedAt is
   the gateway's; a client's is ignored); else ``originalTimestamp``; else when
-  received. A time without a zone is UTC.
+  received. Times are RFC 3339 as ``schemas.times`` reads them (an offset with
+  seconds exact; a date alone, a week date, a comma fraction or a number is 400);
+  a time without a zone is UTC. A correction more than 60 s after the receive time
+  or more than 365 days before it (``schemas.times.skew_corrected``) is not used:
+  the event time is the receive time, and the event's ``context`` records it under
+  ``timestampFallback``: ``{"reason": "future" | "past", "originalTimestamp",
+  "sentAt"}`` (in UTC, as read). (identify, group and alias store no context.)
 - ``context`` is stored with events (``events.context``; identify, group and alias
   keep none); its ``ip`` defaults to the sender's address, its ``userAgent`` is the
   end user's agent for the bot rule (else ``accept.end_user_agent``'s rule).
@@ -76,20 +83,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ingest_gateway import cors, deps
+from ingest_gateway import cors, deps, hosts
 from ingest_gateway.accept import accept, declared_user_agent, end_user_agent
 from ingest_gateway.auth import basic_username, team_for_key, team_of
 from ingest_gateway.body import parse_json
 from ingest_gateway.errors import ApiError
+from ingest_gateway.pacing import Pacer
 from ingest_gateway.responses import JSON
 from ingest_gateway.routing import Endpoint, Surface
 from ingest_gateway.surfaces import segment_examples as examples
@@ -99,7 +106,7 @@ from ingest_gateway.surfaces.segment_examples import (
     MAX_MESSAGE_BYTES,
     MAX_TEXT,
 )
-from ingest_gateway.validation import DEPTH_RULE, check_message, check_path
+from ingest_gateway.validation import DEPTH_RULE, check_containers, check_message, check_path
 from schemas.identity import (
     InvalidIdentifier,
     JunkIdentifier,
@@ -107,7 +114,7 @@ from schemas.identity import (
     normalise_email,
     normalise_external_id,
 )
-from schemas.limits import text_refusal, time_refusal
+from schemas.limits import text_refusal
 from schemas.messages import (
     EventData,
     GroupData,
@@ -118,6 +125,7 @@ from schemas.messages import (
     new_message_id,
     utcnow,
 )
+from schemas.times import InvalidTime, format_time, parse_time, skew_corrected
 
 PREFIX = "/v1"
 API = "segment_api"
@@ -265,22 +273,15 @@ class _Call:
             raise self.fail(field, exc.reason) from exc
 
     def time(self, field: str) -> datetime | None:
+        """The field as an instant in UTC (``schemas.times``: without a zone, UTC), or
+        None when absent."""
         value = self.fields.get(field)
         if value is None:
             return None
-        moment = None
-        if isinstance(value, str):
-            try:  # (RFC 3339 allows "t" and "z")
-                moment = datetime.fromisoformat(value.upper())
-            except ValueError:
-                moment = None
-        if moment is None:
-            raise self.fail(field, "must be an ISO-8601 date-time, e.g. 2024-05-01T12:00:00Z")
-        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-        refusal = time_refusal(moment)
-        if refusal is not None:
-            raise self.fail(field, refusal)
-        return moment
+        try:
+            return parse_time(value, naive_is_utc=True)
+        except InvalidTime as exc:
+            raise self.fail(field, exc.reason) from exc
 
 
 @dataclass(frozen=True)
@@ -303,25 +304,33 @@ class _Received:
     agent: str | None
 
 
-def _occurred_at(call: _Call, received: _Received) -> datetime:
+# The key of an event's ``context`` recording that its time is the receive time
+# because the clock-skew correction was out of bounds (module docs, "Mapping").
+TIME_FALLBACK = "timestampFallback"
+
+
+def _occurred_at(call: _Call, received: _Received) -> tuple[datetime, dict[str, str] | None]:
     """``timestamp``; else ``originalTimestamp`` corrected by the clock skew ``sentAt``
-    shows; else ``originalTimestamp``; else the receive time."""
+    shows (``schemas.times.skew_corrected``); else ``originalTimestamp``; else the
+    receive time. With it, what to record under ``TIME_FALLBACK`` when the correction
+    was out of bounds and the receive time is used instead (else None)."""
     timestamp = call.time("timestamp")
     if timestamp is not None:
-        return timestamp
+        return timestamp, None
     original = call.time("originalTimestamp")
     if original is None:
-        return received.at
+        return received.at, None
     sent_at = call.time("sentAt") or received.shared.sent_at
     if sent_at is None:
-        return original
-    try:
-        derived = received.at - (sent_at - original)
-    except OverflowError:
-        derived = None
-    if derived is None or time_refusal(derived) is not None:
-        raise call.fail("originalTimestamp", "with sentAt, gives a time outside years 1 to 9999")
-    return derived
+        return original, None
+    derived = skew_corrected(original, sent_at, received.at)
+    if isinstance(derived, datetime):
+        return derived, None
+    return received.at, {
+        "reason": derived,
+        "originalTimestamp": format_time(original),
+        "sentAt": format_time(sent_at),
+    }
 
 
 def _context(call: _Call, received: _Received) -> dict[str, Any]:
@@ -383,8 +392,10 @@ _FIELDS = {"occurred_at": "timestamp", "event.name": "event", "group.group_id": 
 
 
 def _write(team_id: int, call: _Call, received: _Received) -> WriteMessage:
-    occurred_at = _occurred_at(call, received)
+    occurred_at, time_fallback = _occurred_at(call, received)
     context = _context(call, received)
+    if time_fallback is not None:  # (stored with events: an analyst sees the choice)
+        context = {**context, TIME_FALLBACK: time_fallback}
     traits = _traits(call, context) if call.kind == "identify" else {}
     identifiers = _identifiers(call, traits)
     message_id = call.text("messageId", blank=False)
@@ -439,18 +450,45 @@ async def _team(request: Request, key: str | None) -> int:
     return team_id
 
 
-def _body_key(payload: Any) -> str | None:
-    key = payload.get("writeKey") if isinstance(payload, dict) else None
-    return key.strip() if isinstance(key, str) else None
+# A write key's JSON longer than this names no key: it is refused unread.
+_MAX_KEY_JSON = 1024
+_key_decoder = msgspec.json.Decoder(str | None)
 
 
-def _single(raw: bytes, kind: str, max_depth: int) -> tuple[list[_Call], _Shared, str | None]:
-    if len(raw) > MAX_MESSAGE_BYTES:
-        raise _too_large("")
+def _key_in(raw: msgspec.Raw | None) -> str | None:
+    """The ``writeKey`` of a body, read from its own bytes only (no larger than a key)."""
+    if raw is None:
+        return None
+    if len(raw) > _MAX_KEY_JSON:
+        raise ApiError(401, "Invalid write key", "The write key is unknown or was revoked.")
+    try:
+        key = _key_decoder.decode(raw)
+    except msgspec.MsgspecError:
+        return None
+    return key.strip() if key else None
+
+
+class _Request(msgspec.Struct):
+    """A single call's ``writeKey``, the rest of the call left unread."""
+
+    writeKey: msgspec.Raw = msgspec.Raw(b"null")
+
+
+_request = msgspec.json.Decoder(_Request)
+
+
+def _single_key(raw: bytes) -> str | None:
+    try:
+        return _key_in(_request.decode(raw).writeKey)
+    except (msgspec.MsgspecError, RecursionError):
+        return None  # not a JSON object: said once it is read
+
+
+def _single(raw: bytes, kind: str, max_depth: int) -> _Call:
     payload = _json(raw, max_depth, "")
     if not isinstance(payload, dict):
         raise ApiError(400, f"Expected a JSON object: one {kind} call")
-    return [_Call(payload, kind)], _Shared(), _body_key(payload)
+    return _Call(payload, kind)
 
 
 class _Body(msgspec.Struct):
@@ -466,14 +504,22 @@ class _Body(msgspec.Struct):
 _body = msgspec.json.Decoder(_Body)
 
 
-def _envelope(raw: bytes, max_depth: int) -> tuple[list[msgspec.Raw], dict[str, msgspec.Raw]]:
-    """The batch's messages and its own fields that are read, each as sent."""
+@dataclass(frozen=True)
+class _Envelope:
+    """A batch request as sent: its messages and its own fields that are read, each
+    still unparsed (one pass of msgspec over the body, building nothing else)."""
+
+    items: list[msgspec.Raw]
+    fields: dict[str, msgspec.Raw]
+
+
+def _envelope(raw: bytes, max_depth: int) -> _Envelope:
     try:  # in one pass over the body, as a well-formed batch allows
         body = _body.decode(raw)
     except (msgspec.MsgspecError, RecursionError):
         pass  # read field by field below, to say what is wrong
     else:
-        return body.batch, {name: getattr(body, name) for name in _TOP}
+        return _counted(_Envelope(body.batch, {name: getattr(body, name) for name in _TOP}))
     fields = _raw_fields(raw, max_depth)
     if "batch" not in fields:
         raise ApiError(400, "batch: is required, an array of messages", field="batch")
@@ -481,58 +527,118 @@ def _envelope(raw: bytes, max_depth: int) -> tuple[list[msgspec.Raw], dict[str, 
         items = _raw_list.decode(fields["batch"])
     except msgspec.ValidationError as exc:
         raise ApiError(400, "batch: must be an array of messages", field="batch") from exc
-    return items, {name: fields[name] for name in _TOP if name in fields}
+    return _counted(_Envelope(items, {name: fields[name] for name in _TOP if name in fields}))
 
 
-def _batch(raw: bytes, max_depth: int) -> tuple[list[_Call], _Shared, str | None]:
-    items, fields = _envelope(raw, max_depth)
-    if len(items) > MAX_BATCH_MESSAGES:
+def _counted(envelope: _Envelope) -> _Envelope:
+    if len(envelope.items) > MAX_BATCH_MESSAGES:
         raise ApiError(413, f"batch: at most {MAX_BATCH_MESSAGES} messages per request")
-    read = {name: _json(bytes(value), max_depth, f"{name}.") for name, value in fields.items()}
+    return envelope
+
+
+def _shared(envelope: _Envelope, max_depth: int) -> _Shared:
+    """The batch's sentAt and context, each parsed only if no larger than a message
+    (a context is copied into every message that inherits it)."""
+    read = {}
+    for name in ("sentAt", "context"):
+        value = envelope.fields.get(name)
+        if value is not None:
+            if len(value) > MAX_MESSAGE_BYTES:
+                raise _too_large(f"{name}.")
+            read[name] = _json(bytes(value), max_depth, f"{name}.")
     top = _Call(read, "batch")
     context = top.object("context") or None
-    shared = _Shared(top.time("sentAt"), context, len(fields["context"]) if context else 0)
-    calls = []
-    for index, item in enumerate(items):
-        if len(item) > MAX_MESSAGE_BYTES:
-            raise _too_large(_where(index))
-        message = _json(bytes(item), max_depth, _where(index))
-        if not isinstance(message, dict):
-            raise ApiError(400, f"batch[{index}]: must be an object", field=f"batch[{index}]")
-        kind = message.get("type")
-        if kind not in CALL_TYPES:
-            field = f"{_where(index)}type"
-            raise ApiError(400, f"{field}: must be one of {', '.join(CALL_TYPES)}", field=field)
-        if "context" not in message and len(item) + shared.context_bytes > MAX_MESSAGE_BYTES:
-            raise _too_large(_where(index))  # with the batch's context it would not fit
-        calls.append(_Call(message, kind, index))
-    return calls, shared, _body_key(top.fields)
+    size = len(envelope.fields["context"]) if context else 0
+    return _Shared(top.time("sentAt"), context, size)
+
+
+def _batch_call(item: msgspec.Raw, index: int, shared: _Shared, max_depth: int) -> _Call:
+    if len(item) > MAX_MESSAGE_BYTES:
+        raise _too_large(_where(index))
+    message = _json(bytes(item), max_depth, _where(index))
+    if not isinstance(message, dict):
+        raise ApiError(400, f"batch[{index}]: must be an object", field=f"batch[{index}]")
+    kind = message.get("type")
+    if kind not in CALL_TYPES:
+        field = f"{_where(index)}type"
+        raise ApiError(400, f"{field}: must be one of {', '.join(CALL_TYPES)}", field=field)
+    if "context" not in message and len(item) + shared.context_bytes > MAX_MESSAGE_BYTES:
+        raise _too_large(_where(index))  # with the batch's context it would not fit
+    return _Call(message, kind, index)
 
 
 # The batch's own fields that are read (``integrations`` is ignored).
 _TOP = ("sentAt", "context", "writeKey")
 
 
+def _inheritance_refusal(inherited: int, sent: int) -> ApiError:
+    return ApiError(
+        413,
+        f"context: the batch's context, copied into each message without one, would"
+        f" store {inherited} bytes, more than the {sent} bytes of the request: send a"
+        " smaller context, or each message's own",
+        field="context",
+    )
+
+
+async def _batch_writes(
+    raw: bytes, envelope: _Envelope, team_id: int, received: _Received, max_depth: int
+) -> dict[str, WriteMessage]:
+    """The batch's writes by id (a messageId twice in one batch: once), translated a
+    slice at a time so that other requests are served in between.
+
+    What a request stores is bounded by what it sent: the context messages inherit
+    may add at most as many bytes as the request's own JSON (stored <= 2x sent).
+    """
+    writes: dict[str, WriteMessage] = {}
+    pacer = Pacer()
+    inherited = 0
+    context_bytes = received.shared.context_bytes
+    for index, item in enumerate(envelope.items):
+        call = _batch_call(item, index, received.shared, max_depth)
+        if context_bytes and "context" not in call.fields:
+            inherited += context_bytes
+            if inherited > len(raw):
+                raise _inheritance_refusal(inherited, len(raw))
+        message = _write(team_id, call, received)
+        writes.setdefault(message.id, message)
+        await pacer.worked(len(item))
+    return writes
+
+
 async def _accept_calls(request: Request, kind: str | None) -> Response:
-    """One call (``kind``) or a batch (None): all its messages accepted, or none."""
+    """One call (``kind``) or a batch (None): all its messages accepted, or none.
+
+    Bounded work before the key is known: a body holding more than
+    ``MAX_JSON_CONTAINERS`` objects and arrays is refused unparsed, and the key comes
+    from the headers, else from the body's ``writeKey`` read without parsing anything
+    else (one pass of msgspec that builds nothing). Only then is the rest parsed, each
+    part no larger than a message, with turns of the event loop in between.
+    """
     now = utcnow()
-    settings = deps.settings(request)
+    max_depth = deps.settings(request).max_json_depth
     header_key = basic_username(request)
     team_id = await _team(request, header_key) if header_key else None
     raw = await request.body()
-    if kind is None:
-        calls, shared, body_key = _batch(raw, settings.max_json_depth)
-    else:
-        calls, shared, body_key = _single(raw, kind, settings.max_json_depth)
+    if kind is not None and len(raw) > MAX_MESSAGE_BYTES:
+        raise _too_large("")
+    check_containers(raw)
+    envelope = _envelope(raw, max_depth) if kind is None else None
     if team_id is None:
+        body_key = _key_in(envelope.fields.get("writeKey")) if envelope else _single_key(raw)
         team_id = await _team(request, body_key)
     check_path(request.scope)  # (once: every call has the request's path)
     ip = request.client.host if request.client else None
-    received = _Received(now, ip, shared, end_user_agent(request))
-    writes: dict[str, WriteMessage] = {}
-    for call in calls:
-        message = _write(team_id, call, received)
-        writes.setdefault(message.id, message)  # a messageId twice in one batch: once
+    agent = end_user_agent(request)
+    if envelope is None:
+        assert kind is not None
+        message = _write(
+            team_id, _single(raw, kind, max_depth), _Received(now, ip, _Shared(), agent)
+        )
+        writes = {message.id: message}
+    else:
+        received = _Received(now, ip, _shared(envelope, max_depth), agent)
+        writes = await _batch_writes(raw, envelope, team_id, received, max_depth)
     accepted = await accept(request, list(writes.values()))
     return accepted.respond(examples.SUCCESS)
 
@@ -608,21 +714,21 @@ _post(
 
 
 def _api_base(request: Request) -> tuple[str, str]:
-    """(host + /v1, scheme) the SDK should send to: PUBLIC_BASE_URL, else the request's."""
-    public = deps.settings(request).public_base_url
-    if public:
-        parts = urlsplit(public)
-        return parts.netloc + parts.path.rstrip("/") + PREFIX, parts.scheme or "https"
-    host = request.headers.get("host") or request.url.netloc
-    return host + PREFIX, request.url.scheme
+    """(host + /v1, scheme) the SDK should send to: PUBLIC_BASE_URL, else the request's
+    Host if trusted (else 421: ``hosts.public_base``)."""
+    base, scheme = hosts.public_base(request)
+    return base + PREFIX, scheme
 
 
 async def _settings(request: Request, writeKey: str) -> Response:
     services = deps.services(request)
+    api_host, protocol = _api_base(request)  # (before the key: an untrusted Host costs nothing)
     if await team_for_key(services.db, services.key_cache, writeKey) is None:
         raise ApiError(404, "No project has this write key")
-    api_host, protocol = _api_base(request)
-    return JSON(examples.settings_example(writeKey, api_host, protocol))
+    answer = JSON(examples.settings_example(writeKey, api_host, protocol))
+    if not services.settings.public_base_url:
+        answer.headers["Vary"] = "Host"  # apiHost is the request's (trusted) Host
+    return answer
 
 
 surface.get(
@@ -633,6 +739,11 @@ surface.get(
     responses=responses(
         (200, "The project's settings", examples.SETTINGS),
         (404, "Unknown write key", examples.NOT_FOUND),
+        (
+            421,
+            "The Host is not one the gateway answers for (PUBLIC_BASE_URL, TRUSTED_HOSTS)",
+            examples.refusal(421, hosts.UNTRUSTED),
+        ),
         (503, "PostgreSQL unavailable: retry after Retry-After", examples.UNAVAILABLE),
     ),
 )(cors.with_cors(_settings, "segment_settings", open_to_all=True))

@@ -450,22 +450,12 @@ _BAD: list[tuple[str, Any, str]] = [
     (
         "/v1/track",
         {"userId": "a", "event": "x", "timestamp": "yesterday"},
-        "timestamp: must be an ISO-8601 date-time, e.g. 2024-05-01T12:00:00Z",
+        "timestamp: must be an ISO 8601 date-time, e.g. 2024-05-01T12:00:00Z",
     ),
     (
         "/v1/track",
         {"userId": "a", "event": "x", "timestamp": "0001-01-01T00:00:00+01:00"},
         "timestamp: must be within the years 1 to 9999 in UTC",
-    ),
-    (
-        "/v1/track",
-        {
-            "userId": "a",
-            "event": "x",
-            "originalTimestamp": "0001-01-01T00:00:00Z",
-            "sentAt": "9999-01-01T00:00:00Z",
-        },
-        "originalTimestamp: with sentAt, gives a time outside years 1 to 9999",
     ),
     (
         "/v1/track",
@@ -480,7 +470,7 @@ _BAD: list[tuple[str, Any, str]] = [
     ("/v1/track", [1, 2], "Expected a JSON object: one track call"),
     ("/v1/batch", {"batch": {"type": "track"}}, "batch: must be an array of messages"),
     ("/v1/batch", {"batsh": []}, "batch: is required, an array of messages"),
-    ("/v1/batch", {"batch": [], "sentAt": "soon"}, "sentAt: must be an ISO-8601 date-time"),
+    ("/v1/batch", {"batch": [], "sentAt": "soon"}, "sentAt: must be an ISO 8601 date-time"),
     ("/v1/batch", {"batch": [], "context": 1}, "context: must be an object"),
 ]
 
@@ -589,7 +579,7 @@ async def test_gzip_bodies(http: httpx.AsyncClient, db: asyncpg.Pool, team: Team
     assert len(bomb) < 64 * 1024
     refused = await http.post("/v1/batch", content=bomb, headers=gzipped)
     assert refused.status_code == 413
-    assert "once decompressed" in refused.json()["message"]
+    assert "times its compressed size" in refused.json()["message"]
 
     whole = gzip.compress(json.dumps(batch).encode())
     for broken in (whole[:-12], b"not gzip at all", whole[:10] + b"\x00" * 20 + whole[30:]):

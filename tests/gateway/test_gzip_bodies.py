@@ -13,7 +13,11 @@ import httpx
 import pytest
 from starlette.types import Message
 
-from ingest_gateway.content_encoding import decoding
+from ingest_gateway.content_encoding import (
+    FREE_INFLATION_BYTES,
+    MAX_INFLATION_RATIO,
+    decoding,
+)
 from ingest_gateway.errors import ApiError
 from runtime.settings import Settings
 from tests.conftest import Team
@@ -22,6 +26,11 @@ from tests.support import eventually, stored_customer
 WAIT = {"Prefer": "return=representation"}
 # 5 MB of JSON whitespace: a few KiB compressed, over the body limit once inflated.
 BOMB = gzip.compress(b"{" + b" " * (Settings().max_body_bytes + 1) + b"}", compresslevel=9)
+# A bomb is refused once it inflates beyond what its bytes may (``MAX_INFLATION_RATIO``).
+BOMB_REFUSAL = (
+    f"The gzip body inflates more than {MAX_INFLATION_RATIO} times its compressed size"
+    f" (beyond its first {FREE_INFLATION_BYTES} bytes)"
+)
 
 
 def email() -> str:
@@ -65,8 +74,7 @@ async def test_the_batch_endpoint_reads_gzip(http: httpx.AsyncClient, team: Team
 
 
 async def test_refusals_in_each_surface_format(http: httpx.AsyncClient, team: Team) -> None:
-    limit = Settings().max_body_bytes
-    too_large = f"The request body is larger than the limit of {limit} bytes once decompressed"
+    too_large = BOMB_REFUSAL
     assert len(BOMB) < 64 * 1024
     # The 000 format (the batch endpoint's too).
     for path in ("/api/1.0/customers", "/api/1.0/batch"):
@@ -137,3 +145,24 @@ async def test_identity_passes_as_sent() -> None:
         return {"type": "http.request", "body": b"as sent"}
 
     assert decoding(receive, b"identity", 10) is receive
+
+
+@pytest.mark.parametrize("chunk", [512, 1 << 20])
+async def test_a_body_inflating_far_beyond_its_size_is_refused_before_the_limit(
+    chunk: int,
+) -> None:
+    limit = 5 * 1024 * 1024
+    bomb = gzip.compress(b" " * (4 * 1024 * 1024), 9)  # ~1,000 times: a bomb, under the limit
+    with pytest.raises(ApiError) as refused:
+        await inflate(bomb, limit, chunk)
+    assert (refused.value.status, refused.value.message) == (413, BOMB_REFUSAL)
+    # JSON as clients send it, compressed 10 to 60 times, inflates to the limit.
+    rows = [{"email": f"c{i}@example.com", "plan": "gold", "n": i} for i in range(60_000)]
+    text = json.dumps(rows).encode()
+    assert FREE_INFLATION_BYTES < len(text) < limit
+    body = gzip.compress(text, 9)
+    assert len(text) / len(body) > 10
+    assert await inflate(body, limit, chunk) == text
+    # The first MiB is free of the ratio: a small body of one repeated byte is fine.
+    small = b'{"a": "' + b"x" * (FREE_INFLATION_BYTES - 20) + b'"}'
+    assert await inflate(gzip.compress(small, 9), limit, chunk) == small

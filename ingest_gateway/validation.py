@@ -18,7 +18,8 @@ call here, so a rule is written once and holds on every surface:
 * **reads**: ``QueryText`` for text filters, ``MAX_OFFSET`` for paging offsets.
 
 A broken rule is an ``ApiError`` (400), rendered in the surface's own error format.
-This module imports ``schemas``, ``ingest_gateway.errors`` and pydantic only.
+This module imports ``schemas``, ``ingest_gateway.errors`` and msgspec only (with
+the standard library's ``re`` and ``urllib.parse``).
 """
 
 from __future__ import annotations

@@ -11,6 +11,11 @@ that the OpenAPI description and the tests share.
 - ``batch_api``: events and customers, many per request, ``/api/1.0/batch``.
 - ``user_events_api``: user + event objects (001), ``/api/v1/event``.
 - ``event_groups_api``: event groups (002), ``/rest-api/customer-interface/v1.0``.
-- ``enterprise_events_api``: events with property records (003).
+- ``enterprise_events_api``: events with property records (003),
+  ``/rest-api/enterprise-interface/v1.0``.
 - ``store_events_api``: custom customer events per store (004), ``/core/v3``.
+- ``segment_api``: the Segment spec (HTTP tracking API), ``/v1``.
+
+``common`` holds helpers the surfaces share (OpenAPI declarations, paging, sorting,
+ids).
 """

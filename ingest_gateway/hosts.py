@@ -1,8 +1,9 @@
 """The address the gateway gives clients for itself, never one a client made up.
 
 A ``Host`` header is whatever the client wrote. An answer that names the gateway by
-it (the ``apiHost`` of the Segment settings analytics.js loads) would name
-``evil.example`` to everyone a cache in front serves it to. So ``public_base`` is:
+it (the ``apiHost`` of the Segment settings analytics.js loads, the ``nextPageUrl``
+of the customer list) would name ``evil.example`` to everyone a cache in front serves
+it to. So ``public_base`` is:
 
 1. ``PUBLIC_BASE_URL`` when set (its scheme, host, port and path): the request's Host
    plays no part;

@@ -13,7 +13,7 @@ from msgspec import Meta
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ingest_gateway import deps
+from ingest_gateway import deps, hosts
 from ingest_gateway.accept import accept, identifiers_or_400, new_write
 from ingest_gateway.body import read_json, read_key_values
 from ingest_gateway.errors import ApiError
@@ -206,20 +206,31 @@ class CustomersPage(msgspec.Struct):
     responses=responses(
         (200, "Get a list of customers", _LIST),
         ("4XX", "Invalid parameter", {"error": "Invalid parameter itemsPerPage: ..."}),
+        (
+            421,
+            "The Host is not one the gateway answers for (PUBLIC_BASE_URL, TRUSTED_HOSTS)",
+            {"error": hosts.UNTRUSTED},
+        ),
     ),
 )
 async def get_customers(team_id: int, request: Request, query: CustomersPage) -> Response:
     starting_from, items_per_page = query.starting_from, query.items_per_page
+    # nextPageUrl names the gateway as hosts.public_base does: never by an untrusted Host
+    # (a cache in front would serve it to everyone). Checked on every page, so that
+    # whether a Host is refused does not depend on how many customers there are.
+    host, scheme = hosts.public_base(request)
     db = deps.db(request)
     total = await count_customers(db, team_id)
     rows = await list_customers(db, team_id, starting_from, items_per_page)
     next_from = starting_from + items_per_page
     next_url = None
     if next_from < total:
-        base = deps.settings(request).public_base_url or str(request.base_url).rstrip("/")
         next_url = (
-            f"{base}{PREFIX}/customers?startingFrom={next_from}&itemsPerPage={items_per_page}"
+            f"{scheme}://{host}{PREFIX}/customers"
+            f"?startingFrom={next_from}&itemsPerPage={items_per_page}"
         )
+    # Without PUBLIC_BASE_URL, nextPageUrl is the request's (trusted) Host.
+    headers = None if deps.settings(request).public_base_url else {"Vary": "Host"}
     return JSON(
         {
             "metadata": {
@@ -229,7 +240,8 @@ async def get_customers(team_id: int, request: Request, query: CustomersPage) ->
                 "nextPageUrl": next_url,
             },
             "results": [flat_customer(r["attributes"], r["email"]) for r in rows],
-        }
+        },
+        headers=headers,
     )
 
 

@@ -61,6 +61,23 @@ async def events_of(db: asyncpg.Pool, team: Team, user_id: str) -> list[asyncpg.
     )
 
 
+async def one_users_batch(
+    http: httpx.AsyncClient,
+    team: Team,
+    path: str,
+    messages: list[dict[str, Any]],
+    shared: dict[str, Any],
+    headers: dict[str, str] | None = None,
+) -> tuple[str, httpx.Response]:
+    """POST ``messages`` as a new user's Segment batch with the batch-wide fields
+    ``shared`` (sentAt, context, ...); the user's id and the answer (asserted 200)."""
+    user_id = uid()
+    batch = {"batch": [{**m, "userId": user_id} for m in messages], **shared}
+    response = await http.post(path, json=batch, headers={**basic(team), **(headers or {})})
+    assert response.status_code == 200, response.text
+    return user_id, response
+
+
 async def sentinel(http: httpx.AsyncClient, db: asyncpg.Pool, team: Team, user_id: str) -> None:
     """Send one more event for ``user_id`` and wait for it: whatever was published for
     that customer before it (same partition) has been applied by then."""
@@ -297,26 +314,19 @@ async def test_group_puts_the_customer_in_the_group(
 async def test_batch_with_shared_sent_at_and_context(
     http: httpx.AsyncClient, db: asyncpg.Pool, team: Team
 ) -> None:
-    user_id = uid()
-    batch = {
-        "batch": [
-            {"type": "identify", "userId": user_id, "traits": {"plan": "gold"}},
-            {
-                "type": "track",
-                "userId": user_id,
-                "event": "Skewed",
-                "originalTimestamp": "2024-05-01T12:00:00Z",
-            },
-            {"type": "track", "userId": user_id, "event": "Own", "context": {"app": "x"}},
-        ],
+    messages: list[dict[str, Any]] = [
+        {"type": "identify", "traits": {"plan": "gold"}},
+        {"type": "track", "event": "Skewed", "originalTimestamp": "2024-05-01T12:00:00Z"},
+        {"type": "track", "event": "Own", "context": {"app": "x"}},
+    ]
+    shared = {
         "sentAt": "2024-05-01T12:00:10Z",
         "context": {"library": {"name": "analytics-python"}},
         "integrations": {"All": False},
     }
     before = datetime.now(UTC)
-    response = await http.post("/v1/import", json=batch, headers=basic(team))
+    user_id, _ = await one_users_batch(http, team, "/v1/import", messages, shared)
     after = datetime.now(UTC)
-    assert response.status_code == 200, response.text
 
     async def two() -> list[asyncpg.Record] | None:
         found = await events_of(db, team, user_id)

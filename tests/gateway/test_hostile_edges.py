@@ -9,7 +9,8 @@
   allow no credentials); a team that lists its origins refuses it.
 - The settings analytics.js loads name ``PUBLIC_BASE_URL``, else a trusted Host
   (``TRUSTED_HOSTS``, loopback by default), never another: ``Host: evil.example`` is
-  421 without a trace of it.
+  421 without a trace of it. So does the customer list's ``nextPageUrl`` (every page
+  of it is 421 for such a Host, the last one too).
 - An integer query parameter is an optional sign and ASCII digits: ``1e3``, ``1.0``,
   `` 1``, a fullwidth 1 and the like are 400 naming the parameter, on every surface that
   has one.
@@ -22,6 +23,7 @@ import gzip
 import json
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +171,18 @@ async def test_origin_null_is_never_reflected(http: httpx.AsyncClient, team: Tea
 # -- apiHost: never an untrusted Host ----------------------------------------------------
 
 
+@asynccontextmanager
+async def private_client(
+    settings: Settings, tmp_path: Path, name: str, **overrides: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of a gateway of the test's own, with ``overrides`` of ``settings``."""
+    async with (
+        private_gateway(settings, tmp_path, name, **overrides) as (base, _),
+        httpx.AsyncClient(base_url=base, timeout=30) as client,
+    ):
+        yield client
+
+
 def api_host(response: httpx.Response) -> tuple[str, str]:
     assert response.status_code == 200, response.text
     segment = response.json()["integrations"]["Segment.io"]
@@ -207,12 +221,8 @@ async def test_settings_never_name_an_untrusted_host(http: httpx.AsyncClient, te
 
 
 async def test_settings_with_trusted_hosts(settings: Settings, tmp_path: Path, team: Team) -> None:
-    async with (
-        private_gateway(
-            settings, tmp_path, "trusted-hosts", trusted_hosts="ingest.example.com:8443, a.example"
-        ) as (base, _),
-        httpx.AsyncClient(base_url=base, timeout=30) as client,
-    ):
+    trusted = "ingest.example.com:8443, a.example"
+    async with private_client(settings, tmp_path, "trusted-hosts", trusted_hosts=trusted) as client:
         path = f"/v1/projects/{team.key}/settings"
         for host in ("ingest.example.com:8443", "INGEST.example.com:8443", "a.example:1"):
             assert api_host(await client.get(path, headers={"Host": host})) == (
@@ -224,21 +234,59 @@ async def test_settings_with_trusted_hosts(settings: Settings, tmp_path: Path, t
             misdirected(await client.get(path, headers={"Host": host}))
 
 
-async def test_settings_with_a_public_base_url(
-    settings: Settings, tmp_path: Path, team: Team
+async def test_a_public_base_url_names_the_gateway(
+    settings: Settings, tmp_path: Path, http: httpx.AsyncClient, team: Team
 ) -> None:
-    async with (
-        private_gateway(
-            settings, tmp_path, "public-base", public_base_url="https://ingest.example.com/in/"
-        ) as (base, _),
-        httpx.AsyncClient(base_url=base, timeout=30) as client,
-    ):
+    await two_customers(http, team)
+    public = "https://ingest.example.com/in/"
+    async with private_client(settings, tmp_path, "public-base", public_base_url=public) as client:
         path = f"/v1/projects/{team.key}/settings"
         for host in ("evil.example", "localhost:8080"):
             found = await client.get(path, headers={"Host": host})
             assert api_host(found) == ("ingest.example.com/in/v1", "https")
             assert "evil" not in found.text
             assert "host" not in found.headers.get("vary", "").lower()
+            page = await client.get(FIRST_PAGE, headers={**team.headers, "Host": host})
+            assert next_page(page) == f"https://ingest.example.com/in{NEXT_PAGE}"
+            assert "evil" not in page.text
+            assert "host" not in page.headers.get("vary", "").lower()
+
+
+# nextPageUrl of the customer list names the gateway by the same rule.
+FIRST_PAGE = "/api/1.0/customers?itemsPerPage=1"
+NEXT_PAGE = "/api/1.0/customers?startingFrom=1&itemsPerPage=1"
+
+
+async def two_customers(http: httpx.AsyncClient, team: Team) -> None:
+    """Two customers for ``team`` (stored): its first page of one has a next page."""
+    for _ in range(2):
+        email = f"c-{uuid.uuid4().hex[:12]}@example.com"
+        created = await http.post(f"/api/1.0/customer/{email}?wait=true", headers=team.headers)
+        assert created.status_code == 200, created.text
+
+
+def next_page(response: httpx.Response) -> str:
+    assert response.status_code == 200, response.text
+    return str(response.json()["metadata"]["nextPageUrl"])
+
+
+async def test_next_page_url_never_names_an_untrusted_host(
+    http: httpx.AsyncClient, team: Team
+) -> None:
+    await two_customers(http, team)
+    for host in HOSTILE_HOSTS:
+        for page in (FIRST_PAGE, NEXT_PAGE):  # (the last page too: it names no next page)
+            refused = await http.get(page, headers={**team.headers, "Host": host})
+            assert refused.status_code == 421, refused.text
+            assert refused.json() == {"error": UNTRUSTED}
+            assert refused.headers["cache-control"] == "no-store"
+            assert "evil" not in refused.text
+    # Loopback, trusted by default; headers proxies set are not read.
+    for host in ("localhost:8080", "127.0.0.1", "[::1]:80", "LocalHost"):
+        headers = {**team.headers, "Host": host, "X-Forwarded-Host": "evil.example"}
+        found = await http.get(FIRST_PAGE, headers=headers)
+        assert next_page(found) == f"http://{host}{NEXT_PAGE}"
+        assert found.headers["vary"] == "Host"
 
 
 # -- integer query parameters ---------------------------------------------------------

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -31,30 +33,13 @@ from schemas.identity import is_junk
 from schemas.messages import Identifiers, WriteMessage, utcnow
 from tests.conftest import Team
 from tests.gateway.test_hostile_input import refused, refused_write
+from tests.schemas.test_identifiers import SENT_JUNK as JUNK  # (the look-alikes)
 from tests.support import created_customer, customer_holding, eventually
 
 WAIT = {"Prefer": "return=representation"}
 EVENTS = "/rest-api/enterprise-interface/v1.0"
 ZWSP = "\u200b"
 
-# The look-alikes (batch customerExternalId; Segment anonymousId), and more
-# of PostHog's illegal ids in the forms clients send them.
-JUNK = [
-    "N/A",
-    "unknown",
-    "undefined" + ZWSP,
-    "(null)",
-    "{}",
-    "[]",
-    "-",
-    "0.0",
-    ZWSP,
-    "[object Object]",
-    "'null'",
-    "0",
-    "00000000-0000-0000-0000-000000000000",
-    "\ufeffNone",
-]
 # For ids that are our customer ids (001's _id, 003's customer_id, batch customerId).
 JUNK_NUMBERS = ["0", "-1", "0.0", "00", "N/A", " (null)", ZWSP]
 
@@ -143,19 +128,6 @@ async def test_batch_items_naming_junk_are_rejected(
     await assert_still_strangers(db, strangers)
 
 
-@pytest.mark.parametrize("junk", JUNK_NUMBERS)
-async def test_batch_items_naming_a_junk_customer_id_are_rejected(
-    http: httpx.AsyncClient, db: asyncpg.Pool, strangers: Strangers, junk: str
-) -> None:
-    for email in strangers.emails:
-        item = {"type": "customer", "email": email, "customerId": junk}
-        answer = await http.post(
-            "/api/1.0/batch", json={"items": [item]}, headers=strangers.team.headers
-        )
-        assert "customer_id" in refused_write(answer)
-    await assert_still_strangers(db, strangers)
-
-
 @pytest.mark.parametrize(
     "address", ["null", "undefined" + ZWSP, "(null)", "0.0", "a@.", "a@b.", "a@.com", " @x.io"]
 )
@@ -174,14 +146,50 @@ async def test_000_refuses_junk_and_broken_addresses(
     await assert_still_strangers(db, strangers)
 
 
+# Writes in which each stranger names the same junk customer id: (path, the body for
+# an email and the junk, the check of the refusal), and what the refusal names.
+JUNK_ID_WRITES = [
+    pytest.param(
+        "/api/1.0/batch",
+        lambda email, junk: {"items": [{"type": "customer", "email": email, "customerId": junk}]},
+        refused_write,
+        "customer_id",
+        id="batch-customerId",
+    ),
+    pytest.param(
+        "/api/v1/event",
+        lambda email, junk: {
+            "user": {"email": email, "_id": junk},
+            "event": {"update": {"plan": "x"}},
+        },
+        partial(refused, status=404),  # (a junk _id names nobody)
+        "user",
+        id="001-_id",
+    ),
+]
+
+
 @pytest.mark.parametrize("junk", JUNK_NUMBERS)
-async def test_001_refuses_a_junk_user_id(
-    http: httpx.AsyncClient, db: asyncpg.Pool, strangers: Strangers, junk: str
+@pytest.mark.parametrize(("path", "write", "refusal", "names"), JUNK_ID_WRITES)
+async def test_writes_naming_a_junk_customer_id_are_refused(
+    http: httpx.AsyncClient,
+    db: asyncpg.Pool,
+    strangers: Strangers,
+    path: str,
+    write: Callable[[str, str], Any],
+    refusal: Callable[[httpx.Response], str],
+    names: str,
+    junk: str,
 ) -> None:
     for email in strangers.emails:
-        body = {"user": {"email": email, "_id": junk}, "event": {"update": {"plan": "x"}}}
-        response = await http.post("/api/v1/event", json=body, headers=strangers.team.headers)
-        assert "user" in refused(response, 404)  # (a junk _id names nobody)
+        response = await http.post(path, json=write(email, junk), headers=strangers.team.headers)
+        assert names in refusal(response)
+    await assert_still_strangers(db, strangers)
+
+
+async def test_001_refuses_a_junk_email(
+    http: httpx.AsyncClient, db: asyncpg.Pool, strangers: Strangers
+) -> None:
     junk_email = {"user": {"email": "N/A"}, "event": {"update": {"plan": "x"}}}
     response = await http.post("/api/v1/event", json=junk_email, headers=strangers.team.headers)
     assert "n/a" in refused(response)

@@ -21,7 +21,7 @@ import pytest
 
 from schemas.times import FORMAT_RULE
 from tests.conftest import Team
-from tests.gateway.test_api_segment import basic
+from tests.gateway.test_api_segment import basic, one_users_batch
 
 WAIT = {"Prefer": "return=representation"}
 EXACT = "2024-05-01T12:00:00+05:30:15"
@@ -79,15 +79,26 @@ async def test_segment_stores_an_offset_with_seconds_exactly(
     assert (await stored(db, response))["occurred_at"] == EXACT_UTC
 
 
-async def test_segment_corrects_skew_exactly_with_offsets_in_seconds(
-    http: httpx.AsyncClient, db: asyncpg.Pool, team: Team
+@pytest.mark.parametrize(
+    ("original_timestamp", "sent_at"),
+    [
+        # The same instant sent in two offsets with seconds (06:29:45Z, 06:29:55Z).
+        ("2024-05-01T12:00:00+05:30:15", "2024-05-01T06:29:55-00:00:00"),
+        # A device clock reset to 1970: a sentAt far from the receive time is what the
+        # correction is for, not refused.
+        ("1970-01-01T00:04:50Z", "1970-01-01T00:05:00Z"),
+    ],
+    ids=["offsets-with-seconds", "clock-reset-to-1970"],
+)
+async def test_segment_corrects_skew_exactly(
+    http: httpx.AsyncClient, db: asyncpg.Pool, team: Team, original_timestamp: str, sent_at: str
 ) -> None:
-    # The same instant sent in two offsets with seconds: the event waited 10 s.
+    # Both: the event waited 10 s on the device, by the device's clock.
     call = {
         "userId": uid(),
         "event": "skewed",
-        "originalTimestamp": "2024-05-01T12:00:00+05:30:15",  # 06:29:45Z
-        "sentAt": "2024-05-01T06:29:55-00:00:00",
+        "originalTimestamp": original_timestamp,
+        "sentAt": sent_at,
     }
     response = await http.post("/v1/track", json=call, headers={**basic(team), **WAIT})
     row = await stored(db, response)
@@ -156,18 +167,13 @@ async def test_a_correction_out_of_bounds_stores_the_receive_time_and_says_so(
 async def test_a_batch_sent_at_in_year_1_falls_back_for_each_message_that_uses_it(
     http: httpx.AsyncClient, db: asyncpg.Pool, team: Team
 ) -> None:
-    user_id = uid()
-    batch = {
-        "batch": [
-            {"type": "track", "userId": user_id, "event": "a",
-             "originalTimestamp": "2024-05-01T12:00:00Z"},
-            {"type": "track", "userId": user_id, "event": "b",
-             "timestamp": "2024-05-01T12:00:00Z"},  # its own time: no correction
-        ],
-        "sentAt": "0001-01-01T00:00:00Z",
-    }  # fmt: skip
-    response = await http.post("/v1/batch", json=batch, headers={**basic(team), **WAIT})
-    assert response.status_code == 200, response.text
+    messages = [
+        {"type": "track", "event": "a", "originalTimestamp": "2024-05-01T12:00:00Z"},
+        # its own time: no correction
+        {"type": "track", "event": "b", "timestamp": "2024-05-01T12:00:00Z"},
+    ]
+    shared = {"sentAt": "0001-01-01T00:00:00Z"}
+    _, response = await one_users_batch(http, team, "/v1/batch", messages, shared, WAIT)
     ids = response.headers["x-message-id"].split(",")
     rows = await db.fetch("SELECT * FROM events WHERE id = ANY($1::uuid[])", ids)
     by_id = {str(r["id"]): r for r in rows}
@@ -180,22 +186,6 @@ async def test_a_batch_sent_at_in_year_1_falls_back_for_each_message_that_uses_i
     }
     assert own["occurred_at"] == datetime(2024, 5, 1, 12, tzinfo=UTC)
     assert "timestampFallback" not in context_of(own)
-
-
-async def test_a_device_clock_reset_to_1970_is_still_corrected(
-    http: httpx.AsyncClient, db: asyncpg.Pool, team: Team
-) -> None:
-    # A sentAt far from the receive time is what the correction is for: not refused.
-    call = {
-        "userId": uid(),
-        "event": "reset clock",
-        "originalTimestamp": "1970-01-01T00:04:50Z",
-        "sentAt": "1970-01-01T00:05:00Z",
-    }
-    response = await http.post("/v1/track", json=call, headers={**basic(team), **WAIT})
-    row = await stored(db, response)
-    assert row["occurred_at"] == row["received_at"] - timedelta(seconds=10)
-    assert "timestampFallback" not in context_of(row)
 
 
 # -- formats that are not date-times: a 400 in each surface's format ----------------

@@ -16,7 +16,7 @@ export UV_PYTHON := $(PYTHON)
 # --frozen: install exactly what uv.lock says; fail rather than re-resolve.
 SYNC := $(UV) sync --frozen --quiet
 
-.PHONY: run test lint bench services stop migrate clean-data lock lock-upgrade \
+.PHONY: run test lint docs bench services stop migrate clean-data lock lock-upgrade \
 	venv-run venv-test venv-bench sdk-test-deps lag
 
 $(UV): deploy/uv/requirements.txt
@@ -81,6 +81,11 @@ lint: venv-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# docs/configuration.md is generated from runtime/settings.py: run this after
+# changing a setting (tests/runtime/test_settings_doc.py fails until then).
+docs: venv-test
+	$(BIN)/python -m runtime.settings_doc docs/configuration.md
 
 test: venv-test sdk-test-deps services migrate lint
 	source $(SERVICES_ENV) && $(BIN)/pytest -q

@@ -7,6 +7,7 @@ One job a module:
 - ``event_groups``: event groups of the 002 API, as configuration.
 - ``ledger``: the ``prune-ledger`` command (the pruning is ``consumers.ledger``).
 - ``dead_letters``: replaying the dead-letter topic into the writes topic after a fix.
+- ``config``: the settings in effect, and the check of the environment for deploys.
 - ``errors``: ``CommandError``, the refusal every command may raise.
 - ``databases``: scratch databases for the test suite and the benchmark.
 

@@ -9,31 +9,35 @@
     ingest-admin prune-ledger --older-than-days N                       admin.ledger
     ingest-admin replay-dead-letters [--limit N] [--dry-run]
                  [--reason-contains TEXT]                               admin.dead_letters
+    ingest-admin config [--check]                                       admin.config
 
 Only the command line: each command module adds its subcommands and runs them
 (returning what to print); this module builds the parser from them, opens what the
 command needs (a PostgreSQL connection, or only the settings for Kafka), dispatches,
-and turns a ``CommandError`` into a message on stderr and exit code 1. Imports the
-command modules, ``admin.errors`` and ``runtime.settings``.
+and turns a ``CommandError`` into a message on stderr and exit code 1. As every
+process does, it first warns about unknown setting-like environment variables
+(``config`` reports them itself). Imports the command modules, ``admin.errors`` and
+``runtime.settings``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 
 import asyncpg
 
-from admin import blocked_identifiers, dead_letters, event_groups, ledger, teams
+from admin import blocked_identifiers, config, dead_letters, event_groups, ledger, teams
 from admin.errors import CommandError
-from runtime.settings import get_settings
+from runtime.settings import get_settings, warn_unknown_settings
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ingest-admin", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
-    for module in (teams, blocked_identifiers, ledger, event_groups, dead_letters):
+    for module in (teams, blocked_identifiers, ledger, event_groups, dead_letters, config):
         module.add_parsers(sub)
     return p
 
@@ -57,7 +61,12 @@ async def _run(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="ingest-admin: %(levelname)s: %(message)s")
     try:
+        if args.command in config.COMMANDS:
+            print(config.run(args))
+            return
+        warn_unknown_settings()
         print(asyncio.run(_run(args)))
     except CommandError as exc:
         print(f"ingest-admin: {exc}", file=sys.stderr)

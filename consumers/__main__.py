@@ -13,7 +13,7 @@ import sys
 
 from consumers.exit_codes import STOPPED_FOR_A_PERSON
 from consumers.supervisor import ChildSpec, RestartPolicy, Supervisor, watch_supervisor
-from runtime.settings import get_settings
+from runtime.settings import get_settings, warn_unknown_settings
 
 LOG_FORMAT = "%(asctime)s %(levelname)s {process} %(name)s: %(message)s"
 
@@ -61,6 +61,8 @@ def main() -> int:
         _run_child(args.child)
         return 0
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT.format(process="supervisor"))
+    # Here only: the workers inherit this environment, and restart often.
+    warn_unknown_settings()
     settings = get_settings()  # invalid settings fail here, before any child starts
     processes = args.processes or settings.consumer_processes
     # Each process is a member of the consumer group; Kafka spreads the partitions.

@@ -7,14 +7,15 @@ import logging
 import uvicorn
 
 from ingest_gateway.server import RequestDeadlineProtocol
-from runtime.settings import get_settings
+from runtime.settings import get_settings, warn_unknown_settings
 
 
 def main() -> None:
-    settings = get_settings()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    warn_unknown_settings()  # once here, not again in each uvicorn worker
+    settings = get_settings()
     uvicorn.run(
         "ingest_gateway.app:create_app",
         factory=True,

@@ -1,123 +1,406 @@
-"""Settings, read once from environment variables (prefix-free, see README "Configuration")."""
+"""Settings, read once from environment variables, and the check of those variables.
+
+Every process reads its configuration here: ``get_settings()`` builds one frozen,
+validated ``Settings`` from environment variables named as its fields in upper case
+(no prefix; names are matched case-insensitively). The fields come in sections, one
+class each, whose docstrings and the fields' docstrings are the reference
+``docs/configuration.md`` is generated from (``runtime/settings_doc.py``, ``make docs``).
+
+Unknown variables are ignored by pydantic, so a misspelt one would change nothing and
+say nothing: every process calls ``warn_unknown_settings()`` as it starts, which logs
+each variable that looks like one of ours (see ``look_alike``) but names no setting,
+with the closest setting's name. ``shown`` spells a value for people, secrets masked
+(``ingest-admin config``, the generated reference).
+
+Imports pydantic only; imported by every package.
+"""
 
 from __future__ import annotations
 
+import difflib
+import inspect
+import logging
+import os
+import re
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+log = logging.getLogger(__name__)
 
-class Settings(BaseSettings):
-    """One frozen, validated settings object shared by every process."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+class _Section(BaseModel):
+    # The docstring under each field is its description (FieldInfo.description), the
+    # text of docs/configuration.md. Pydantic reads it from this file's source, which
+    # every install keeps (an editable one, or the wheel's .py files).
+    model_config = ConfigDict(use_attribute_docstrings=True)
 
-    # Services
+
+class Services(_Section):
+    """Services
+
+    Where Kafka and PostgreSQL are. ``make services`` starts local ones (or uses
+    those already named here) and writes both variables to ``.local/services.env``.
+    """
+
     kafka_bootstrap_servers: str = "127.0.0.1:19092"
+    """Kafka brokers to connect to first: comma-separated ``host:port``. When set
+    before ``make run`` or ``make test``, no local broker is started."""
     database_url: str = "postgresql://ingest@127.0.0.1:15432/ingest"
+    """PostgreSQL, as a libpq URL (a password in it is masked wherever it is shown).
+    When set before ``make run`` or ``make test``, no local PostgreSQL is started."""
 
-    # Topics
+
+class Topics(_Section):
+    """Topics and records"""
+
     writes_topic: str = "ingest.writes"
+    """The topic the gateway publishes writes to and the consumers apply."""
     dead_letter_topic: str = "ingest.writes.dlq"
-
-    # Kafka's size limit for one record, set to the same value on the broker
-    # (message.max.bytes), the topics (max.message.bytes) and the producers
-    # (max_request_size); the gateway refuses with 413 a write whose message would
-    # not fit (README "Sizes").
+    """Where consumers put the messages they cannot apply, with the reason
+    (``ingest-admin replay-dead-letters`` sends them back)."""
     kafka_message_max_bytes: int = Field(1024 * 1024, ge=64 * 1024)
+    """Kafka's size limit for one record, set to the same value on the broker
+    (``message.max.bytes``), the topics (``max.message.bytes``) and the producers
+    (``max_request_size``); the gateway refuses with 413 a write whose message would
+    not fit."""
 
-    # Gateway
+
+class Http(_Section):
+    """Gateway: HTTP
+
+    The ASGI server (``ingest-gateway``) and its defences against slow and abusive
+    clients (``ingest_gateway/server.py``).
+    """
+
     gateway_host: str = "127.0.0.1"
+    """Address the gateway listens on."""
     gateway_port: int = 8080
+    """Port the gateway listens on."""
     gateway_workers: int = Field(1, ge=1)
-    public_base_url: str = ""  # used in nextPageUrl; derived from the request when empty
-    # When PUBLIC_BASE_URL is empty, the Host headers the Segment settings may name as
-    # apiHost: comma-separated host[:port] (no port: any); empty, loopback names only.
-    # Any other Host gets 421 there (ingest_gateway/hosts.py).
+    """Gateway processes (uvicorn workers)."""
+    public_base_url: str = ""
+    """Base of ``nextPageUrl`` links and of the ``apiHost`` analytics.js is told
+    (``https`` when it names no scheme); empty: derived from the request."""
     trusted_hosts: str = Field(
         "",
         pattern=r"^\s*((?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?\s*(,\s*|$))*$",
     )
-    max_body_bytes: int = Field(5 * 1024 * 1024, ge=1024)
-    max_json_depth: int = Field(32, ge=2)
-    max_batch_items: int = Field(5000, ge=1)
-    max_item_bytes: int = Field(32 * 1024, ge=256)  # per item of POST /api/1.0/batch
-    publish_timeout_s: float = Field(10.0, gt=0)
-    # How often the gateway asks whether a broker answers; while none does, writes
-    # get 503 at once (and /readyz says so) instead of waiting PUBLISH_TIMEOUT_S.
-    broker_check_interval_s: float = Field(1.0, gt=0)
-    # aiokafka's own batching delay. 0: the publisher already groups messages into
-    # records (PUBLISH_LINGER_MS), and records pile up while a request is in flight;
-    # 5 ms here cost every request 5 ms and single events 40% of their throughput.
-    producer_linger_ms: int = Field(0, ge=0)
-    producer_max_batch_bytes: int = Field(1024 * 1024, ge=16384)
-    # Bytes of messages per Kafka record (one record carries many messages of one
-    # partition); well below the broker's message.max.bytes (1 MiB by default).
-    producer_record_max_bytes: int = Field(256 * 1024, ge=1024)
-    # Concurrent requests share records: their messages wait this long to be grouped.
-    publish_coalesce: bool = True
-    publish_linger_ms: float = Field(1.0, ge=0)
-    producer_compression: str | None = None
-    db_pool_min: int = Field(1, ge=0)
-    db_pool_max: int = Field(10, ge=1)
-    # Connect and statement timeout of the gateway's queries: a PostgreSQL that does
-    # not answer gets the client a 503 after this long.
-    db_timeout_s: float = Field(10.0, gt=0)
-    wait_timeout_s: float = Field(5.0, gt=0)  # bound on "Prefer: return=representation"
-    # Slow and abusive clients (ingest_gateway/server.py). A request's headers must
-    # arrive within header_timeout_s (of the connection for its first request, of its
-    # first byte after that) and its body within body_timeout_s of the headers, or the
-    # answer is 408 and the connection is closed. keep_alive_timeout_s: idle time
-    # allowed between requests (uvicorn's, whole seconds). max_connections: per
-    # gateway process; a request on a connection beyond it is answered 503.
+    """When ``PUBLIC_BASE_URL`` is empty, the ``Host`` headers the Segment settings
+    may name as ``apiHost``: comma-separated ``host[:port]`` (no port: any). Any
+    other ``Host`` gets 421 there (``ingest_gateway/hosts.py``), so a cache in front
+    cannot be poisoned; empty trusts ``localhost``, ``127.0.0.1`` and ``[::1]`` only."""
     header_timeout_s: float = Field(10.0, gt=0)
+    """A request's headers must all arrive within this time (of the connection for
+    its first request, of its first byte after that), however steadily they trickle,
+    or the answer is 408 and the connection is closed."""
     body_timeout_s: float = Field(30.0, gt=0)
+    """A request's whole body must arrive within this time of its headers (408,
+    closed); time the gateway itself stops reading does not count. Raise it for
+    large bodies over slow links: 5 MiB in 30 s is 175 KB/s."""
     keep_alive_timeout_s: int = Field(5, ge=1)
+    """Idle time allowed between requests on a connection (uvicorn's, whole
+    seconds); behind a load balancer, longer than the balancer's idle timeout."""
     max_connections: int = Field(1000, ge=1)
+    """Open connections (and requests in flight) per gateway process: a request on
+    one more is answered 503 and its connection closed. Keep it below the process's
+    open-file limit (``ulimit -n``)."""
 
-    # Consumers
+
+class RequestLimits(_Section):
+    """Gateway: request limits"""
+
+    max_body_bytes: int = Field(5 * 1024 * 1024, ge=1024)
+    """Largest request body, counted on the stream (413 beyond)."""
+    max_json_depth: int = Field(32, ge=2)
+    """Deepest JSON nesting of a body or item (400 beyond)."""
+    max_batch_items: int = Field(5000, ge=1)
+    """Items (or customers) per batch request (413 beyond)."""
+    max_item_bytes: int = Field(32 * 1024, ge=256)
+    """Bytes per item of ``POST /api/1.0/batch``."""
+
+
+class Publishing(_Section):
+    """Gateway: publishing to Kafka"""
+
+    publish_timeout_s: float = Field(10.0, gt=0)
+    """How long a write waits for Kafka's acknowledgement before the answer is 503."""
+    broker_check_interval_s: float = Field(1.0, gt=0)
+    """How often the gateway asks whether a broker answers; while none does, writes
+    get 503 at once (and ``/readyz`` says so) instead of waiting
+    ``PUBLISH_TIMEOUT_S``."""
+    publish_coalesce: bool = True
+    """Concurrent requests share Kafka records: their messages wait
+    ``PUBLISH_LINGER_MS`` to be grouped."""
+    publish_linger_ms: float = Field(1.0, ge=0)
+    """How long a message waits for others to share its record."""
+    producer_linger_ms: int = Field(0, ge=0)
+    """aiokafka's own batching delay. 0: the publisher already groups messages into
+    records (``PUBLISH_LINGER_MS``), and records pile up while a request is in
+    flight; 5 ms here cost every request 5 ms and single events 40% of their
+    throughput."""
+    producer_max_batch_bytes: int = Field(1024 * 1024, ge=16384)
+    """aiokafka's batch size per partition."""
+    producer_record_max_bytes: int = Field(256 * 1024, ge=1024)
+    """Bytes of messages per Kafka record (one record carries many messages of one
+    partition); well below ``KAFKA_MESSAGE_MAX_BYTES``."""
+    producer_compression: str | None = None
+    """Compression of the producer's batches (``lz4``, ``gzip``, ``zstd``,
+    ``snappy``); unset: none."""
+    wait_timeout_s: float = Field(5.0, gt=0)
+    """Longest wait for the consumers to apply a write whose request asked for the
+    result (``Prefer: return=representation``, ``?wait=true``)."""
+
+
+class GatewayDatabase(_Section):
+    """Gateway: PostgreSQL
+
+    The gateway's own connections, for reads and key lookups.
+    """
+
+    db_pool_min: int = Field(1, ge=0)
+    """Connections the pool keeps open."""
+    db_pool_max: int = Field(10, ge=1)
+    """Most connections the pool opens."""
+    db_timeout_s: float = Field(10.0, gt=0)
+    """Connect and statement timeout of the gateway's queries: a PostgreSQL that does
+    not answer gets the client a 503 after this long."""
+
+
+class Consumers(_Section):
+    """Consumers
+
+    The workers of ``ingest-consumer``: Kafka batches applied to PostgreSQL.
+    """
+
     consumer_group: str = "ingest-writers"
-    consumer_max_records: int = Field(2000, ge=1)
-    consumer_poll_timeout_ms: int = Field(200, ge=1)
-    # The broker holds a fetch until this many bytes are ready or the wait ran out:
-    # fewer, larger batches (one transaction each) when writes trickle in one by one.
-    consumer_fetch_min_bytes: int = Field(64 * 1024, ge=1)
-    consumer_fetch_max_wait_ms: int = Field(50, ge=0)
+    """Kafka consumer group of the workers."""
     consumer_processes: int = Field(1, ge=1)
-    # The supervisor of those processes (consumers/supervisor.py): a child that exits
-    # is restarted after a delay that doubles from the first to the max, and starts
-    # over once the child stayed up HEALTHY_AFTER_S; after MAX_START_FAILURES deaths
-    # in a row, each within START_WINDOW_S of starting, the supervisor gives up
-    # (exit 1). A child asked to stop is killed after CONSUMER_STOP_TIMEOUT_S.
-    consumer_restart_backoff_s: float = Field(0.5, gt=0)
-    consumer_restart_backoff_max_s: float = Field(10.0, gt=0)
-    consumer_restart_healthy_after_s: float = Field(30.0, gt=0)
-    consumer_restart_start_window_s: float = Field(5.0, gt=0)
-    consumer_restart_max_start_failures: int = Field(5, ge=1)
-    consumer_stop_timeout_s: float = Field(60.0, gt=0)
-    max_transaction_retries: int = Field(8, ge=1)
-    # Connect and statement timeout of the consumers' PostgreSQL connections: beyond
-    # it a batch's connection counts as lost (a silent one would hold it forever),
-    # and the batch is retried on a fresh one. A batch takes well under a second.
+    """Worker processes ``ingest-consumer`` starts (``--processes`` overrides it)."""
+    consumer_max_records: int = Field(2000, ge=1)
+    """Records per poll, and messages per transaction."""
+    consumer_poll_timeout_ms: int = Field(200, ge=1)
+    """Longest wait for a batch before looking again."""
+    consumer_fetch_min_bytes: int = Field(64 * 1024, ge=1)
+    """The broker holds a fetch until this many bytes are ready or
+    ``CONSUMER_FETCH_MAX_WAIT_MS`` ran out: fewer, larger batches (one transaction
+    each) when writes trickle in one by one."""
+    consumer_fetch_max_wait_ms: int = Field(50, ge=0)
+    """Longest time the broker holds a fetch for ``CONSUMER_FETCH_MIN_BYTES``."""
     consumer_statement_timeout_s: float = Field(30.0, gt=0)
-    email_open_window_s: int = Field(20 * 60, ge=0)
-    # Applied message ids older than this are forgotten (consumers/ledger.py); keep it at
-    # least the writes topic's retention. 0: never (prune with ingest-admin instead).
-    ledger_retention_days: int = Field(7, ge=0)
-    ledger_prune_interval_s: float = Field(3600.0, gt=0)
-    # Longest wait between retries while PostgreSQL or Kafka is unavailable (the
-    # consumers retry for as long as it takes).
+    """Connect and statement timeout of the consumers' PostgreSQL connections: beyond
+    it a batch's connection counts as lost (a silent one would hold it forever), and
+    the batch is retried on a fresh one. A batch takes well under a second."""
+    max_transaction_retries: int = Field(8, ge=1)
+    """Attempts at a batch that aborts (deadlock, serialisation failure) before its
+    culprit is isolated; infrastructure faults are retried without limit."""
     retry_backoff_max_s: float = Field(5.0, gt=0)
-    # A consumer stops (exit code 3, nothing committed) when more than this share of
-    # the last DEAD_LETTER_WINDOW messages went to the dead-letter topic.
+    """Longest wait between retries while PostgreSQL or Kafka is unavailable (the
+    consumers retry for as long as it takes)."""
     dead_letter_max_ratio: float = Field(0.9, gt=0, le=1)
+    """A consumer stops (exit code 3, nothing committed) when more than this share
+    of the last ``DEAD_LETTER_WINDOW`` messages went to the dead-letter topic."""
     dead_letter_window: int = Field(1000, ge=1)
+    """Messages over which ``DEAD_LETTER_MAX_RATIO`` is counted."""
+    email_open_window_s: int = Field(20 * 60, ge=0)
+    """The email-open rule: an email open within this time (event time) of a kept
+    one of the same customer is discarded."""
+    ledger_retention_days: int = Field(7, ge=0)
+    """Applied message ids older than this are forgotten (``consumers/ledger.py``);
+    keep it at least the writes topic's retention. 0: never (prune with
+    ``ingest-admin prune-ledger`` instead)."""
+    ledger_prune_interval_s: float = Field(3600.0, gt=0)
+    """How often a consumer forgets the message ids older than
+    ``LEDGER_RETENTION_DAYS``."""
 
-    # Metrics
-    metrics_port: int = 0  # consumer Prometheus port; 0 disables
+
+class Supervision(_Section):
+    """Consumers: supervision
+
+    ``ingest-consumer`` runs its workers as child processes
+    (``consumers/supervisor.py``) and restarts one that exits.
+    """
+
+    consumer_restart_backoff_s: float = Field(0.5, gt=0)
+    """Delay before restarting a worker that exited; it doubles with each restart in
+    a row, up to ``CONSUMER_RESTART_BACKOFF_MAX_S``."""
+    consumer_restart_backoff_max_s: float = Field(10.0, gt=0)
+    """Longest delay before restarting a worker."""
+    consumer_restart_healthy_after_s: float = Field(30.0, gt=0)
+    """A worker that stayed up this long starts the delay over."""
+    consumer_restart_start_window_s: float = Field(5.0, gt=0)
+    """A worker that dies within this time of starting counts as a failed start."""
+    consumer_restart_max_start_failures: int = Field(5, ge=1)
+    """After this many failed starts in a row the supervisor gives up (exit 1): bad
+    settings or a port taken need a person, not a restart."""
+    consumer_stop_timeout_s: float = Field(60.0, gt=0)
+    """A worker asked to stop (it finishes and commits its batch) is killed after
+    this long; its batch is delivered again."""
+
+
+class Metrics(_Section):
+    """Metrics"""
+
+    metrics_port: int = 0
+    """Port of the first consumer worker's Prometheus metrics (the next workers use
+    the next ports); 0: none."""
+
+
+class Settings(
+    BaseSettings,
+    Services,
+    Topics,
+    Http,
+    RequestLimits,
+    Publishing,
+    GatewayDatabase,
+    Consumers,
+    Supervision,
+    Metrics,
+):
+    """One frozen, validated settings object shared by every process."""
+
+    # extra="ignore": the environment holds much else; warn_unknown_settings() names
+    # the variables that look like ours.
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+
+# The sections in the order of the reference; each field belongs to one.
+SECTIONS: tuple[type[BaseModel], ...] = Settings.__bases__[1:]
+
+
+def section_text(section: type[BaseModel]) -> tuple[str, str]:
+    """A section's title (its docstring's first line) and introduction (the rest)."""
+    title, _, intro = inspect.cleandoc(section.__doc__ or "").partition("\n")
+    return title, intro.strip()
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+# What the environment calls each setting.
+SETTING_NAMES = frozenset(name.upper() for name in Settings.model_fields)
+
+# A variable looks like one of ours when it begins with a word that begins at least
+# two settings (CONSUMER_, GATEWAY_, KAFKA_, MAX_, PUBLISH_, ...): a family that a
+# misspelling most likely keeps. A word of a single setting (WAIT_, EMAIL_) is too
+# common in other programs' variables to count.
+PREFIXES = frozenset(
+    word + "_"
+    for word, count in Counter(name.split("_")[0] for name in SETTING_NAMES).items()
+    if count >= 2
+)
+
+# Variables the project's own scripts read, which are no setting: never warned about.
+# Keep this list in step with the scripts: tests/runtime/test_unknown_settings.py finds
+# the variables deploy/, the Makefile, .ci/, bench/ and tests/ read, and fails on any
+# that would be warned about.
+SCRIPT_VARIABLES = frozenset(
+    {
+        # deploy/kafka/kafka.sh
+        "KAFKA_DIR",
+        "KAFKA_PORT",
+        "KAFKA_CONTROLLER_PORT",
+        "KAFKA_LIBS_DIR",
+        "KAFKA_HEAP_OPTS",
+        "KAFKA_START_TIMEOUT",
+        "KAFKA_STOP_TIMEOUT",
+        "KAFKA_NUM_PARTITIONS",
+        "MAVEN_REPO_LOCAL",
+        # deploy/postgres/pg.sh (and tests/pipeline/fault_support.py)
+        "PG_DIR",
+        "PG_PORT",
+        "PG_BIN",
+        # deploy/services.sh, deploy/run.sh
+        "INGEST_TOPICS",
+        "DEMO_API_KEY",
+        # consumers/supervisor.py: how a worker finds its supervisor
+        "INGEST_SUPERVISOR_FD",
+        # bench/
+        "BENCH_TRACE",
+        "NAIVE_DATABASE_URL",
+        "NAIVE_TEAM_ID",
+    }
+)
+
+
+def look_alike(variable: str) -> bool:
+    """Whether an environment variable looks like a setting but names none."""
+    name = variable.upper()
+    return (
+        name.startswith(tuple(PREFIXES))
+        and name not in SETTING_NAMES
+        and name not in SCRIPT_VARIABLES
+    )
+
+
+@dataclass(frozen=True)
+class UnknownSetting:
+    """An environment variable that looks like a setting, and the closest one."""
+
+    variable: str
+    suggestion: str | None
+
+    def __str__(self) -> str:
+        if self.suggestion is None:
+            return f"unknown setting {self.variable} (ignored; see docs/configuration.md)"
+        return f"unknown setting {self.variable}; did you mean {self.suggestion}?"
+
+
+def unknown_settings(environ: Mapping[str, str] | None = None) -> list[UnknownSetting]:
+    """The variables of ``environ`` (default: this process's) that look like settings
+    but name none, in name order, each with the closest setting of its family if any."""
+    env = os.environ if environ is None else environ
+    found = []
+    for variable in sorted(v for v in env if look_alike(v)):
+        # Suggested from its own family: DB_HOST is no misspelt TRUSTED_HOSTS.
+        family = variable.upper().split("_")[0] + "_"
+        kin = sorted(name for name in SETTING_NAMES if name.startswith(family))
+        close = difflib.get_close_matches(variable.upper(), kin, n=1)
+        found.append(UnknownSetting(variable, close[0] if close else None))
+    return found
+
+
+def warn_unknown_settings(environ: Mapping[str, str] | None = None) -> list[UnknownSetting]:
+    """Log a warning for each of ``unknown_settings(environ)``; returns them.
+
+    Every process calls it as it starts, before reading the settings.
+    """
+    unknown = unknown_settings(environ)
+    for each in unknown:
+        log.warning("%s", each)
+    return unknown
+
+
+MASK = "********"
+# Words that make a field's whole value a secret.
+_SECRET_WORDS = frozenset({"key", "password", "passwd", "secret", "token", "credentials"})
+# The password of a URL's user (up to the last '@': a password may hold one), and
+# query parameters such as libpq's ?password=...
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:@/\s]*:)[^\s]*@")
+_QUERY_SECRET = re.compile(
+    r"(?P<head>[?&][^=&\s]*(?:key|password|passwd|secret|token)[^=&\s]*=)[^&\s]*", re.I
+)
+
+
+def is_secret(name: str) -> bool:
+    """Whether the field ``name`` holds a secret by its name (``api_key``, ``sasl_password``)."""
+    return not _SECRET_WORDS.isdisjoint(name.lower().split("_"))
+
+
+def shown(name: str, value: object) -> str:
+    """``value`` of the field ``name`` as its variable would spell it, secrets masked:
+    the whole value of a secret field, any password in a URL."""
+    if value is None:
+        return ""
+    if isinstance(value, SecretStr) or (is_secret(name) and value != ""):
+        return MASK
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    text = _URL_PASSWORD.sub(rf"\g<head>{MASK}@", text)
+    return _QUERY_SECRET.sub(rf"\g<head>{MASK}", text)

@@ -8,8 +8,8 @@
     ingest-admin delete-event-group TEAM GROUP
 
 TEAM is a team's name or id, GROUP a group's text id (or its id). The same
-operations are in the HTTP API under ``/rest-api/customer-interface/v1.0`` (README
-"Event groups"), and both run the gateway's queries of them
+operations are in the HTTP API under ``/rest-api/customer-interface/v1.0`` (docs/api.md,
+"002: event groups"), and both run the gateway's queries of them
 (``ingest_gateway.read_model.event_groups``): that, ``runtime.pg`` and ``admin.errors``
 are all this module imports.
 """

@@ -6,7 +6,7 @@ separate load-generator processes, and in the same run measures the ceilings (th
 same messages produced straight to Kafka; the same batches applied straight to
 PostgreSQL) and the naive alternative (bench/naive_app.py). Results go to
 ``bench-results/`` as JSON, a Markdown table and PNG plots; ``--publish`` copies
-the table and plots to ``docs/bench/`` for the README.
+the table and plots to ``docs/bench/`` for docs/benchmark.md.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         help="load time of the sustained run of batches of 100",
     )
     p.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated subset")
-    # 2 and 2 measured best on the 2-core machine (README "Benchmark").
+    # 2 and 2 measured best on the 2-core machine (docs/benchmark.md).
     p.add_argument("--gateway-workers", type=int, default=2)
     p.add_argument("--consumer-processes", type=int, default=2)
     p.add_argument("--loadgens", type=int, default=2, help="load-generator processes")

@@ -16,7 +16,7 @@ writes the result with ``consumers.statements``.
 - What a write's result means: ``Plan.discard_stored_confirmations`` (an order the
   store already holds makes the confirmation a duplicate).
 
-Identity policy (README "Identity model"):
+Identity policy (docs/identity.md):
 
 - Identifiers: email, phone, external id and our own customer id. Each belongs to at
   most one customer of a team. A customer may hold several emails and phones, but at

@@ -28,7 +28,8 @@ RECORD_OVERHEAD_BYTES = 16 * 1024
 
 
 def message_limit(settings: Settings) -> int:
-    """The largest encoded message the gateway publishes (README "Sizes")."""
+    """The largest encoded message the gateway publishes (docs/operations.md, "What is
+    guaranteed")."""
     return settings.kafka_message_max_bytes - RECORD_OVERHEAD_BYTES
 
 

@@ -85,15 +85,17 @@ class Http(_Section):
     """Gateway processes (uvicorn workers)."""
     public_base_url: str = ""
     """Base of ``nextPageUrl`` links and of the ``apiHost`` analytics.js is told
-    (``https`` when it names no scheme); empty: derived from the request."""
+    (``https`` when it names no scheme); empty: the request's ``Host``, when
+    ``TRUSTED_HOSTS`` trusts it."""
     trusted_hosts: str = Field(
         "",
         pattern=r"^\s*((?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?\s*(,\s*|$))*$",
     )
-    """When ``PUBLIC_BASE_URL`` is empty, the ``Host`` headers the Segment settings
-    may name as ``apiHost``: comma-separated ``host[:port]`` (no port: any). Any
-    other ``Host`` gets 421 there (``ingest_gateway/hosts.py``), so a cache in front
-    cannot be poisoned; empty trusts ``localhost``, ``127.0.0.1`` and ``[::1]`` only."""
+    """When ``PUBLIC_BASE_URL`` is empty, the ``Host`` headers the gateway may name in
+    an answer (the Segment settings' ``apiHost``, the customer list's
+    ``nextPageUrl``): comma-separated ``host[:port]`` (no port: any). Any other
+    ``Host`` gets 421 there (``ingest_gateway/hosts.py``), so a cache in front cannot
+    be poisoned; empty trusts ``localhost``, ``127.0.0.1`` and ``[::1]`` only."""
     header_timeout_s: float = Field(10.0, gt=0)
     """A request's headers must all arrive within this time (of the connection for
     its first request, of its first byte after that), however steadily they trickle,

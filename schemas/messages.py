@@ -35,7 +35,7 @@ WIRE_VERSION = 1
 
 Operation = Literal["upsert_customer", "delete_customer", "track_event"]
 
-# Kinds of event with rules of their own in the consumers (see README "Event rules").
+# Kinds of event with rules of their own in the consumers (docs/identity.md, "Event rules").
 EventKind = Literal["custom", "update", "login", "confirmation", "email_open", "generic"]
 
 

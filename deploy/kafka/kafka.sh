@@ -36,7 +36,7 @@ KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-60}"
 KAFKA_STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
 KAFKA_NUM_PARTITIONS="${KAFKA_NUM_PARTITIONS:-6}"
 # Largest record, the same on the broker and every topic as in the gateway and
-# consumers (KAFKA_MESSAGE_MAX_BYTES in runtime/settings.py; README "Sizes").
+# consumers (KAFKA_MESSAGE_MAX_BYTES in runtime/settings.py; docs/operations.md, "What is guaranteed").
 KAFKA_MESSAGE_MAX_BYTES="${KAFKA_MESSAGE_MAX_BYTES:-1048576}"
 
 CONF_DIR="$KAFKA_DIR/config"
@@ -132,7 +132,7 @@ num.recovery.threads.per.data.dir=1
 log.retention.hours=24
 log.segment.bytes=268435456
 
-# Set explicitly, and equal to the clients' limits (README "Sizes").
+# Set explicitly, and equal to the clients' limits (docs/operations.md, "What is guaranteed").
 message.max.bytes=$KAFKA_MESSAGE_MAX_BYTES
 replica.fetch.max.bytes=$KAFKA_MESSAGE_MAX_BYTES
 EOF

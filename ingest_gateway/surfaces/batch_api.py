@@ -19,7 +19,7 @@ item, in order: ``{"index", "status": "accepted", "id"}`` or ``{"index", "status
 published together and the answer (200) comes once Kafka acknowledged all of them
 (503 and nothing to trust when it did not: retry with ``eventId`` to stay idempotent).
 
-Limits (README "Batch endpoint"): ``MAX_BATCH_ITEMS`` items (default 5,000) and
+Limits (docs/api.md, "Batch endpoint"): ``MAX_BATCH_ITEMS`` items (default 5,000) and
 ``MAX_BODY_BYTES`` bytes (default 5 MB) per request, ``MAX_ITEM_BYTES`` bytes per
 item (default 32 KB), JSON nested at most ``MAX_JSON_DEPTH`` levels; every item keeps
 the rules of ``ingest_gateway.validation`` (64-bit integers, no NUL, UTF-8, times in

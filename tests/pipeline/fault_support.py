@@ -607,7 +607,7 @@ async def stored(url: str, team_id: int) -> dict[int, Stored]:
 
 @dataclass
 class Report:
-    """What one fault did to the load, for the README's guarantees section."""
+    """What one fault did to the load, for docs/operations.md, "What survives what"."""
 
     fault: str
     requests: int

@@ -1,11 +1,14 @@
 """``python -m bench.bounded_work`` (run by ``make bench``): the worst bodies against
 legitimate ones of the same size, per surface, on a gateway of its own.
 
-For each body: the answer, the median time to it over ``REPEATS`` sends, and the
+For each body: the answer, the median time to it over ``REPEATS`` sends, the
 longest a ``/healthz`` polled meanwhile on the same gateway process waited (what every
-other request on that process waits). The worst bodies are those of
-tests/gateway/test_bounded_work.py, which asserts their answers and a generous bound;
-the figures go to docs/limits.md. Results: ``bench-results/bounded_work.md``.
+other request on that process waits), and the process's peak memory so far (the
+legitimate bodies go first, so a worst body that needs more raises it). One gateway
+process (``GATEWAY_WORKERS=1``), so that ``/healthz`` shares its event loop. The
+worst bodies are those of tests/gateway/test_bounded_work.py, which asserts their
+answers and a generous bound; the figures go to docs/limits.md. Results:
+``bench-results/bounded_work.md``.
 """
 
 from __future__ import annotations
@@ -169,9 +172,24 @@ class Measured:
     seconds: float  # median to the answer
     healthz_max: float  # the longest /healthz waited meanwhile
     healthz_idle: float  # the longest /healthz waited with nothing in flight
+    peak_rss_mb: float | None = None  # the gateway process's peak resident memory since it started
 
 
-async def measure(base: str, body: Body, repeats: int = REPEATS) -> Measured:
+def peak_rss_mb(pid: int) -> float | None:
+    """The process's peak resident set (``VmHWM``), in MB; None where /proc has none."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+async def measure(
+    base: str, body: Body, repeats: int = REPEATS, pid: int | None = None
+) -> Measured:
     idle: list[float] = []
     stop = asyncio.Event()
     task = asyncio.create_task(_healthz(base, stop, idle))
@@ -190,20 +208,22 @@ async def measure(base: str, body: Body, repeats: int = REPEATS) -> Measured:
             statuses.append(response.status_code)
     stop.set()
     await task
-    return Measured(body, statuses, statistics.median(times), max(delays), max(idle))
+    peak = peak_rss_mb(pid) if pid is not None else None
+    return Measured(body, statuses, statistics.median(times), max(delays), max(idle), peak)
 
 
 def table(rows: list[Measured]) -> str:
     lines = [
         "| body | bytes sent | answer | time to answer (median) | longest /healthz wait"
-        " meanwhile (idle) |",
-        "|---|---:|---|---:|---:|",
+        " meanwhile (idle) | gateway's peak memory so far |",
+        "|---|---:|---|---:|---:|---:|",
     ]
     for m in rows:
         answer = ",".join(sorted({str(s) for s in m.statuses}))
         lines.append(
             f"| {m.body.name} | {len(m.body.body):,} | {answer} | {m.seconds * 1000:.0f} ms"
-            f" | {m.healthz_max * 1000:.0f} ms ({m.healthz_idle * 1000:.0f} ms) |"
+            f" | {m.healthz_max * 1000:.0f} ms ({m.healthz_idle * 1000:.0f} ms)"
+            f" | {'-' if m.peak_rss_mb is None else f'{m.peak_rss_mb:.0f} MB'} |"
         )
     return "\n".join(lines)
 
@@ -212,7 +232,7 @@ async def main_async() -> str:
     from bench.__main__ import bench_run, env_of, new_team, parse_args, wait_healthy
     from bench.procs import BIN, Service
 
-    opts = parse_args(["--scenarios", ""])
+    opts = parse_args(["--scenarios", "", "--gateway-workers", "1"])
     async with bench_run(opts) as run:
         gateway = Service(
             "gateway", [str(BIN / "ingest-gateway")], env_of(run.settings), run.log_dir
@@ -221,8 +241,10 @@ async def main_async() -> str:
         base = f"http://127.0.0.1:{run.settings.gateway_port}"
         await wait_healthy(f"{base}/readyz", gateway)
         _team_id, key = await new_team(run, "bounded")
-        rows = [await measure(base, body) for body in legitimate_bodies(key)]
-        rows += [await measure(base, body) for body in hostile_bodies(key)]
+        # Legitimate bodies first: a worst body that needs more memory raises the peak.
+        pid = gateway.pid
+        rows = [await measure(base, body, pid=pid) for body in legitimate_bodies(key)]
+        rows += [await measure(base, body, pid=pid) for body in hostile_bodies(key)]
     return table(rows)
 
 

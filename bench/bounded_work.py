@@ -72,6 +72,7 @@ def hostile_bodies(key: str) -> list[Body]:
         b'{"user":{"email":"a@example.com"},"event":{"generic":{"generic":{"a":[%s"\\u0000"]}}}}'
         % (b'"",' * ((BODY_LIMIT - 300) // 3))
     )
+    fewer_strings = strings[: strings.index(b"[") + 1] + b'"",' * 990_000 + b'"\\u0000"]}}}}'
     under_cap = nested_lists(4 * (MAX_JSON_CONTAINERS - 100))
     arrays = b'{"email":"a@example.com","event":"e","data":{"a":%s,"b":"\\u0000"}}' % under_cap
     in_messages = _batch(
@@ -92,7 +93,8 @@ def hostile_bodies(key: str) -> list[Body]:
         Body("000: 160 items of [0]", "/api/1.0/batch", _items([item] * 160), api, 413),
         Body("001: a body of [0]", "/api/v1/event", lists, api, 413),
         Body("003: a body of [0]", EVENTS, lists, api, 413),
-        Body("001: 1.7M strings, a NUL last", "/api/v1/event", strings, api, 400),
+        Body("001: 1.7M strings", "/api/v1/event", strings, api, 413),
+        Body("001: 990,000 strings, a NUL last", "/api/v1/event", fewer_strings, api, 400),
         Body("003: 199,900 arrays, a NUL last", EVENTS, arrays, api, 400),
         Body("segment: 192,000 arrays, a NUL last", "/v1/batch", in_messages, segment, 400),
     ]

@@ -95,11 +95,9 @@ _json = msgspec.json.Decoder()
 
 
 def _decoded(raw: bytes, max_depth: int, what: str) -> Any:
-    """``raw`` parsed, or ``ApiError`` when it is not JSON, or would cost too much to
-    parse (``validation.check_containers``, checked first)."""
+    """``raw`` parsed, or ``ApiError`` when it is not JSON."""
     if not raw.strip():
         raise ApiError(400, f"{what} is empty; JSON was expected")
-    check_containers(raw, what)
     try:
         return _json.decode(raw)
     except msgspec.ValidationError as exc:  # a number beyond a double, or 4300 digits
@@ -116,11 +114,13 @@ def parse_json(raw: bytes, max_depth: int, what: str = "The request body") -> An
     msgspec rather than orjson: it keeps integers beyond 64 bits exact (orjson makes
     them floats), so that they are refused rather than silently changed. The rules are
     read from the text (``validation.check_json_text``): the value is walked only
-    when one is broken, to name where. For a message or an item; a whole body is read
-    with ``read_json``, which gives the event loop turns while it checks.
+    when one is broken, to name where. For a message or an item of a body whose cost
+    its reader bounded (``validation.check_containers``); a whole body is read with
+    ``read_json``, which bounds it and gives the event loop turns while it checks.
     """
     value = _decoded(raw, max_depth, what)
-    check_json_text(raw, value, max_depth)
+    if might_break(raw, max_depth):  # (most texts stop here: no call beyond)
+        check_json_text(raw, value, max_depth)
     return value
 
 
@@ -141,6 +141,7 @@ async def _checked(raw: bytes, value: Any, max_depth: int) -> Any:
 async def read_json(request: Request, max_depth: int) -> Any:
     """The request body as JSON that keeps every rule (``parse_json``), for any size."""
     raw = await request.body()
+    check_containers(raw)
     return await _checked(raw, _decoded(raw, max_depth, "The request body"), max_depth)
 
 
@@ -254,6 +255,7 @@ async def read_key_values(request: Request, max_depth: int) -> dict[str, Any]:
         return _urlencoded(raw, _charset(content_type))
     if not raw.strip():
         return {}
+    check_containers(raw)
     value = await _checked(raw, _decoded(raw, max_depth, "The request body"), max_depth)
     if not isinstance(value, dict):
         raise ApiError(400, "Expected a JSON object of key: value pairs")

@@ -30,6 +30,9 @@ MAX_NAME_LENGTH = 255
 # container (~0.3 us each), so this bounds the work of any body within the size
 # limit to about that of a legitimate 5 MB batch (docs: limits and bounded work).
 MAX_JSON_CONTAINERS = 200_000
+# Values of any kind one request may make the gateway build (~20 ns each, strings and
+# numbers): counted as its commas and containers, an upper bound of its values less one.
+MAX_JSON_VALUES = 1_000_000
 EARLIEST = datetime.min.replace(tzinfo=UTC)
 LATEST = datetime.max.replace(tzinfo=UTC)
 

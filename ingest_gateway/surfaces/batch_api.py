@@ -337,7 +337,8 @@ async def batch(team_id: int, request: Request) -> Response:
     messages: list[WriteMessage] = []
     results: list[dict[str, Any]] = []
     for index, item in enumerate(envelope.items):
-        await pacer.worked(len(item))
+        if pacer.due(len(item)):
+            await pacer.turn()
         try:
             message = _message(request, team_id, bytes(item), settings, now, header_agent, blocked)
         except ItemError as exc:

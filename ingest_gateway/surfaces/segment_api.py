@@ -602,7 +602,8 @@ async def _batch_writes(
                 raise _inheritance_refusal(inherited, len(raw))
         message = _write(team_id, call, received)
         writes.setdefault(message.id, message)
-        await pacer.worked(len(item))
+        if pacer.due(len(item)):
+            await pacer.turn()
     return writes
 
 

@@ -28,6 +28,7 @@ from schemas.limits import MAX_JSON_CONTAINERS
 
 BODY_LIMIT = 5 * 1024 * 1024
 EVENTS = "/rest-api/enterprise-interface/v1.0/events"
+GROUPS = "/rest-api/customer-interface/v1.0/event-groups"
 REPEATS = 5
 
 
@@ -50,8 +51,9 @@ def nested_lists(size: int) -> bytes:
     return b"[" + b"[0]," * (count - 1) + b"[0]]"
 
 
-def hostile_bodies(key: str) -> list[Body]:
-    """The worst bodies we could construct within the limits, with and without a key."""
+def hostile_bodies(key: str, team_id: int = 0) -> list[Body]:
+    """The worst bodies we could construct within the limits, with and without a key
+    (of the team ``team_id``, whose store 004 names by its id)."""
     lists = nested_lists(BODY_LIMIT - 200)
     gz = {"Content-Encoding": "gzip", "Content-Type": "text/plain"}
     segment = segment_auth(key)
@@ -92,7 +94,9 @@ def hostile_bodies(key: str) -> list[Body]:
         Body("segment: 80 messages of [0]", "/v1/batch", _batch([message] * 80), segment, 413),
         Body("000: 160 items of [0]", "/api/1.0/batch", _items([item] * 160), api, 413),
         Body("001: a body of [0]", "/api/v1/event", lists, api, 413),
+        Body("002: a body of [0]", GROUPS, lists, api, 413),
         Body("003: a body of [0]", EVENTS, lists, api, 413),
+        Body("004: a body of [0]", f"/core/v3/stores/{team_id}/custom_events", lists, api, 413),
         Body("001: 1.7M strings", "/api/v1/event", strings, api, 413),
         Body("001: 990,000 strings, a NUL last", "/api/v1/event", fewer_strings, api, 400),
         Body("003: 199,900 arrays, a NUL last", EVENTS, arrays, api, 400),
@@ -242,11 +246,11 @@ async def main_async() -> str:
         run.services.append(gateway)
         base = f"http://127.0.0.1:{run.settings.gateway_port}"
         await wait_healthy(f"{base}/readyz", gateway)
-        _team_id, key = await new_team(run, "bounded")
+        team_id, key = await new_team(run, "bounded")
         # Legitimate bodies first: a worst body that needs more memory raises the peak.
         pid = gateway.pid
         rows = [await measure(base, body, pid=pid) for body in legitimate_bodies(key)]
-        rows += [await measure(base, body, pid=pid) for body in hostile_bodies(key)]
+        rows += [await measure(base, body, pid=pid) for body in hostile_bodies(key, team_id)]
     return table(rows)
 
 

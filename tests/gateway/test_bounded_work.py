@@ -32,7 +32,7 @@ NAMES = [body.name for body in hostile_bodies("key")]
 
 
 def _named(team: Team, name: str) -> Body:
-    return {body.name: body for body in hostile_bodies(team.key)}[name]
+    return {body.name: body for body in hostile_bodies(team.key, team.id)}[name]
 
 
 def test_the_bodies_are_as_hostile_as_claimed(team: Team) -> None:

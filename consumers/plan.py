@@ -3,18 +3,15 @@
 This module's one job is policy: what a batch does to the store, decided without
 I/O so that it reads as the rules and is unit-tested without a database
 (``tests/consumers/test_plan.py``). It imports only ``consumers.rules`` and
-``schemas``; ``consumers.unit_of_work`` reads what it asks for, calls it and
-writes the result with ``consumers.statements``.
+``schemas``.
 
-- What to read: ``identifier_keys`` (whose owners to lock), ``customers_to_compare``
-  (whose external ids a merge decision needs; ``external_ids_named``: those the
-  owners already show), ``email_open_span`` (which stored opens the email-open
-  window can meet).
-- What to write: ``plan_batch`` replays the batch's messages in order against an
-  in-memory view of the customers they touch and returns a ``Plan``;
-  ``identifiers_to_attach`` adds the identifiers new customers get once they have ids.
-- What a write's result means: ``Plan.discard_stored_confirmations`` (an order the
-  store already holds makes the confirmation a duplicate).
+The unit of work (``consumers.unit_of_work``) asks it one question per batch:
+``plan_batch`` replays the batch's messages in order against an in-memory view of
+the customers they touch (read and locked before) and returns a ``Plan``, every
+decision of the batch; ``consumers.statements`` writes it. The one thing only the
+store can tell is whether an order was stored before;
+``Plan.discard_stored_confirmations`` says what that means (a duplicate
+confirmation, discarded).
 
 Identity policy (docs/identity.md):
 
@@ -407,62 +404,3 @@ def plan_batch(
         else:
             planner.write(message)
     return planner.result()
-
-
-# -- what the unit of work reads for a plan, and adds to it ----------------------
-
-
-def identifier_keys(messages: list[WriteMessage]) -> list[IdentifierKey]:
-    """Every identifier the batch names, sorted: the owners to read and lock."""
-    return sorted(
-        {(m.team_id, kind, value) for m in messages for kind, value in m.identifiers.items()}
-    )
-
-
-def customers_to_compare(
-    messages: list[WriteMessage], owners: dict[IdentifierKey, int]
-) -> set[int]:
-    """The stored customers whose external ids the plan needs.
-
-    External ids decide merges, and only a write naming several identifiers can
-    merge customers: the customers such a write names are all the plan may compare.
-    """
-    return {
-        owners[key]
-        for m in messages
-        if m.identifiers.several()
-        for kind, value in m.identifiers.items()
-        if (key := (m.team_id, kind, value)) in owners
-    }
-
-
-def external_ids_named(owners: dict[IdentifierKey, int], customers: set[int]) -> dict[int, str]:
-    """The external id of each of ``customers`` that owns one the batch names.
-
-    A customer holds at most one external id, so that one is all it has: only the
-    others' need reading (``customers_to_compare`` minus these).
-    """
-    return {
-        ref: value
-        for (_, kind, value), ref in owners.items()
-        if kind == "external_id" and ref in customers
-    }
-
-
-def email_open_span(
-    messages: list[WriteMessage], email_open_window: timedelta
-) -> tuple[datetime, datetime] | None:
-    """The open interval of stored email opens the batch's opens can fall within the
-    window of (None: the batch has none)."""
-    opens = [m.occurred_at for m in messages if m.event and m.event.kind == "email_open"]
-    if not opens:
-        return None
-    return min(opens) - email_open_window, max(opens) + email_open_window
-
-
-def identifiers_to_attach(plan: Plan, ids: dict[int, int]) -> list[tuple[int, str, str, int]]:
-    """The plan's new identifiers, with ``ids`` (new customer ref -> stored id) applied,
-    and each new customer's own ``customer_id`` identifier (its stored id as text)."""
-    identifiers = [(t, k, v, ids[ref] if ref < 0 else ref) for t, k, v, ref in plan.identifiers]
-    identifiers += [(c.team_id, "customer_id", str(ids[c.ref]), ids[c.ref]) for c in plan.created]
-    return identifiers

@@ -5,13 +5,17 @@ arrays, COPY, ``INSERT ... ON CONFLICT``) and none when it has nothing to do; wh
 rows to write was decided before (``consumers.plan``), and in what order and in
 which transaction is ``consumers.unit_of_work``'s job. Two rows with one key in one
 ``ON CONFLICT`` statement would be an error: the plan hands each key over once.
+The plan's new customers have refs (< 0) until ``create_customers`` gives them ids:
+the writes that name them take those ids (``ids``).
 
 Concerns, in the order a batch meets them: the ledger (``claim``, ``claim_again``,
 ``record_outcomes``, ``record_dead_letters``); the locked reads (``lock_customers``,
-``external_ids``, ``email_opens``); the writes (``delete_customers``,
-``create_customers``, ``merge_customers``, ``attach_identifiers``,
-``update_attributes``, ``upsert_groups``, ``add_memberships``, ``ensure_event_types``,
-``insert_events``, ``count_discarded``).
+which reads with ``external_ids`` and ``email_opens`` what the plan compares, and
+no more: ``identifier_keys``, ``customers_to_compare``, ``external_ids_named``,
+``email_open_span``, pure, tested in ``tests/consumers/test_plan.py``); the writes
+(``delete_customers``, ``create_customers``, ``merge_customers``,
+``attach_identifiers``, ``update_attributes``, ``upsert_groups``,
+``add_memberships``, ``ensure_event_types``, ``insert_events``, ``count_discarded``).
 
 Imports asyncpg, the JSON encoders, ``runtime.pg``, ``schemas`` and the plan's
 types (``consumers.plan``).
@@ -21,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter, defaultdict
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -35,6 +39,7 @@ from consumers.plan import (
     IdentifierKey,
     MembershipKey,
     Merge,
+    Plan,
     PlannedEvent,
 )
 from runtime.pg import Connection
@@ -126,6 +131,37 @@ async def record_dead_letters(db: Connection | asyncpg.Pool, message_ids: list[s
 
 
 async def lock_customers(
+    conn: Connection, messages: list[WriteMessage], email_open_window: timedelta
+) -> tuple[dict[IdentifierKey, int], dict[int, CustomerState]]:
+    """The owners of the identifiers ``messages`` name, and their customers, locked,
+    with what the plan needs to know of them; three statements at most.
+
+    Reads what ``consumers.plan`` compares, and no more: the external ids of the
+    customers a merge may compare (``customers_to_compare``) that the batch does not
+    name itself (``external_ids_named``), and the stored email opens the batch's
+    opens can meet (``email_open_span``).
+    """
+    owners, customers = await _lock_owners(conn, identifier_keys(messages))
+    if not customers:
+        return owners, customers
+    compared = customers_to_compare(messages, owners)
+    if compared:
+        # Most customers a Segment call compares own the userId it names: no read for them.
+        named = external_ids_named(owners, compared)
+        for ref, value in named.items():
+            customers[ref].external_ids.add(value)
+        unknown = compared - named.keys()
+        if unknown:
+            for row in await external_ids(conn, unknown):
+                customers[row["customer_id"]].external_ids.add(row["value"])
+    span = email_open_span(messages, email_open_window)
+    if span is not None:
+        for row in await email_opens(conn, list(customers), *span):
+            customers[row["customer_id"]].email_opens.append(row["occurred_at"])
+    return owners, customers
+
+
+async def _lock_owners(
     conn: Connection, keys: list[IdentifierKey]
 ) -> tuple[dict[IdentifierKey, int], dict[int, CustomerState]]:
     """Owners of ``keys`` and their customers, locked ``FOR UPDATE`` in id order.
@@ -187,6 +223,54 @@ async def email_opens(
         after,
         before,
     )
+
+
+def identifier_keys(messages: list[WriteMessage]) -> list[IdentifierKey]:
+    """Every identifier the batch names, sorted: the owners to read and lock."""
+    return sorted(
+        {(m.team_id, kind, value) for m in messages for kind, value in m.identifiers.items()}
+    )
+
+
+def customers_to_compare(
+    messages: list[WriteMessage], owners: dict[IdentifierKey, int]
+) -> set[int]:
+    """The stored customers whose external ids the plan needs.
+
+    External ids decide merges, and only a write naming several identifiers can
+    merge customers: the customers such a write names are all the plan may compare.
+    """
+    return {
+        owners[key]
+        for m in messages
+        if m.identifiers.several()
+        for kind, value in m.identifiers.items()
+        if (key := (m.team_id, kind, value)) in owners
+    }
+
+
+def external_ids_named(owners: dict[IdentifierKey, int], customers: set[int]) -> dict[int, str]:
+    """The external id of each of ``customers`` that owns one the batch names.
+
+    A customer holds at most one external id, so that one is all it has: only the
+    others' need reading (``customers_to_compare`` minus these).
+    """
+    return {
+        ref: value
+        for (_, kind, value), ref in owners.items()
+        if kind == "external_id" and ref in customers
+    }
+
+
+def email_open_span(
+    messages: list[WriteMessage], email_open_window: timedelta
+) -> tuple[datetime, datetime] | None:
+    """The open interval of stored email opens the batch's opens can fall within the
+    window of (None: the batch has none)."""
+    opens = [m.occurred_at for m in messages if m.event and m.event.kind == "email_open"]
+    if not opens:
+        return None
+    return min(opens) - email_open_window, max(opens) + email_open_window
 
 
 # -- writes -------------------------------------------------------------------------
@@ -274,11 +358,19 @@ async def merge_customers(conn: Connection, merges: list[Merge], ids: dict[int, 
     await conn.execute("DELETE FROM customers WHERE id = ANY($1::bigint[])", merged)
 
 
-async def attach_identifiers(
-    conn: Connection, identifiers: list[tuple[int, str, str, int]]
-) -> None:
-    """Insert ``(team_id, kind, value, customer_id)`` rows; ``ConcurrentChange`` if one
-    of them was created by another transaction since the owners were read."""
+def identifiers_to_attach(plan: Plan, ids: dict[int, int]) -> list[tuple[int, str, str, int]]:
+    """The plan's new identifiers, with ``ids`` (new customer ref -> stored id) applied,
+    and each new customer's own ``customer_id`` identifier (its stored id as text):
+    every stored customer is known by its id, and a new one has it only now."""
+    identifiers = [(t, k, v, ids[ref] if ref < 0 else ref) for t, k, v, ref in plan.identifiers]
+    identifiers += [(c.team_id, "customer_id", str(ids[c.ref]), ids[c.ref]) for c in plan.created]
+    return identifiers
+
+
+async def attach_identifiers(conn: Connection, plan: Plan, ids: dict[int, int]) -> None:
+    """Insert ``identifiers_to_attach``; ``ConcurrentChange`` if one of them was
+    created by another transaction since the owners were read."""
+    identifiers = identifiers_to_attach(plan, ids)
     if not identifiers:
         return
     inserted = await conn.fetchval(

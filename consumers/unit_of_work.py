@@ -1,17 +1,19 @@
 """Apply a batch of canonical writes in one PostgreSQL transaction: the unit of work.
 
-One job: the order of a batch's transaction, and nothing it decides or says in SQL
-itself. Per batch, whatever its size, about a dozen statements run:
+One job: the order of a batch's transaction. It gathers what the plan needs, asks
+``consumers.plan`` once for the batch's decisions and writes them; what to write
+is the plan's alone, and every statement is in ``consumers.statements``. Per
+batch, whatever its size, about a dozen statements run:
 
 1. claim the message ids in ``processed_messages`` (a redelivered id is skipped);
 2. lock the customers: read the owners of every identifier the batch names and
    lock those customers (``FOR UPDATE``, in id order), so that a concurrent merge
    or delete in another consumer is waited for and seen, never overwritten; then
-   read what the policy needs of them (recent email opens, and the external ids
-   of the customers a merge may compare, unless the batch names them: a customer
-   holds at most one, and the locked owners show it);
-3. plan: ``consumers.plan`` decides in Python what to create, merge, update, delete;
-4. write the plan, set-based (``consumers.statements``), and the ledger's outcomes.
+   read what the plan needs of them: recent email opens, and the external ids of
+   the customers a merge may compare (``statements.lock_customers``);
+3. plan: ``consumers.plan.plan_batch`` decides in Python, in one call, what to
+   create, merge, update, delete, store and discard;
+4. write the plan, set-based, and the ledger's outcomes.
 
 Correctness under concurrency comes from PostgreSQL: the unique key on identifiers
 makes two consumers that create the same identifier at once collide, and the loser's
@@ -27,8 +29,8 @@ from datetime import timedelta
 
 import asyncpg
 
-from consumers import plan, statements
-from consumers.plan import CustomerState, IdentifierKey, Plan, plan_batch
+from consumers import statements
+from consumers.plan import Plan, plan_batch
 from runtime.pg import Connection
 from schemas.messages import WriteMessage
 
@@ -71,7 +73,7 @@ async def _apply_once(
         todo = await _claim(conn, messages, first_try)
         if not todo:
             return None
-        owners, customers = await _lock_customers(conn, todo, email_open_window)
+        owners, customers = await statements.lock_customers(conn, todo, email_open_window)
         decided = plan_batch(todo, owners, customers, email_open_window)
         type_ids = await _write(conn, decided, event_types)
     event_types.ids.update(type_ids)
@@ -103,31 +105,6 @@ async def _claim(
     return todo
 
 
-async def _lock_customers(
-    conn: Connection, messages: list[WriteMessage], email_open_window: timedelta
-) -> tuple[dict[IdentifierKey, int], dict[int, CustomerState]]:
-    """The owners of the batch's identifiers and their customers, locked, with what
-    the plan needs to know of them."""
-    owners, customers = await statements.lock_customers(conn, plan.identifier_keys(messages))
-    if not customers:
-        return owners, customers
-    compared = plan.customers_to_compare(messages, owners)
-    if compared:
-        # Most customers a Segment call compares own the userId it names: no read for them.
-        named = plan.external_ids_named(owners, compared)
-        for ref, value in named.items():
-            customers[ref].external_ids.add(value)
-        unknown = compared - named.keys()
-        if unknown:
-            for row in await statements.external_ids(conn, unknown):
-                customers[row["customer_id"]].external_ids.add(row["value"])
-    span = plan.email_open_span(messages, email_open_window)
-    if span is not None:
-        for row in await statements.email_opens(conn, list(customers), *span):
-            customers[row["customer_id"]].email_opens.append(row["occurred_at"])
-    return owners, customers
-
-
 async def _write(
     conn: Connection, decided: Plan, event_types: EventTypeCache
 ) -> dict[tuple[int, str], int]:
@@ -135,7 +112,7 @@ async def _write(
     await statements.delete_customers(conn, decided.deleted)
     ids = await statements.create_customers(conn, decided.created)
     await statements.merge_customers(conn, decided.merges, ids)
-    await statements.attach_identifiers(conn, plan.identifiers_to_attach(decided, ids))
+    await statements.attach_identifiers(conn, decided, ids)
     await statements.update_attributes(conn, decided.updated)
     await statements.upsert_groups(conn, decided.groups)
     await statements.add_memberships(conn, decided.memberships, ids)

@@ -1,19 +1,18 @@
-"""The identity and event policy of ``consumers.plan``, without I/O."""
+"""The identity and event policy of ``consumers.plan``, without I/O, and the pure parts
+of ``consumers.statements`` that read for a plan and write it."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from consumers.plan import (
-    CustomerState,
-    Plan,
+from consumers.plan import CustomerState, Plan, plan_batch
+from consumers.statements import (
     customers_to_compare,
     email_open_span,
     external_ids_named,
     identifier_keys,
     identifiers_to_attach,
-    plan_batch,
 )
 from schemas.messages import EventData, Identifiers, Operation, WriteMessage
 from schemas.outcomes import Outcome, Rule
@@ -212,7 +211,7 @@ def test_merge_chain_within_one_batch_ends_in_one_customer() -> None:
     assert len({ref for *_, ref in p.identifiers}) == 1
 
 
-# -- what the unit of work reads for a plan, and adds to it ----------------------
+# -- what is read for a plan, and added to it when written (consumers.statements) --
 
 
 def test_the_owners_to_lock_are_every_identifier_named_once_in_order() -> None:

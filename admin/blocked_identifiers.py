@@ -13,7 +13,7 @@ lower-cased, a phone in E.164, ids NFKC and trimmed), so ``' QA-1 '`` blocks
 
 The gateway refuses a write naming a blocked value for that team (on the Segment
 surface it ignores the value when another identifier remains;
-``ingest_gateway.accept``), within ``KEY_CACHE_SECONDS`` (10 s) of a change. Writes
+``ingest_gateway.write.accept``), within ``KEY_CACHE_SECONDS`` (10 s) of a change. Writes
 published before are applied as they were sent.
 
 Imports ``schemas.identity``, ``runtime.pg``, ``admin.errors`` and ``admin.teams``

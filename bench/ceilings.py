@@ -18,7 +18,7 @@ import uvloop
 from bench.workload import messages
 from consumers import timestamps
 from consumers.unit_of_work import EventTypeCache, apply_batch
-from ingest_gateway.publisher import Publisher
+from ingest_gateway.write.publisher import Publisher
 from runtime.settings import Settings
 from schemas.messages import new_message_id
 

@@ -1,14 +1,15 @@
 """The HTTP gateway: authenticates, validates and publishes writes to Kafka; reads from PostgreSQL.
 
-The walk of a request, module by module:
+The walk of a request, package by package:
 
-- ``__main__`` / ``server``: uvicorn, with the request deadlines of slow clients.
-- ``app``: the edge's layers (``postman_paths``, the body limit in ``body``), the
-  process's services (``deps``) and the one route table (``routing``).
-- ``routing``: matches the route, authenticates (``auth``), parses typed query
-  parameters, calls the surface's endpoint; ``errors`` renders what it raises.
-- ``surfaces/``: one module per API dialect, translating to ``schemas.messages``.
-- ``accept``: the one write path: publish (``publisher``), wait if asked, answer.
+- ``__main__`` / ``edge``: uvicorn with request deadlines, then the edge's layers
+  (paths, the body limit and gzip) and the reading of bodies.
+- ``app``: stacks the layers, makes the process's services, builds the route table
+  from every surface.
+- ``web``: the HTTP layer: routing, authentication, CORS, error answers, typed
+  services, OpenAPI, health.
+- ``surfaces/``: one module per API dialect, translating only.
+- ``write``: the one builder of a canonical write, validation, blocked identifiers,
+  publish (the Kafka sink), wait, answer.
 - ``read_model/``: every SQL the gateway runs.
-- ``openapi``, ``health``: the description of the table, liveness and readiness.
 """

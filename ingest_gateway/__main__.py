@@ -6,7 +6,7 @@ import logging
 
 import uvicorn
 
-from ingest_gateway.server import RequestDeadlineProtocol
+from ingest_gateway.edge.server import RequestDeadlineProtocol
 from runtime.settings import get_settings, warn_unknown_settings
 
 

@@ -18,15 +18,8 @@ from typing import Any
 import asyncpg
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ingest_gateway import health, openapi
-from ingest_gateway.auth_cache import KeyCache
-from ingest_gateway.body import BodyLimitMiddleware
-from ingest_gateway.cors import CorsHeaders, cors_prefixes
-from ingest_gateway.deps import SCOPE_KEY, Services
-from ingest_gateway.errors import render_error
-from ingest_gateway.postman_paths import PostmanPathMiddleware
-from ingest_gateway.publisher import Publisher
-from ingest_gateway.routing import Route, Routes, Surface
+from ingest_gateway.edge.body import BodyLimitMiddleware
+from ingest_gateway.edge.postman_paths import PostmanPathMiddleware
 from ingest_gateway.surfaces import (
     batch_api,
     customers_api,
@@ -36,6 +29,13 @@ from ingest_gateway.surfaces import (
     store_events_api,
     user_events_api,
 )
+from ingest_gateway.web import health, openapi
+from ingest_gateway.web.auth_cache import KeyCache
+from ingest_gateway.web.cors import CorsHeaders, cors_prefixes
+from ingest_gateway.web.deps import SCOPE_KEY, Services
+from ingest_gateway.web.errors import render_error
+from ingest_gateway.web.routing import Route, Routes, Surface
+from ingest_gateway.write.publisher import Publisher
 from runtime.gc import tune_gc
 from runtime.pg import is_unavailable
 from runtime.settings import Settings, get_settings

@@ -74,7 +74,7 @@ class Http(_Section):
     """Gateway: HTTP
 
     The ASGI server (``ingest-gateway``) and its defences against slow and abusive
-    clients (``ingest_gateway/server.py``).
+    clients (``ingest_gateway/edge/server.py``).
     """
 
     gateway_host: str = "127.0.0.1"
@@ -94,7 +94,7 @@ class Http(_Section):
     """When ``PUBLIC_BASE_URL`` is empty, the ``Host`` headers the gateway may name in
     an answer (the Segment settings' ``apiHost``, the customer list's
     ``nextPageUrl``): comma-separated ``host[:port]`` (no port: any). Any other
-    ``Host`` gets 421 there (``ingest_gateway/hosts.py``), so a cache in front cannot
+    ``Host`` gets 421 there (``ingest_gateway/web/hosts.py``), so a cache in front cannot
     be poisoned; empty trusts ``localhost``, ``127.0.0.1`` and ``[::1]`` only."""
     header_timeout_s: float = Field(10.0, gt=0)
     """A request's headers must all arrive within this time (of the connection for

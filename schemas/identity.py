@@ -64,7 +64,7 @@ none usable the call is refused. Either way it never links two customers.
 **Per-team blocked values** (``blocked_identifiers``, ``ingest-admin
 block-identifier``) extend the built-in list for one team; they are stored
 normalised by ``normalise_kind`` and enforced by the gateway
-(``ingest_gateway.accept``).
+(``ingest_gateway.write.accept``).
 
 Imports ``schemas.limits`` and ``schemas.messages`` only (and ``phonenumbers``).
 """

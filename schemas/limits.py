@@ -1,7 +1,7 @@
 """What a write must keep to so that it can be stored and read back: the contract.
 
 The gateway refuses at the door a request that breaks one of these rules
-(``ingest_gateway.validation``); a consumer can dead-letter a message that breaks
+(``ingest_gateway.write.validation``); a consumer can dead-letter a message that breaks
 one (``message_refusal``) instead of failing on it in PostgreSQL or in a reader.
 The rules come from what the store and its readers hold:
 
@@ -98,7 +98,7 @@ def message_refusal(message: WriteMessage) -> tuple[str, str] | None:
     Times must be within range, names and ids storable text. Identifiers are checked
     by ``schemas.identity.identifiers_refusal``. JSON values (attributes, event bodies,
     properties) are checked where they are parsed, not here: the gateway walks them
-    once (``ingest_gateway.validation.check_json``) when it reads a request.
+    once (``ingest_gateway.write.validation.check_json``) when it reads a request.
     """
     # On the batch endpoint's hot path: cheap checks first, nothing built per call.
     reason = time_refusal(message.occurred_at)

@@ -1,7 +1,7 @@
 """What the consumers made of accepted writes: their ledger, ``processed_messages``.
 
 The one table of the consumers' the gateway reads: a client that waits for its
-write is answered from here (``ingest_gateway.accept``).
+write is answered from here (``ingest_gateway.write.accept``).
 """
 
 from __future__ import annotations

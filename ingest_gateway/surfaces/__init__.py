@@ -1,10 +1,10 @@
 """One module per API dialect; each only translates, to and from ``schemas.messages``.
 
-A surface parses and validates its requests (``ingest_gateway.body``,
-``ingest_gateway.validation``), builds the canonical writes and hands them to the one
-accept path (``ingest_gateway.accept``), reads through ``ingest_gateway.read_model``,
+A surface parses and validates its requests (``ingest_gateway.edge.body``,
+``ingest_gateway.write.validation``), builds the canonical writes and hands them to the one
+accept path (``ingest_gateway.write.accept``), reads through ``ingest_gateway.read_model``,
 and answers in its document's format. Its routes go into the one route table
-(``ingest_gateway.routing``); the documents' examples sit in ``*_examples`` modules
+(``ingest_gateway.web.routing``); the documents' examples sit in ``*_examples`` modules
 that the OpenAPI description and the tests share.
 
 - ``customers_api``: the Postman collection (000), ``/api/1.0``.

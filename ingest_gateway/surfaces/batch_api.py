@@ -22,7 +22,7 @@ published together and the answer (200) comes once Kafka acknowledged all of the
 Limits (docs/api.md, "Batch endpoint"): ``MAX_BATCH_ITEMS`` items (default 5,000) and
 ``MAX_BODY_BYTES`` bytes (default 5 MB) per request, ``MAX_ITEM_BYTES`` bytes per
 item (default 32 KB), JSON nested at most ``MAX_JSON_DEPTH`` levels; every item keeps
-the rules of ``ingest_gateway.validation`` (64-bit integers, no NUL, UTF-8, times in
+the rules of ``ingest_gateway.write.validation`` (64-bit integers, no NUL, UTF-8, times in
 years 1 to 9999 UTC, names and ids of at most 255 characters), or it is rejected.
 """
 
@@ -35,8 +35,14 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ingest_gateway import deps
-from ingest_gateway.accept import (
+from ingest_gateway.edge.body import parse_json
+from ingest_gateway.edge.pacing import Pacer
+from ingest_gateway.surfaces.common import json_body, responses
+from ingest_gateway.web import deps
+from ingest_gateway.web.errors import ApiError
+from ingest_gateway.web.responses import JSON
+from ingest_gateway.web.routing import Surface
+from ingest_gateway.write.accept import (
     Blocked,
     accept,
     check_not_blocked,
@@ -44,13 +50,7 @@ from ingest_gateway.accept import (
     identifiers_or_400,
     team_blocked,
 )
-from ingest_gateway.body import parse_json
-from ingest_gateway.errors import ApiError
-from ingest_gateway.pacing import Pacer
-from ingest_gateway.responses import JSON
-from ingest_gateway.routing import Surface
-from ingest_gateway.surfaces.common import json_body, responses
-from ingest_gateway.validation import (
+from ingest_gateway.write.validation import (
     DEPTH_RULE,
     check_containers,
     check_json,

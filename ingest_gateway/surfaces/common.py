@@ -1,6 +1,6 @@
 """Helpers shared by the surfaces: OpenAPI declarations, paging, sorting, ids.
 
-Surfaces read their bodies themselves (``ingest_gateway.body``), so their OpenAPI
+Surfaces read their bodies themselves (``ingest_gateway.edge.body``), so their OpenAPI
 request bodies are declared: ``json_body`` gives the JSON Schema and the document's
 examples, through ``openapi_extra``; ``responses`` declares answers with examples.
 """
@@ -12,9 +12,9 @@ from typing import Annotated, Any, TypeVar
 import msgspec
 from msgspec import Meta
 
-from ingest_gateway.errors import ApiError
 from ingest_gateway.read_model.paging import Paging
-from ingest_gateway.validation import MAX_OFFSET
+from ingest_gateway.web.errors import ApiError
+from ingest_gateway.write.validation import MAX_OFFSET
 from schemas.limits import bigint_id
 
 MAX_COUNT = 1000
@@ -59,7 +59,7 @@ def json_body(
     }
 
 
-# The optional wait for the consumers (``ingest_gateway.accept``), on every write.
+# The optional wait for the consumers (``ingest_gateway.write.accept``), on every write.
 WAIT_PARAMETERS = [
     {
         "name": "Prefer",

@@ -13,10 +13,7 @@ from msgspec import Meta
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ingest_gateway import deps, hosts
-from ingest_gateway.accept import accept, identifiers_or_400, new_write
-from ingest_gateway.body import read_json, read_key_values
-from ingest_gateway.errors import ApiError
+from ingest_gateway.edge.body import read_json, read_key_values
 from ingest_gateway.read_model.customers import (
     count_customers,
     customer_by_identifier,
@@ -25,10 +22,13 @@ from ingest_gateway.read_model.customers import (
     flat_customer,
     list_customers,
 )
-from ingest_gateway.responses import JSON
-from ingest_gateway.routing import Surface
 from ingest_gateway.surfaces.common import WAIT_PARAMETERS, responses, write_body
-from ingest_gateway.validation import MAX_OFFSET
+from ingest_gateway.web import deps, hosts
+from ingest_gateway.web.errors import ApiError
+from ingest_gateway.web.responses import JSON
+from ingest_gateway.web.routing import Surface
+from ingest_gateway.write.accept import accept, identifiers_or_400, new_write
+from ingest_gateway.write.validation import MAX_OFFSET
 from schemas.identity import InvalidIdentifier, normalise_email
 from schemas.messages import EventData, Identifiers
 

@@ -29,13 +29,8 @@ from msgspec import Meta
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ingest_gateway import deps
-from ingest_gateway.accept import accept, new_write
-from ingest_gateway.body import parse_json, read_json
-from ingest_gateway.errors import ApiError
+from ingest_gateway.edge.body import parse_json, read_json
 from ingest_gateway.read_model import events as q
-from ingest_gateway.responses import JSON
-from ingest_gateway.routing import Surface
 from ingest_gateway.surfaces import enterprise_events_examples as examples
 from ingest_gateway.surfaces.common import (
     Page,
@@ -48,7 +43,12 @@ from ingest_gateway.surfaces.common import (
     row_id,
     write_body,
 )
-from ingest_gateway.validation import QueryText
+from ingest_gateway.web import deps
+from ingest_gateway.web.errors import ApiError
+from ingest_gateway.web.responses import JSON
+from ingest_gateway.web.routing import Surface
+from ingest_gateway.write.accept import accept, new_write
+from ingest_gateway.write.validation import QueryText
 from schemas.identity import InvalidIdentifier, normalise_customer_id
 from schemas.messages import EventData, Identifiers
 from schemas.outcomes import Outcome

@@ -29,12 +29,8 @@ from msgspec import Meta
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ingest_gateway import deps
-from ingest_gateway.body import read_json
-from ingest_gateway.errors import ApiError
+from ingest_gateway.edge.body import read_json
 from ingest_gateway.read_model import event_groups as q
-from ingest_gateway.responses import JSON
-from ingest_gateway.routing import Surface
 from ingest_gateway.surfaces import event_groups_examples as examples
 from ingest_gateway.surfaces.common import (
     TEXT,
@@ -48,7 +44,11 @@ from ingest_gateway.surfaces.common import (
     rest_api_error,
     row_id,
 )
-from ingest_gateway.validation import QueryText
+from ingest_gateway.web import deps
+from ingest_gateway.web.errors import ApiError
+from ingest_gateway.web.responses import JSON
+from ingest_gateway.web.routing import Surface
+from ingest_gateway.write.validation import QueryText
 
 PREFIX = "/rest-api/customer-interface/v1.0"
 MAX_TEXT = 255

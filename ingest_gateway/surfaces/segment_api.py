@@ -9,7 +9,7 @@ each message with its ``type``; the batch's ``sentAt`` and ``context`` stand for
 those a message lacks. ``GET /v1/projects/{writeKey}/settings`` is what
 analytics.js fetches from its CDN: the least settings that point it at this
 gateway (``apiHost``: ``PUBLIC_BASE_URL``, else the request's Host if trusted,
-plus ``/v1``; an untrusted Host is 421, ``ingest_gateway.hosts``).
+plus ``/v1``; an untrusted Host is 421, ``ingest_gateway.web.hosts``).
 
 **Auth.** The write key is a team API key: the username of HTTP Basic with an empty
 password (``Authorization: Basic base64("<key>:")``), or ``writeKey`` in the body
@@ -18,13 +18,13 @@ password (``Authorization: Basic base64("<key>:")``), or ``writeKey`` in the bod
 **Bodies.** JSON whatever the Content-Type (analytics.js sends ``text/plain`` to
 avoid a CORS preflight). ``Content-Encoding: gzip`` is decompressed as it streams
 in, up to ``MAX_BODY_BYTES`` decompressed (beyond: 413; a broken stream: 400);
-another encoding is 415 (``ingest_gateway.content_encoding``, for every surface).
+another encoding is 415 (``ingest_gateway.edge.content_encoding``, for every surface).
 
 **Limits.** ``MAX_MESSAGE_BYTES`` (64 KiB) of JSON per message, counting a
 batch's context it inherits; ``MAX_BATCH_MESSAGES`` (2,500) per batch; the body
 ``MAX_BODY_BYTES`` (5 MB by default) after decompression: beyond each, 413.
 (Segment's are 32 KB and 500 KB.) Every message keeps the rules of
-``ingest_gateway.validation``: 64-bit integers, no NUL, Unicode text, nesting
+``ingest_gateway.write.validation``: 64-bit integers, no NUL, Unicode text, nesting
 at most ``MAX_JSON_DEPTH``, times within years 1 to 9999.
 
 **Answers.** ``200 {"success": true}`` once Kafka acknowledged every message of
@@ -68,7 +68,7 @@ creates its customer when missing:
   end user's agent for the bot rule (else ``accept.end_user_agent``'s rule).
   ``integrations`` is accepted and ignored.
 
-**CORS** (``ingest_gateway.cors``). Every route answers a preflight ``OPTIONS``.
+**CORS** (``ingest_gateway.web.cors``). Every route answers a preflight ``OPTIONS``.
 A request with an ``Origin`` the team allows (``teams.allowed_origins``, set by
 ``ingest-admin set-allowed-origins``; NULL, the default, allows any: a write key in
 a web page is public anyway) is answered with that origin in
@@ -91,14 +91,8 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ingest_gateway import cors, deps, hosts
-from ingest_gateway.accept import accept, declared_user_agent, end_user_agent
-from ingest_gateway.auth import basic_username, team_for_key, team_of
-from ingest_gateway.body import parse_json
-from ingest_gateway.errors import ApiError
-from ingest_gateway.pacing import Pacer
-from ingest_gateway.responses import JSON
-from ingest_gateway.routing import Endpoint, Surface
+from ingest_gateway.edge.body import parse_json
+from ingest_gateway.edge.pacing import Pacer
 from ingest_gateway.surfaces import segment_examples as examples
 from ingest_gateway.surfaces.common import json_body, responses
 from ingest_gateway.surfaces.segment_examples import (
@@ -106,7 +100,13 @@ from ingest_gateway.surfaces.segment_examples import (
     MAX_MESSAGE_BYTES,
     MAX_TEXT,
 )
-from ingest_gateway.validation import DEPTH_RULE, check_containers, check_message, check_path
+from ingest_gateway.web import cors, deps, hosts
+from ingest_gateway.web.auth import basic_username, team_for_key, team_of
+from ingest_gateway.web.errors import ApiError
+from ingest_gateway.web.responses import JSON
+from ingest_gateway.web.routing import Endpoint, Surface
+from ingest_gateway.write.accept import accept, declared_user_agent, end_user_agent
+from ingest_gateway.write.validation import DEPTH_RULE, check_containers, check_message, check_path
 from schemas.identity import (
     InvalidIdentifier,
     JunkIdentifier,

@@ -42,15 +42,15 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ingest_gateway import deps
-from ingest_gateway.accept import accept, new_write
-from ingest_gateway.body import read_json
-from ingest_gateway.errors import ApiError
+from ingest_gateway.edge.body import read_json
 from ingest_gateway.read_model.events import event_by_client_id, stored_json
 from ingest_gateway.read_model.teams import team_name
-from ingest_gateway.responses import JSON
-from ingest_gateway.routing import Surface
 from ingest_gateway.surfaces.common import ANY_OBJECT, responses, write_body
+from ingest_gateway.web import deps
+from ingest_gateway.web.errors import ApiError
+from ingest_gateway.web.responses import JSON
+from ingest_gateway.web.routing import Surface
+from ingest_gateway.write.accept import accept, new_write
 from schemas.identity import (
     InvalidIdentifier,
     normalise_email,

@@ -36,14 +36,14 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ingest_gateway import deps
-from ingest_gateway.accept import accept, new_write
-from ingest_gateway.body import read_json
-from ingest_gateway.errors import ApiError
+from ingest_gateway.edge.body import read_json
 from ingest_gateway.read_model.events import customer_for_identifier, event_view, events_by_ids
-from ingest_gateway.routing import Surface
 from ingest_gateway.surfaces import user_events_examples as examples
 from ingest_gateway.surfaces.common import responses, write_body
+from ingest_gateway.web import deps
+from ingest_gateway.web.errors import ApiError
+from ingest_gateway.web.routing import Surface
+from ingest_gateway.write.accept import accept, new_write
 from schemas.identity import InvalidIdentifier, normalise_customer_id, normalise_email
 from schemas.messages import EventData, EventKind, Identifiers, WriteMessage, utcnow
 from schemas.outcomes import DISCARDED_PREFIX, Outcome

@@ -8,8 +8,8 @@ import uuid
 import asyncpg
 import uuid_utils
 
-from ingest_gateway.auth import team_for_key
-from ingest_gateway.auth_cache import KeyCache
+from ingest_gateway.web.auth import team_for_key
+from ingest_gateway.web.auth_cache import KeyCache
 from schemas.keys import hash_api_key
 from tests.support import BIN, old_message_id
 

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from bench.bounded_work import Body, hostile_bodies, measure
-from ingest_gateway.validation import containers
+from ingest_gateway.write.validation import containers
 from schemas.limits import MAX_JSON_CONTAINERS
 from tests.conftest import Team
 from tests.gateway.test_api_segment import basic, events_of, uid

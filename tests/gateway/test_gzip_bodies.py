@@ -13,12 +13,12 @@ import httpx
 import pytest
 from starlette.types import Message
 
-from ingest_gateway.content_encoding import (
+from ingest_gateway.edge.content_encoding import (
     FREE_INFLATION_BYTES,
     MAX_INFLATION_RATIO,
     decoding,
 )
-from ingest_gateway.errors import ApiError
+from ingest_gateway.web.errors import ApiError
 from runtime.settings import Settings
 from tests.conftest import Team
 from tests.support import eventually, stored_customer

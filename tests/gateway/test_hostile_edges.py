@@ -33,10 +33,10 @@ import pytest
 from starlette.types import Message, Receive, Scope, Send
 
 from admin.teams import create_team, set_allowed_origins
-from ingest_gateway.cors import REFUSED_ORIGIN, CorsHeaders
-from ingest_gateway.hosts import UNTRUSTED
 from ingest_gateway.surfaces import segment_api
 from ingest_gateway.surfaces import segment_examples as examples
+from ingest_gateway.web.cors import REFUSED_ORIGIN, CorsHeaders
+from ingest_gateway.web.hosts import UNTRUSTED
 from runtime.settings import Settings
 from tests.conftest import Team, private_gateway
 

@@ -25,10 +25,11 @@ import pytest
 
 from admin.blocked_identifiers import block
 from admin.teams import create_team
-from ingest_gateway import accept, deps
-from ingest_gateway.auth_cache import KEY_CACHE_SECONDS
-from ingest_gateway.errors import ApiError
 from ingest_gateway.read_model.outcomes import outcomes
+from ingest_gateway.web import deps
+from ingest_gateway.web.auth_cache import KEY_CACHE_SECONDS
+from ingest_gateway.web.errors import ApiError
+from ingest_gateway.write import accept
 from schemas.identity import is_junk
 from schemas.messages import Identifiers, WriteMessage, utcnow
 from tests.conftest import Team

@@ -12,9 +12,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from ingest_gateway.body import _declares_more_than, _multipart, _urlencoded, parse_json
-from ingest_gateway.errors import ApiError
-from ingest_gateway.validation import (
+from ingest_gateway.edge.body import _declares_more_than, _multipart, _urlencoded, parse_json
+from ingest_gateway.web.errors import ApiError
+from ingest_gateway.write.validation import (
     check_json,
     check_message,
     check_path,

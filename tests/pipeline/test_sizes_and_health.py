@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ingest_gateway.publisher import RECORD_OVERHEAD_BYTES
+from ingest_gateway.write.publisher import RECORD_OVERHEAD_BYTES
 from runtime.settings import Settings
 from tests.conftest import Team, private_gateway, settings_env
 from tests.support import BIN, Process, eventually, free_port

@@ -1,6 +1,6 @@
 """Request bodies: a byte limit enforced on the stream, a ``Content-Encoding`` undone
-under the same limit (``ingest_gateway.content_encoding``); JSON, urlencoded and
-multipart forms read strictly, with the rules of ``ingest_gateway.validation``.
+under the same limit (``ingest_gateway.edge.content_encoding``); JSON, urlencoded and
+multipart forms read strictly, with the rules of ``ingest_gateway.write.validation``.
 
 Every reader of a body (these, and a surface's own ``request.body()``) reads it
 through ``BodyLimitMiddleware``: no surface sees a body still encoded, or one beyond
@@ -19,11 +19,11 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ingest_gateway.content_encoding import decoding
-from ingest_gateway.errors import ApiError, RequestTooLarge, formatter_for
-from ingest_gateway.pacing import SLICE_BYTES, Pacer
-from ingest_gateway.responses import JSON
-from ingest_gateway.validation import (
+from ingest_gateway.edge.content_encoding import decoding
+from ingest_gateway.edge.pacing import SLICE_BYTES, Pacer
+from ingest_gateway.web.errors import ApiError, RequestTooLarge, formatter_for
+from ingest_gateway.web.responses import JSON
+from ingest_gateway.write.validation import (
     DEPTH_RULE,
     JSON_NUMBER_RULE,
     OutsideStrings,

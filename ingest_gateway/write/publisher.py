@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 
-from ingest_gateway.errors import ApiError, BrokerUnavailable
+from ingest_gateway.web.errors import ApiError, BrokerUnavailable
 from runtime.kafka import acked_producer
 from runtime.settings import Settings
 from schemas.messages import WriteMessage, encode, encode_many

@@ -28,8 +28,8 @@ from urllib.parse import urlsplit
 
 from starlette.requests import Request
 
-from ingest_gateway import deps
-from ingest_gateway.errors import ApiError
+from ingest_gateway.web import deps
+from ingest_gateway.web.errors import ApiError
 
 # host[:port]; a host is a name, an IPv4 address or a bracketed IPv6 one.
 _HOST = re.compile(r"(?P<name>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::(?P<port>[0-9]{1,5}))?")

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import asyncpg
 from starlette.requests import Request
 
-from ingest_gateway.auth_cache import KeyCache
-from ingest_gateway.publisher import Publisher
+from ingest_gateway.web.auth_cache import KeyCache
+from ingest_gateway.write.publisher import Publisher
 from runtime.settings import Settings
 
 SCOPE_KEY = "ingest.services"

@@ -31,13 +31,13 @@ import asyncpg
 import msgspec
 from starlette.requests import Request
 
-from ingest_gateway import deps
-from ingest_gateway.auth_cache import KEY_CACHE_SECONDS
-from ingest_gateway.errors import ApiError
 from ingest_gateway.read_model.outcomes import outcomes
 from ingest_gateway.read_model.teams import blocked_identifiers
-from ingest_gateway.responses import JSON
-from ingest_gateway.validation import check_message, check_path
+from ingest_gateway.web import deps
+from ingest_gateway.web.auth_cache import KEY_CACHE_SECONDS
+from ingest_gateway.web.errors import ApiError
+from ingest_gateway.web.responses import JSON
+from ingest_gateway.write.validation import check_message, check_path
 from runtime.pg import UNAVAILABLE, is_unavailable
 from schemas import messages
 from schemas.identity import InvalidIdentifier, normalised

@@ -7,9 +7,9 @@ import asyncio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ingest_gateway import deps
-from ingest_gateway.responses import JSON
-from ingest_gateway.routing import Surface
+from ingest_gateway.web import deps
+from ingest_gateway.web.responses import JSON
+from ingest_gateway.web.routing import Surface
 from runtime.pg import is_unavailable
 
 surface = Surface("", None, None)

@@ -13,7 +13,7 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from ingest_gateway.responses import JSON
+from ingest_gateway.web.responses import JSON
 from runtime.pg import is_unavailable
 
 log = logging.getLogger(__name__)

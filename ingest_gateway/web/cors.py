@@ -46,12 +46,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ingest_gateway import deps
-from ingest_gateway.auth_cache import KEY_CACHE_SECONDS
-from ingest_gateway.errors import ApiError, formatter_for, render_error
 from ingest_gateway.read_model.teams import allowed_origins
-from ingest_gateway.responses import JSON
-from ingest_gateway.routing import Endpoint, Surface
+from ingest_gateway.web import deps
+from ingest_gateway.web.auth_cache import KEY_CACHE_SECONDS
+from ingest_gateway.web.errors import ApiError, formatter_for, render_error
+from ingest_gateway.web.responses import JSON
+from ingest_gateway.web.routing import Endpoint, Surface
 
 # What a preflight allows a page to send.
 ALLOWED_HEADERS = "Content-Type, Authorization, Content-Encoding"

@@ -1,7 +1,7 @@
 """The gateway's one validation layer: nothing it answers 2xx for breaks a store rule.
 
-Every surface reads its request through ``ingest_gateway.body`` (JSON, urlencoded or
-multipart) and builds ``WriteMessage`` values through ``ingest_gateway.accept``; both
+Every surface reads its request through ``ingest_gateway.edge.body`` (JSON, urlencoded or
+multipart) and builds ``WriteMessage`` values through ``ingest_gateway.write.accept``; both
 call here, so a rule is written once and holds on every surface:
 
 * **JSON** (``check_json``): nesting at most ``MAX_JSON_DEPTH``; no NUL in strings
@@ -18,7 +18,7 @@ call here, so a rule is written once and holds on every surface:
 * **reads**: ``QueryText`` for text filters, ``MAX_OFFSET`` for paging offsets.
 
 A broken rule is an ``ApiError`` (400), rendered in the surface's own error format.
-This module imports ``schemas``, ``ingest_gateway.errors`` and msgspec only (with
+This module imports ``schemas``, ``ingest_gateway.web.errors`` and msgspec only (with
 the standard library's ``re`` and ``urllib.parse``).
 """
 
@@ -31,7 +31,7 @@ from urllib.parse import unquote_to_bytes
 
 from msgspec import Meta
 
-from ingest_gateway.errors import ApiError
+from ingest_gateway.web.errors import ApiError
 from schemas.identity import identifiers_refusal
 from schemas.limits import (
     INT64_MAX,

@@ -18,8 +18,8 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from ingest_gateway.responses import JSON
-from ingest_gateway.routing import Route, Surface
+from ingest_gateway.web.responses import JSON
+from ingest_gateway.web.routing import Route, Surface
 
 TITLE = "Customer-event ingestion gateway"
 DESCRIPTION = (

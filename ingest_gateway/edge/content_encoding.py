@@ -17,7 +17,7 @@ import zlib
 
 from starlette.types import Message, Receive
 
-from ingest_gateway.errors import ApiError
+from ingest_gateway.web.errors import ApiError
 
 _GZIP = 16 + zlib.MAX_WBITS
 # What a compressed body may inflate to beyond its first MiB: at most this many times

@@ -14,10 +14,10 @@ import base64
 import asyncpg
 from starlette.requests import Request
 
-from ingest_gateway.auth_cache import KeyCache
-from ingest_gateway.deps import services
-from ingest_gateway.errors import ApiError
 from ingest_gateway.read_model.teams import team_of_key
+from ingest_gateway.web.auth_cache import KeyCache
+from ingest_gateway.web.deps import services
+from ingest_gateway.web.errors import ApiError
 from schemas.keys import hash_api_key
 
 _SEND_API_KEY = (

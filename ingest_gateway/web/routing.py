@@ -3,7 +3,7 @@
 Each API dialect is a ``Surface`` (a path prefix, an OpenAPI tag, an error format)
 whose module declares its routes with the decorators below; ``app.create_app``
 collects the surfaces' routes into one ``Routes`` table. The same table serves the
-requests (``Routes.__call__``) and describes them (``ingest_gateway.openapi``).
+requests (``Routes.__call__``) and describes them (``ingest_gateway.web.openapi``).
 
 Why not FastAPI's router: measured in-process on the single-customer write, its
 routing, dependency resolution and middleware stack cost 112-118 us a request
@@ -12,7 +12,7 @@ each, alternated twice), about a quarter of the gateway's CPU per single write.
 What an endpoint gets instead is explicit: its path parameters by name, the team of
 the API key (``team_id``, when the route is authenticated), the typed query
 parameters (``query``, a ``msgspec.Struct`` the route declares) and the ``request``;
-services come from ``ingest_gateway.deps``.
+services come from ``ingest_gateway.web.deps``.
 
 Imports: the error and auth layers of the gateway only; never a surface.
 """
@@ -31,8 +31,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from ingest_gateway.auth import require_team
-from ingest_gateway.errors import ApiError, ErrorFormatter, register_error_format
+from ingest_gateway.web.auth import require_team
+from ingest_gateway.web.errors import ApiError, ErrorFormatter, register_error_format
 
 Endpoint = Callable[..., Awaitable[Response]]
 ErrorRenderer = Callable[[Request, Exception], Awaitable[Response] | Response | None]

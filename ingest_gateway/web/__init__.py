@@ -1,0 +1,19 @@
+"""The HTTP layer: routes, keys, browsers' rules, error answers, the services, the description.
+
+- ``routing``: the one route table and its dispatcher (``Surface``, ``Routes``).
+- ``errors``: ``ApiError`` and each API's error format; outages become 503 here.
+- ``responses``: orjson answers.
+- ``auth`` + ``auth_cache``: every surface's keys, key → team or 401, cached 10 s.
+- ``cors``: surfaces browsers send to (the Segment spec); ``hosts``: the address
+  clients are told (``PUBLIC_BASE_URL`` or a trusted Host, else 421).
+- ``deps``: the process's services, typed (settings, the pool, the publisher).
+- ``openapi``: the description made from the route table; ``health``: ``/healthz``,
+  ``/readyz``.
+
+Named ``web`` rather than ``http``: a module named like the standard library's
+``http`` would read as it in every import list, and shadow it for a script run from
+this folder.
+
+May import ``read_model`` (keys, allowed origins), ``write.publisher`` (the type of
+the service), ``runtime`` and ``schemas``; never a surface.
+"""

@@ -13,8 +13,15 @@ The rules come from what the store and its readers hold:
 * names and ids that PostgreSQL indexes (event names, client event ids, order ids,
   sources, identifiers): at most 255 characters, well within a btree entry.
 
-Identifiers have rules of their own (``schemas.identity``, which uses these). Only
-the standard library and ``schemas.messages`` are imported here.
+Identifiers have rules of their own (``schemas.identity``, which uses these).
+
+The limits of a request that are no setting live here too, so that every limit a
+surface applies has one home (docs/limits.md): the length of names and ids every
+surface checks (``MAX_NAME_LENGTH``), and the Segment spec's per message and per
+batch (``MAX_SEGMENT_MESSAGE_BYTES``, ``MAX_SEGMENT_BATCH_MESSAGES``). Limits a
+deployment may change are settings (``runtime.settings``: ``MAX_BODY_BYTES``, ...).
+
+Only the standard library and ``schemas.messages`` are imported here.
 """
 
 from __future__ import annotations
@@ -26,6 +33,11 @@ from schemas.messages import WriteMessage
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 MAX_NAME_LENGTH = 255
+# The Segment spec (``ingest_gateway.surfaces.segment_api``): bytes of JSON per
+# message, counting a batch's context it inherits, and messages per batch. (Segment's
+# own are 32 KB and 500 KB a batch.)
+MAX_SEGMENT_MESSAGE_BYTES = 64 * 1024
+MAX_SEGMENT_BATCH_MESSAGES = 2500
 # Objects and arrays one request may make the gateway build: parsing costs most per
 # container (~0.3 us each), so this bounds the work of any body within the size
 # limit to about that of a legitimate 5 MB batch (docs: limits and bounded work).

@@ -28,7 +28,6 @@ years 1 to 9999 UTC, names and ids of at most 255 characters), or it is rejected
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -42,32 +41,19 @@ from ingest_gateway.web import deps
 from ingest_gateway.web.errors import ApiError
 from ingest_gateway.web.responses import JSON
 from ingest_gateway.web.routing import Surface
-from ingest_gateway.write.accept import (
-    Blocked,
-    accept,
-    check_not_blocked,
-    end_user_agent,
-    identifiers_or_400,
-    team_blocked,
-)
+from ingest_gateway.write.accept import accept
+from ingest_gateway.write.blocked_values import team_blocked
+from ingest_gateway.write.build import Blocked, Received, identifiers_or_400, new_write, received
 from ingest_gateway.write.validation import (
     DEPTH_RULE,
     check_containers,
     check_json,
-    check_message,
     check_utf8,
     needs_walk,
 )
 from runtime.settings import Settings
-from schemas.limits import INT64_MAX, INT64_MIN
-from schemas.messages import (
-    EventData,
-    Identifiers,
-    Operation,
-    WriteMessage,
-    new_write,
-    utcnow,
-)
+from schemas.limits import INT64_MAX, INT64_MIN, MAX_NAME_LENGTH
+from schemas.messages import EventData, Identifiers, Operation, WriteMessage
 from schemas.times import InvalidTime, parse_time
 
 PREFIX = "/api/1.0"
@@ -134,15 +120,14 @@ _ITEM_FIELDS = {
 }
 
 
-def _event_body(
-    request: Request, body: msgspec.Raw, settings: Settings, header_agent: str | None
-) -> tuple[Any, str | None]:
-    """The event body, once checked, and the end user's agent.
+def _event_body(body: msgspec.Raw, settings: Settings) -> Any:
+    """The event body, once checked.
 
     The body is kept as sent (msgspec skipped it: only its UTF-8 needs checking) and
     parsed only when its bytes show it may matter (``needs_walk``: deep, an escaped
-    NUL, long numbers or exponents) or name a user agent; a parsed body is published
-    as parsed, so that no number goes to the store in a form it cannot read back.
+    NUL, long numbers or exponents) or name a user agent (``build.new_write`` reads
+    it); a parsed body is published as parsed, so that no number goes to the store in
+    a form it cannot read back.
     """
     data = bytes(body)
     if data[:1] != b"{":
@@ -151,19 +136,12 @@ def _event_body(
     mentions_agent = b"user_agent" in data or b"userAgent" in data
     if not mentions_agent and not needs_walk(data, max_depth, kept_as_sent=True):
         check_utf8(data, "The event body")
-        return body, header_agent
-    value = parse_json(data, max_depth, "The event body")
-    return value, end_user_agent(request, value) if mentions_agent else header_agent
+        return body
+    return parse_json(data, max_depth, "The event body")
 
 
 def _message(
-    request: Request,
-    team_id: int,
-    raw: bytes,
-    settings: Settings,
-    now: datetime,
-    header_agent: str | None,
-    blocked: Blocked,
+    received: Received, team_id: int, raw: bytes, settings: Settings, blocked: Blocked
 ) -> WriteMessage:
     if len(raw) > settings.max_item_bytes:
         raise ItemError(f"The item is larger than the limit of {settings.max_item_bytes} bytes")
@@ -175,35 +153,43 @@ def _message(
         raise ItemError(DEPTH_RULE.format(max_depth=settings.max_json_depth)) from exc
     try:
         occurred_at = (
-            now if item.occurred_at is None else parse_time(item.occurred_at, naive_is_utc=False)
+            None if item.occurred_at is None else parse_time(item.occurred_at, naive_is_utc=False)
         )
     except InvalidTime as exc:
         raise ItemError(f"Invalid occurredAt: {exc.reason}") from exc
     try:
-        identifiers = identifiers_or_400(item.identifiers())
-        check_not_blocked(identifiers, blocked)  # (here, to reject the item alone)
+        # (the team's blocked values checked here, to reject the item alone)
+        identifiers = identifiers_or_400(item.identifiers(), blocked)
+        op: Operation = "upsert_customer"
+        attributes, event = None, None
         if isinstance(item, _EventItem):
             name = item.event_name
-            if not name.strip() or len(name) > 255 or "\x00" in name:
-                raise ItemError("The event name must be 1 to 255 characters")
-            body, agent = _event_body(request, item.body, settings, header_agent)
+            if not name.strip() or len(name) > MAX_NAME_LENGTH or "\x00" in name:
+                raise ItemError(f"The event name must be 1 to {MAX_NAME_LENGTH} characters")
             external_id = None if item.external_id is None else str(item.external_id)
-            event = EventData(
-                name=name, body=body, external_id=external_id, client_event_id=item.event_id
+            op, event = (
+                "track_event",
+                EventData(
+                    name=name,
+                    body=_event_body(item.body, settings),
+                    external_id=external_id,
+                    client_event_id=item.event_id,
+                ),
             )
-            return _write(
-                identifiers, occurred_at, now, team_id, "track_event", event=event, agent=agent
-            )
-        if needs_walk(raw, settings.max_json_depth):
-            check_json(item.attributes, settings.max_json_depth)
-        return _write(
+        else:
+            if needs_walk(raw, settings.max_json_depth):
+                check_json(item.attributes, settings.max_json_depth)
+            attributes = item.attributes
+        return new_write(
+            received,
+            team_id,
+            op,
             identifiers,
             occurred_at,
-            now,
-            team_id,
-            "upsert_customer",
-            attributes=item.attributes,
-            agent=header_agent,
+            attributes=attributes,
+            event=event,
+            names=_ITEM_FIELDS,
+            identifiers_normalised=True,
         )
     except ApiError as exc:
         raise ItemError(exc.message) from exc
@@ -232,32 +218,6 @@ _RESULT_EXAMPLE = {
 }
 
 
-def _write(
-    identifiers: Identifiers,
-    occurred_at: datetime,
-    now: datetime,
-    team_id: int,
-    op: Operation,
-    *,
-    event: EventData | None = None,
-    attributes: dict[str, Any] | None = None,
-    agent: str | None,
-) -> WriteMessage:
-    """An item's canonical write, checked against what the consumers accept."""
-    message = new_write(
-        team_id,
-        op,
-        identifiers,
-        received_at=now,
-        occurred_at=occurred_at,
-        attributes=attributes or {},
-        event=event,
-        user_agent=agent,
-        api=API,
-    )
-    return check_message(message, _ITEM_FIELDS, identifiers=False)
-
-
 # The body as OpenAPI describes it (``_EventItem``, ``_CustomerItem``; each item is
 # decoded on its own, so a bad one is rejected alone).
 _NAMED = {
@@ -282,9 +242,13 @@ _BODY_SCHEMA = {
                         "properties": {
                             "type": {"const": "event"},
                             **_NAMED,
-                            "eventName": {"type": "string", "minLength": 1, "maxLength": 255},
+                            "eventName": {
+                                "type": "string",
+                                "minLength": 1,
+                                "maxLength": MAX_NAME_LENGTH,
+                            },
                             "externalId": {"type": ["string", "integer"]},
-                            "eventId": {"type": "string", "maxLength": 255},
+                            "eventId": {"type": "string", "maxLength": MAX_NAME_LENGTH},
                             "body": {"type": "object"},
                         },
                         "additionalProperties": False,
@@ -331,8 +295,8 @@ async def batch(team_id: int, request: Request) -> Response:
         raise ApiError(413, f"At most {settings.max_batch_items} items per request")
     check_containers(raw)
     pacer = Pacer()
-    now = utcnow()
-    header_agent = end_user_agent(request)
+    # (the path is fixed: ``received`` checks it once for every item)
+    request_received = received(request, API)
     blocked = await team_blocked(request, team_id)
     messages: list[WriteMessage] = []
     results: list[dict[str, Any]] = []
@@ -340,7 +304,7 @@ async def batch(team_id: int, request: Request) -> Response:
         if pacer.due(len(item)):
             await pacer.turn()
         try:
-            message = _message(request, team_id, bytes(item), settings, now, header_agent, blocked)
+            message = _message(request_received, team_id, bytes(item), settings, blocked)
         except ItemError as exc:
             results.append({"index": index, "status": "rejected", "error": str(exc)})
             continue

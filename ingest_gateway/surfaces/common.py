@@ -15,7 +15,7 @@ from msgspec import Meta
 from ingest_gateway.read_model.paging import Paging
 from ingest_gateway.web.errors import ApiError
 from ingest_gateway.write.validation import MAX_OFFSET
-from schemas.limits import bigint_id
+from schemas.limits import MAX_NAME_LENGTH, bigint_id
 
 MAX_COUNT = 1000
 T = TypeVar("T")
@@ -38,7 +38,7 @@ class SortedPage(Page):
 
 
 ANY_OBJECT: dict[str, Any] = {"type": "object", "additionalProperties": True}
-TEXT: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 255}
+TEXT: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH}
 
 
 def json_body(

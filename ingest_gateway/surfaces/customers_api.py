@@ -27,9 +27,11 @@ from ingest_gateway.web import deps, hosts
 from ingest_gateway.web.errors import ApiError
 from ingest_gateway.web.responses import JSON
 from ingest_gateway.web.routing import Surface
-from ingest_gateway.write.accept import accept, identifiers_or_400, new_write
+from ingest_gateway.write.accept import accept
+from ingest_gateway.write.build import identifiers_or_400, new_write, received
 from ingest_gateway.write.validation import MAX_OFFSET
 from schemas.identity import InvalidIdentifier, normalise_email
+from schemas.limits import MAX_NAME_LENGTH
 from schemas.messages import EventData, Identifiers
 
 PREFIX = "/api/1.0"
@@ -160,18 +162,18 @@ async def upsert_customer(email: str, team_id: int, request: Request) -> Respons
     attributes = await read_key_values(request, deps.settings(request).max_json_depth)
     attributes = {k: v for k, v in attributes.items() if k not in _IDENTITY_KEYS}
     message = new_write(
-        request, team_id, "upsert_customer", identifiers, attributes=attributes, api=API
+        received(request, API), team_id, "upsert_customer", identifiers, attributes=attributes
     )
     accepted = await accept(request, [message])
+    answer: dict[str, Any] = {"email": identifiers.email, **attributes}
     if accepted.timed_out:
-        return accepted.respond({"id": message.id, "status": "accepted"})
-    if accepted.waited:
-        row = await customer_by_identifier(
-            deps.db(request), team_id, "email", identifiers.email or ""
-        )
+        answer = {"id": message.id, "status": "accepted"}
+    elif accepted.waited:  # the customer as stored, once the consumers applied the write
+        db = deps.db(request)
+        row = await customer_by_identifier(db, team_id, "email", identifiers.email or "")
         if row is not None:
-            return accepted.respond(flat_customer(row["attributes"], identifiers.email))
-    return accepted.respond({"email": identifiers.email, **attributes})
+            answer = flat_customer(row["attributes"], identifiers.email)
+    return accepted.respond(answer)
 
 
 @surface.delete(
@@ -185,7 +187,7 @@ async def upsert_customer(email: str, team_id: int, request: Request) -> Respons
 )
 async def delete_customer(email: str, team_id: int, request: Request) -> Response:
     identifiers = identifiers_or_400(Identifiers(email=email))
-    message = new_write(request, team_id, "delete_customer", identifiers, api=API)
+    message = new_write(received(request, API), team_id, "delete_customer", identifiers)
     accepted = await accept(request, [message])
     return JSON({"success": True}, headers=accepted.headers)
 
@@ -297,7 +299,11 @@ async def upsert_customers(team_id: int, request: Request) -> Response:
         attributes = {k: v for k, v in entry.items() if k not in _IDENTITY_KEYS}
         messages.append(
             new_write(
-                request, team_id, "upsert_customer", identifiers, attributes=attributes, api=API
+                received(request, API),
+                team_id,
+                "upsert_customer",
+                identifiers,
+                attributes=attributes,
             )
         )
         saved.append({"email": identifiers.email, **attributes})
@@ -357,7 +363,7 @@ async def delete_customers(team_id: int, request: Request) -> Response:
             could_not.append(email)
     known = await existing_identifiers(deps.db(request), team_id, "email", list(normalised))
     messages = [
-        new_write(request, team_id, "delete_customer", Identifiers(email=e), api=API)
+        new_write(received(request, API), team_id, "delete_customer", Identifiers(email=e))
         for e in normalised
         if e in known
     ]
@@ -396,10 +402,10 @@ async def create_event(
     identifiers = identifiers_or_400(Identifiers(email=customer_email))
     raw = await request.body()
     body = await read_json(request, deps.settings(request).max_json_depth) if raw.strip() else {}
-    if not event_name.strip() or len(event_name) > 255:
-        raise ApiError(400, "The event name must be 1 to 255 characters")
+    if not event_name.strip() or len(event_name) > MAX_NAME_LENGTH:
+        raise ApiError(400, f"The event name must be 1 to {MAX_NAME_LENGTH} characters")
     event = EventData(name=event_name, body=body, external_id=external_id)
-    message = new_write(request, team_id, "track_event", identifiers, event=event, api=API)
+    message = new_write(received(request, API), team_id, "track_event", identifiers, event=event)
     accepted = await accept(request, [message])
     answer = {"id": message.id, "eventName": event_name, "externalId": external_id, "body": body}
     if accepted.timed_out:

@@ -47,15 +47,16 @@ from ingest_gateway.web import deps
 from ingest_gateway.web.errors import ApiError
 from ingest_gateway.web.responses import JSON
 from ingest_gateway.web.routing import Surface
-from ingest_gateway.write.accept import accept, new_write
+from ingest_gateway.write.accept import accept
+from ingest_gateway.write.build import new_write, received
 from ingest_gateway.write.validation import QueryText
 from schemas.identity import InvalidIdentifier, normalise_customer_id
+from schemas.limits import MAX_NAME_LENGTH
 from schemas.messages import EventData, Identifiers
 from schemas.outcomes import Outcome
 
 PREFIX = "/rest-api/enterprise-interface/v1.0"
 API = "enterprise_events_api"
-MAX_TEXT = 255
 MAX_PROPERTY_RECORDS = 1000
 
 surface = Surface(PREFIX, "Events (seed 003)", rest_api_error)
@@ -92,8 +93,8 @@ def _records(value: Any) -> list[dict[str, Any]]:
         if not isinstance(record, dict):
             raise _invalid(field, "must be an object with property_id and property_value")
         property_id = _id_text(record.get("property_id"))
-        if not property_id or len(property_id) > MAX_TEXT:
-            raise _invalid(f"{field}.property_id", f"required, 1 to {MAX_TEXT} characters")
+        if not property_id or len(property_id) > MAX_NAME_LENGTH:
+            raise _invalid(f"{field}.property_id", f"required, 1 to {MAX_NAME_LENGTH} characters")
         if "property_value" not in record:
             raise _invalid(f"{field}.property_value", "required")
         records.append({"property_id": property_id, "property_value": record["property_value"]})
@@ -142,8 +143,10 @@ async def create_event(team_id: int, request: Request) -> Response:
     if not raw_customer_id:
         raise _invalid("event.customer_id", "required, the id of a customer")
     external_id = _id_text(event.get("external_id"))
-    if event.get("external_id") is not None and (not external_id or len(external_id) > MAX_TEXT):
-        raise _invalid("event.external_id", f"a string of 1 to {MAX_TEXT} characters")
+    if event.get("external_id") is not None and (
+        not external_id or len(external_id) > MAX_NAME_LENGTH
+    ):
+        raise _invalid("event.external_id", f"a string of 1 to {MAX_NAME_LENGTH} characters")
     if event.get("secondary_external_id") is not None:
         raise _invalid("event.secondary_external_id", "not supported; send null or leave out")
     records = _records(payload.get("property_records"))
@@ -172,7 +175,7 @@ async def create_event(team_id: int, request: Request) -> Response:
         raise unknown_customer
 
     message = new_write(
-        request,
+        received(request, API),
         team_id,
         "track_event",
         Identifiers(customer_id=customer_id),
@@ -180,7 +183,6 @@ async def create_event(team_id: int, request: Request) -> Response:
             name=type_name, body=body, external_id=external_id, properties=records or None
         ),
         create_if_missing=False,
-        api=API,
     )
     accepted = await accept(request, [message])
     created = {"data": {"event_id": message.id}}

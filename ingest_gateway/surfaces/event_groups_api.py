@@ -49,9 +49,9 @@ from ingest_gateway.web.errors import ApiError
 from ingest_gateway.web.responses import JSON
 from ingest_gateway.web.routing import Surface
 from ingest_gateway.write.validation import QueryText
+from schemas.limits import MAX_NAME_LENGTH
 
 PREFIX = "/rest-api/customer-interface/v1.0"
-MAX_TEXT = 255
 
 surface = Surface(PREFIX, "Event groups (seed 002)", rest_api_error)
 
@@ -72,8 +72,10 @@ def _text(payload: dict[str, Any], field: str, *, required: bool) -> str | None:
     value = payload.get(field)
     if value is None and not required:
         return None
-    if not isinstance(value, str) or not value.strip() or len(value) > MAX_TEXT:
-        raise ApiError(400, f"{field} must be a string of 1 to {MAX_TEXT} characters", field=field)
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME_LENGTH:
+        raise ApiError(
+            400, f"{field} must be a string of 1 to {MAX_NAME_LENGTH} characters", field=field
+        )
     return value.strip()
 
 

@@ -20,8 +20,8 @@ avoid a CORS preflight). ``Content-Encoding: gzip`` is decompressed as it stream
 in, up to ``MAX_BODY_BYTES`` decompressed (beyond: 413; a broken stream: 400);
 another encoding is 415 (``ingest_gateway.edge.content_encoding``, for every surface).
 
-**Limits.** ``MAX_MESSAGE_BYTES`` (64 KiB) of JSON per message, counting a
-batch's context it inherits; ``MAX_BATCH_MESSAGES`` (2,500) per batch; the body
+**Limits.** ``MAX_SEGMENT_MESSAGE_BYTES`` (64 KiB) of JSON per message, counting a
+batch's context it inherits; ``MAX_SEGMENT_BATCH_MESSAGES`` (2,500) per batch; the body
 ``MAX_BODY_BYTES`` (5 MB by default) after decompression: beyond each, 413.
 (Segment's are 32 KB and 500 KB.) Every message keeps the rules of
 ``ingest_gateway.write.validation``: 64-bit integers, no NUL, Unicode text, nesting
@@ -65,8 +65,8 @@ creates its customer when missing:
   "sentAt"}`` (in UTC, as read). (identify, group and alias store no context.)
 - ``context`` is stored with events (``events.context``; identify, group and alias
   keep none); its ``ip`` defaults to the sender's address, its ``userAgent`` is the
-  end user's agent for the bot rule (else ``accept.end_user_agent``'s rule).
-  ``integrations`` is accepted and ignored.
+  end user's agent for the bot rule (else the request's own if a browser's,
+  ``build.browser_agent``). ``integrations`` is accepted and ignored.
 
 **CORS** (``ingest_gateway.web.cors``). Every route answers a preflight ``OPTIONS``.
 A request with an ``Origin`` the team allows (``teams.allowed_origins``, set by
@@ -75,8 +75,10 @@ a web page is public anyway) is answered with that origin in
 ``Access-Control-Allow-Origin``; from another origin it is 403 without it. The
 settings are open to any origin.
 
-This module only translates. Imports the shared accept path, JSON parsing and
-validation, auth, CORS and the routing.
+This module only translates, and holds the surface's own answers (``refusal``, the
+project settings). Imports the write path (``write.build``, ``write.accept``), JSON
+parsing and validation, the HTTP layer (auth, CORS, hosts, routing, errors) and
+``schemas``; its examples are data in ``segment_examples``.
 """
 
 from __future__ import annotations
@@ -95,18 +97,14 @@ from ingest_gateway.edge.body import parse_json
 from ingest_gateway.edge.pacing import Pacer
 from ingest_gateway.surfaces import segment_examples as examples
 from ingest_gateway.surfaces.common import json_body, responses
-from ingest_gateway.surfaces.segment_examples import (
-    MAX_BATCH_MESSAGES,
-    MAX_MESSAGE_BYTES,
-    MAX_TEXT,
-)
 from ingest_gateway.web import cors, deps, hosts
 from ingest_gateway.web.auth import basic_username, team_for_key, team_of
 from ingest_gateway.web.errors import ApiError
 from ingest_gateway.web.responses import JSON
 from ingest_gateway.web.routing import Endpoint, Surface
-from ingest_gateway.write.accept import accept, declared_user_agent, end_user_agent
-from ingest_gateway.write.validation import DEPTH_RULE, check_containers, check_message, check_path
+from ingest_gateway.write.accept import accept
+from ingest_gateway.write.build import Received, browser_agent, declared_user_agent, new_write
+from ingest_gateway.write.validation import DEPTH_RULE, check_containers, check_path
 from schemas.identity import (
     InvalidIdentifier,
     JunkIdentifier,
@@ -114,7 +112,12 @@ from schemas.identity import (
     normalise_email,
     normalise_external_id,
 )
-from schemas.limits import text_refusal
+from schemas.limits import (
+    MAX_NAME_LENGTH,
+    MAX_SEGMENT_BATCH_MESSAGES,
+    MAX_SEGMENT_MESSAGE_BYTES,
+    text_refusal,
+)
 from schemas.messages import (
     EventData,
     GroupData,
@@ -122,7 +125,6 @@ from schemas.messages import (
     Operation,
     WriteMessage,
     client_message_id,
-    new_message_id,
     utcnow,
 )
 from schemas.times import InvalidTime, format_time, parse_time, skew_corrected
@@ -134,8 +136,27 @@ CALL_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 _SHORT_PATHS = {kind: kind[0] for kind in CALL_TYPES}
 
 
+# ``code`` as Segment's API names it; rudder-sdk-python reads ``code`` and ``message``.
+_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    413: "request_too_large",
+    415: "unsupported_encoding",
+    503: "service_unavailable",
+}
+
+
+def refusal(status: int, message: str) -> dict[str, Any]:
+    """The surface's error answer: ``{"success": false, "message", "code"}``."""
+    return {"success": False, "message": message, "code": _CODES.get(status, "error")}
+
+
 def _error(status: int, message: str, description: str | None, field: str | None) -> Any:
-    return examples.refusal(status, message)
+    return refusal(status, message)
 
 
 surface = Surface(PREFIX, "Segment spec (/v1)", _error)
@@ -182,7 +203,9 @@ def _raw_fields(raw: bytes, max_depth: int) -> dict[str, msgspec.Raw]:
 
 def _too_large(where: str) -> ApiError:
     name = where.rstrip(".") or "The message"
-    return ApiError(413, f"{name}: larger than the limit of {MAX_MESSAGE_BYTES} bytes of JSON")
+    return ApiError(
+        413, f"{name}: larger than the limit of {MAX_SEGMENT_MESSAGE_BYTES} bytes of JSON"
+    )
 
 
 def _where(index: int | None) -> str:
@@ -194,7 +217,7 @@ def _normalised(normalise: Callable[[str], str], value: str) -> str:
     """``normalise(value)``, cached: a customer's ids come back call after call (a
     refusal, ``InvalidIdentifier``, is raised again and never cached). An id longer
     than any valid one (padded with spaces) is not kept: it would hold the memory."""
-    if len(value) > MAX_TEXT:
+    if len(value) > MAX_NAME_LENGTH:
         return normalise(value)
     return _normalised_cached(normalise, value)
 
@@ -228,7 +251,7 @@ class _Call:
         return value
 
     def text(self, field: str, *, required: bool = False, blank: bool = True) -> str | None:
-        """A string of at most ``MAX_TEXT`` characters (not blank if required or not
+        """A string of at most ``MAX_NAME_LENGTH`` characters (not blank if required or not
         ``blank``), or None when absent."""
         value = self.fields.get(field)
         if value is None:
@@ -237,8 +260,8 @@ class _Call:
             return None
         if not isinstance(value, str):
             raise self.fail(field, "must be a string")
-        if len(value) > MAX_TEXT or ((required or not blank) and not value.strip()):
-            raise self.fail(field, f"must be 1 to {MAX_TEXT} characters")
+        if len(value) > MAX_NAME_LENGTH or ((required or not blank) and not value.strip()):
+            raise self.fail(field, f"must be 1 to {MAX_NAME_LENGTH} characters")
         refusal = text_refusal(value)
         if refusal is not None:
             raise self.fail(field, refusal)
@@ -294,14 +317,12 @@ class _Shared:
 
 
 @dataclass(frozen=True)
-class _Received:
-    """The request as the gateway saw it: when, from where, the batch's fields, and its
-    own User-Agent when it counts as the end user's (``accept.end_user_agent``)."""
+class _Received(Received):
+    """The request as the gateway saw it (``build.Received``: when, its own User-Agent
+    when it counts as the end user's, the API), from where, and the batch's fields."""
 
-    at: datetime
     ip: str | None
     shared: _Shared
-    agent: str | None
 
 
 # The key of an event's ``context`` recording that its time is the receive time
@@ -387,7 +408,7 @@ def _event(call: _Call, context: dict[str, Any]) -> EventData:
     return EventData(name=call.kind, body=body, context=context)
 
 
-# Canonical field names as this surface names them, for ``check_message``'s refusals.
+# Canonical field names as this surface names them, for the builder's refusals.
 _FIELDS = {"occurred_at": "timestamp", "event.name": "event", "group.group_id": "groupId"}
 
 
@@ -410,29 +431,24 @@ def _write(team_id: int, call: _Call, received: _Received) -> WriteMessage:
         group = GroupData(group_id=group_id, traits=call.object("traits"))
     elif call.kind != "alias":
         op, event = "track_event", _event(call, context)
-    # (``WriteMessage`` itself rather than ``messages.new_write``: its keyword
-    # arguments passed on cost as much as the rest of a call's fields.)
-    message = WriteMessage(
-        id=new_message_id() if message_id is None else client_message_id(team_id, message_id),
-        team_id=team_id,
-        op=op,
-        identifiers=identifiers,
-        occurred_at=occurred_at,
-        received_at=received.at,
-        attributes=attributes,
-        event=event,
-        group=group,
-        # The end user's agent: the context's, the request's, else one in the body.
-        user_agent=declared_user_agent(context)
-        or received.agent
-        or (declared_user_agent(event.body) if event else None),
-        api=API,
-    )
     try:  # (the identifiers are normalised already, by ``_Call.identifier``)
-        return check_message(message, identifiers=False)
-    except ApiError as exc:  # a rule of the consumers', on a canonical field
-        field = _FIELDS.get(exc.field or "", exc.field or "message")
-        raise call.fail(field, exc.description or exc.message) from exc
+        return new_write(
+            received,
+            team_id,
+            op,
+            identifiers,
+            occurred_at=occurred_at,
+            attributes=attributes,
+            event=event,
+            group=group,
+            message_id=None if message_id is None else client_message_id(team_id, message_id),
+            # The end user's agent: the context's, the request's, else one in the body.
+            user_agent=declared_user_agent(context) or received.agent,
+            names=_FIELDS,
+            identifiers_normalised=True,
+        )
+    except ApiError as exc:  # a rule of the consumers', named as this surface names it
+        raise call.fail(exc.field or "message", exc.description or exc.message) from exc
 
 
 # -- the request: key, origin, calls --------------------------------------------------
@@ -531,8 +547,8 @@ def _envelope(raw: bytes, max_depth: int) -> _Envelope:
 
 
 def _counted(envelope: _Envelope) -> _Envelope:
-    if len(envelope.items) > MAX_BATCH_MESSAGES:
-        raise ApiError(413, f"batch: at most {MAX_BATCH_MESSAGES} messages per request")
+    if len(envelope.items) > MAX_SEGMENT_BATCH_MESSAGES:
+        raise ApiError(413, f"batch: at most {MAX_SEGMENT_BATCH_MESSAGES} messages per request")
     return envelope
 
 
@@ -543,7 +559,7 @@ def _shared(envelope: _Envelope, max_depth: int) -> _Shared:
     for name in ("sentAt", "context"):
         value = envelope.fields.get(name)
         if value is not None:
-            if len(value) > MAX_MESSAGE_BYTES:
+            if len(value) > MAX_SEGMENT_MESSAGE_BYTES:
                 raise _too_large(f"{name}.")
             read[name] = _json(bytes(value), max_depth, f"{name}.")
     top = _Call(read, "batch")
@@ -553,7 +569,7 @@ def _shared(envelope: _Envelope, max_depth: int) -> _Shared:
 
 
 def _batch_call(item: msgspec.Raw, index: int, shared: _Shared, max_depth: int) -> _Call:
-    if len(item) > MAX_MESSAGE_BYTES:
+    if len(item) > MAX_SEGMENT_MESSAGE_BYTES:
         raise _too_large(_where(index))
     message = _json(bytes(item), max_depth, _where(index))
     if not isinstance(message, dict):
@@ -562,7 +578,7 @@ def _batch_call(item: msgspec.Raw, index: int, shared: _Shared, max_depth: int) 
     if kind not in CALL_TYPES:
         field = f"{_where(index)}type"
         raise ApiError(400, f"{field}: must be one of {', '.join(CALL_TYPES)}", field=field)
-    if "context" not in message and len(item) + shared.context_bytes > MAX_MESSAGE_BYTES:
+    if "context" not in message and len(item) + shared.context_bytes > MAX_SEGMENT_MESSAGE_BYTES:
         raise _too_large(_where(index))  # with the batch's context it would not fit
     return _Call(message, kind, index)
 
@@ -621,7 +637,7 @@ async def _accept_calls(request: Request, kind: str | None) -> Response:
     header_key = basic_username(request)
     team_id = await _team(request, header_key) if header_key else None
     raw = await request.body()
-    if kind is not None and len(raw) > MAX_MESSAGE_BYTES:
+    if kind is not None and len(raw) > MAX_SEGMENT_MESSAGE_BYTES:
         raise _too_large("")
     check_containers(raw)
     envelope = _envelope(raw, max_depth) if kind is None else None
@@ -630,15 +646,15 @@ async def _accept_calls(request: Request, kind: str | None) -> Response:
         team_id = await _team(request, body_key)
     check_path(request.scope)  # (once: every call has the request's path)
     ip = request.client.host if request.client else None
-    agent = end_user_agent(request)
+    agent = browser_agent(request)
     if envelope is None:
         assert kind is not None
         message = _write(
-            team_id, _single(raw, kind, max_depth), _Received(now, ip, _Shared(), agent)
+            team_id, _single(raw, kind, max_depth), _Received(now, agent, API, ip, _Shared())
         )
         writes = {message.id: message}
     else:
-        received = _Received(now, ip, _shared(envelope, max_depth), agent)
+        received = _Received(now, agent, API, ip, _shared(envelope, max_depth))
         writes = await _batch_writes(raw, envelope, team_id, received, max_depth)
     accepted = await accept(request, list(writes.values()))
     return accepted.respond(examples.SUCCESS)
@@ -648,8 +664,8 @@ async def _accept_calls(request: Request, kind: str | None) -> Response:
 
 _SECURITY: dict[str, Any] = {"security": [{"writeKey": []}]}
 _LIMITS = (
-    f"Limits: {MAX_MESSAGE_BYTES} bytes of JSON per message (with the batch's context it"
-    f" inherits), {MAX_BATCH_MESSAGES} messages per batch, and the gateway's body limit"
+    f"Limits: {MAX_SEGMENT_MESSAGE_BYTES} bytes of JSON per message (with the batch's context it"
+    f" inherits), {MAX_SEGMENT_BATCH_MESSAGES} messages per batch, and the gateway's body limit"
     " (MAX_BODY_BYTES, 5 MB by default) after gzip decompression: beyond, 413. The whole"
     " request is checked before anything is published (a 400 names the message and field,"
     " e.g. batch[3].userId). Auth: the write key as the username of HTTP Basic (empty"
@@ -721,12 +737,40 @@ def _api_base(request: Request) -> tuple[str, str]:
     return base + PREFIX, scheme
 
 
+def project_settings(write_key: str, api_host: str, protocol: str) -> dict[str, Any]:
+    """What ``GET /v1/projects/{writeKey}/settings`` answers: the least analytics.js needs."""
+    return {
+        "integrations": {
+            "Segment.io": {
+                "apiKey": write_key,
+                "apiHost": api_host,
+                "protocol": protocol,
+                "unbundledIntegrations": [],
+                "addBundledMetadata": True,
+                "maybeBundledConfigIds": {},
+            }
+        },
+        "plan": {
+            "track": {"__default": {"enabled": True, "integrations": {}}},
+            "identify": {"__default": {"enabled": True}},
+            "group": {"__default": {"enabled": True}},
+        },
+        "edgeFunction": {},
+        "analyticsNextEnabled": True,
+        "middlewareSettings": {},
+        "enabledMiddleware": {},
+        "metrics": {"sampleRate": 0},
+        "legacyVideoPluginsEnabled": False,
+        "remotePlugins": [],
+    }
+
+
 async def _settings(request: Request, writeKey: str) -> Response:
     services = deps.services(request)
     api_host, protocol = _api_base(request)  # (before the key: an untrusted Host costs nothing)
     if await team_for_key(services.db, services.key_cache, writeKey) is None:
         raise ApiError(404, "No project has this write key")
-    answer = JSON(examples.settings_example(writeKey, api_host, protocol))
+    answer = JSON(project_settings(writeKey, api_host, protocol))
     if not services.settings.public_base_url:
         answer.headers["Vary"] = "Host"  # apiHost is the request's (trusted) Host
     return answer
@@ -738,12 +782,16 @@ surface.get(
     " (AnalyticsBrowser.load({writeKey, cdnURL: '<this gateway>'})); open to any origin",
     authenticated=False,
     responses=responses(
-        (200, "The project's settings", examples.SETTINGS),
+        (
+            200,
+            "The project's settings",
+            project_settings("<writeKey>", "ingest.example.com/v1", "https"),
+        ),
         (404, "Unknown write key", examples.NOT_FOUND),
         (
             421,
             "The Host is not one the gateway answers for (PUBLIC_BASE_URL, TRUSTED_HOSTS)",
-            examples.refusal(421, hosts.UNTRUSTED),
+            refusal(421, hosts.UNTRUSTED),
         ),
         (503, "PostgreSQL unavailable: retry after Retry-After", examples.UNAVAILABLE),
     ),

@@ -1,18 +1,15 @@
 """Examples, JSON Schemas and answers of the Segment-spec surface (``segment_api``).
 
-The calls as Segment's HTTP tracking API documents them, and the answers' shape
-(``refusal``, the surface's error format); shared by the surface's OpenAPI
-description and its tests.
+Data only: the calls as Segment's HTTP tracking API documents them, and example
+answers in the surface's error format (``segment_api.refusal``); shared by
+the surface's OpenAPI description and its tests. Imports ``schemas.limits`` only.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-# Limits, in the module docstring of ``segment_api`` and in the OpenAPI descriptions.
-MAX_MESSAGE_BYTES = 64 * 1024
-MAX_BATCH_MESSAGES = 2500
-MAX_TEXT = 255
+from schemas.limits import MAX_NAME_LENGTH, MAX_SEGMENT_BATCH_MESSAGES, MAX_SEGMENT_MESSAGE_BYTES
 
 CONTEXT: dict[str, Any] = {
     "ip": "203.0.113.7",
@@ -66,66 +63,24 @@ BATCH: dict[str, Any] = {
     "context": {"library": {"name": "analytics-python", "version": "2.3.3"}},
 }
 
-# ``code`` as Segment's API names it; rudder-sdk-python reads ``code`` and ``message``.
-_CODES = {
-    400: "invalid_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    408: "request_timeout",
-    413: "request_too_large",
-    415: "unsupported_encoding",
-    503: "service_unavailable",
-}
-
-
-def refusal(status: int, message: str) -> dict[str, Any]:
-    """The surface's error answer: ``{"success": false, "message", "code"}``."""
-    return {"success": False, "message": message, "code": _CODES.get(status, "error")}
-
-
 SUCCESS: dict[str, Any] = {"success": True}
-INVALID = refusal(400, "batch[1].event: is required")
-UNAUTHORISED = refusal(401, "Missing write key")
-FORBIDDEN = refusal(
-    403, "The origin https://elsewhere.example is not allowed to send with this write key"
-)
-TOO_LARGE = refusal(413, f"batch[0]: larger than the limit of {MAX_MESSAGE_BYTES} bytes of JSON")
-UNSUPPORTED = refusal(415, "Unsupported Content-Encoding 'br'; send gzip or none")
-UNAVAILABLE = refusal(503, "Service unavailable: the write was not accepted, please retry")
-NOT_FOUND = refusal(404, "No project has this write key")
-
-
-def settings_example(write_key: str, api_host: str, protocol: str) -> dict[str, Any]:
-    """What ``GET /v1/projects/{writeKey}/settings`` answers: the least analytics.js needs."""
-    return {
-        "integrations": {
-            "Segment.io": {
-                "apiKey": write_key,
-                "apiHost": api_host,
-                "protocol": protocol,
-                "unbundledIntegrations": [],
-                "addBundledMetadata": True,
-                "maybeBundledConfigIds": {},
-            }
-        },
-        "plan": {
-            "track": {"__default": {"enabled": True, "integrations": {}}},
-            "identify": {"__default": {"enabled": True}},
-            "group": {"__default": {"enabled": True}},
-        },
-        "edgeFunction": {},
-        "analyticsNextEnabled": True,
-        "middlewareSettings": {},
-        "enabledMiddleware": {},
-        "metrics": {"sampleRate": 0},
-        "legacyVideoPluginsEnabled": False,
-        "remotePlugins": [],
-    }
-
-
-SETTINGS = settings_example("<writeKey>", "ingest.example.com/v1", "https")
+# Refusals, as ``segment_api.refusal`` makes them: a message and Segment's ``code``.
+_NO: dict[str, Any] = {"success": False}
+INVALID = _NO | {"message": "batch[1].event: is required", "code": "invalid_request"}
+UNAUTHORISED = _NO | {"message": "Missing write key", "code": "unauthorized"}
+NOT_FOUND = _NO | {"message": "No project has this write key", "code": "not_found"}
+FORBIDDEN = _NO | {
+    "message": "The origin https://elsewhere.example is not allowed to send with this write key",
+    "code": "forbidden",
+}
+UNSUPPORTED = _NO | {"code": "unsupported_encoding"}
+UNSUPPORTED["message"] = "Unsupported Content-Encoding 'br'; send gzip or none"
+TOO_LARGE = _NO | {
+    "message": f"batch[0]: larger than the limit of {MAX_SEGMENT_MESSAGE_BYTES} bytes of JSON",
+    "code": "request_too_large",
+}
+UNAVAILABLE = _NO | {"code": "service_unavailable"}
+UNAVAILABLE["message"] = "Service unavailable: the write was not accepted, please retry"
 
 # -- JSON Schemas ------------------------------------------------------------------
 
@@ -138,7 +93,7 @@ _COMMON: dict[str, Any] = {
     "messageId": {
         "type": "string",
         "minLength": 1,
-        "maxLength": MAX_TEXT,
+        "maxLength": MAX_NAME_LENGTH,
         "description": "the client's id of the call: a resend with the same id is stored once",
     },
     "timestamp": _TIME | {"description": "when it happened (else derived from originalTimestamp)"},
@@ -175,13 +130,13 @@ def _call(
     return schema
 
 
-_NAME: dict[str, Any] = {"type": "string", "maxLength": MAX_TEXT}
+_NAME: dict[str, Any] = {"type": "string", "maxLength": MAX_NAME_LENGTH}
 CALL_SCHEMAS: dict[str, dict[str, Any]] = {
     "identify": _call("identify", {"traits": _OBJECT}),
     "track": _call(
         "track",
         {
-            "event": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT},
+            "event": {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH},
             "properties": _OBJECT,
         },
         ("event",),
@@ -214,7 +169,7 @@ BATCH_SCHEMA: dict[str, Any] = {
     "properties": {
         "batch": {
             "type": "array",
-            "maxItems": MAX_BATCH_MESSAGES,
+            "maxItems": MAX_SEGMENT_BATCH_MESSAGES,
             "items": {"oneOf": [_typed(kind) for kind in CALL_SCHEMAS]},
         },
         "sentAt": _COMMON["sentAt"],

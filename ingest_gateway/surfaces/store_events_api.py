@@ -50,20 +50,21 @@ from ingest_gateway.web import deps
 from ingest_gateway.web.errors import ApiError
 from ingest_gateway.web.responses import JSON
 from ingest_gateway.web.routing import Surface
-from ingest_gateway.write.accept import accept, new_write
+from ingest_gateway.write.accept import accept
+from ingest_gateway.write.build import new_write, received
 from schemas.identity import (
     InvalidIdentifier,
     normalise_email,
     normalise_external_id,
     normalise_phone,
 )
+from schemas.limits import MAX_NAME_LENGTH
 from schemas.messages import EventData, Identifiers, utcnow
 from schemas.outcomes import Outcome
 from schemas.times import InvalidTime, format_time, parse_time
 
 PREFIX = "/core/v3"
 API = "store_events_api"
-MAX_TEXT = 255
 
 
 def _error(status: int, message: str, description: str | None, field: str | None) -> Any:
@@ -101,8 +102,8 @@ def _snake(problems: _Problems, payload: dict[str, Any], field: str, *, required
         problems.add(field, "must be a string")
     elif not value:
         problems.add(field, "must not be empty")
-    elif len(value) > MAX_TEXT:
-        problems.add(field, f"must be at most {MAX_TEXT} characters")
+    elif len(value) > MAX_NAME_LENGTH:
+        problems.add(field, f"must be at most {MAX_NAME_LENGTH} characters")
     elif not _SNAKE_CASE.fullmatch(value):
         problems.add(field, _SNAKE_RULE)
     else:
@@ -299,8 +300,8 @@ async def create_or_update_event(app_key: str, team_id: int, request: Request) -
     event_id = payload.get("id")
     if event_id is None:
         problems.add("id", "is required")
-    elif not isinstance(event_id, str) or not event_id.strip() or len(event_id) > MAX_TEXT:
-        problems.add("id", f"must be a string of 1 to {MAX_TEXT} characters")
+    elif not isinstance(event_id, str) or not event_id.strip() or len(event_id) > MAX_NAME_LENGTH:
+        problems.add("id", f"must be a string of 1 to {MAX_NAME_LENGTH} characters")
     identifiers, attributes = _customer(problems, payload.get("customer"))
     properties = _primitives(
         problems, payload.get("properties"), "properties", names_without_spaces=False
@@ -311,7 +312,7 @@ async def create_or_update_event(app_key: str, team_id: int, request: Request) -
 
     occurred_at = occurred_at or utcnow()
     message = new_write(
-        request,
+        received(request, API),
         team_id,
         "track_event",
         identifiers,
@@ -320,7 +321,6 @@ async def create_or_update_event(app_key: str, team_id: int, request: Request) -
             name=event_type, body=properties, client_event_id=event_id, source=source or None
         ),
         occurred_at=occurred_at,
-        api=API,
     )
     accepted = await accept(request, [message])
     answer: dict[str, Any] = {

@@ -43,15 +43,16 @@ from ingest_gateway.surfaces.common import responses, write_body
 from ingest_gateway.web import deps
 from ingest_gateway.web.errors import ApiError
 from ingest_gateway.web.routing import Surface
-from ingest_gateway.write.accept import accept, new_write
+from ingest_gateway.write.accept import accept
+from ingest_gateway.write.build import new_write, received
 from schemas.identity import InvalidIdentifier, normalise_customer_id, normalise_email
+from schemas.limits import MAX_NAME_LENGTH
 from schemas.messages import EventData, EventKind, Identifiers, WriteMessage, utcnow
 from schemas.outcomes import DISCARDED_PREFIX, Outcome
 
 PREFIX = "/api/v1"
 API = "user_events_api"
 LOGIN_ATTRIBUTE = "lastLoginDate"
-MAX_NAME = 255
 
 
 def _error(status: int, message: str, description: str | None, field: str | None) -> Any:
@@ -107,11 +108,11 @@ def _user(payload: dict[str, Any]) -> tuple[Identifiers, str]:
 
 
 def _name(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME:
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME_LENGTH:
         raise ApiError(
             400,
             "Invalid event information",
-            f"{what} must be a string of 1 to {MAX_NAME} characters",
+            f"{what} must be a string of 1 to {MAX_NAME_LENGTH} characters",
         )
     return value.strip()
 
@@ -158,7 +159,7 @@ def _writes(
             name, body = _name(type_name, "The event type"), fields
         messages.append(
             new_write(
-                request,
+                received(request, API),
                 team_id,
                 "track_event",
                 identifiers,
@@ -166,7 +167,6 @@ def _writes(
                 event=EventData(name=name, body=body, kind=kind, order_id=order_id),
                 occurred_at=now,
                 create_if_missing=False,
-                api=API,
             )
         )
     return messages

@@ -2,6 +2,11 @@
 
 Each API document has its own error envelope; a route raises ``ApiError`` and the
 handler renders it with the formatter registered for the request's path prefix.
+The write path's domain errors become status codes here and nowhere else
+(``render_error``): a message too large for a record 413, the broker or the store
+away 503 with ``Retry-After``.
+
+Imports the responses and the sink's domain errors (``ingest_gateway.write.sink``).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from ingest_gateway.web.responses import JSON
+from ingest_gateway.write.sink import BrokerUnavailable, MessageTooLarge
 from runtime.pg import is_unavailable
 
 log = logging.getLogger(__name__)
@@ -49,10 +55,6 @@ class RequestTooLarge(Exception):
 
     def api_error(self) -> ApiError:
         return ApiError(413, f"The request body is larger than the limit of {self.limit} bytes")
-
-
-class BrokerUnavailable(Exception):
-    """Kafka did not acknowledge the write in time: the write is not accepted."""
 
 
 def default_format(status: int, message: str, description: str | None, field: str | None) -> Any:
@@ -101,6 +103,8 @@ def render_error(request: Request, exc: Exception) -> Response | None:
         return error_response(request, exc)
     if isinstance(exc, RequestTooLarge):
         return error_response(request, exc.api_error())
+    if isinstance(exc, MessageTooLarge):
+        return error_response(request, ApiError(413, str(exc)))
     if isinstance(exc, BrokerUnavailable):
         return _unavailable(
             request,

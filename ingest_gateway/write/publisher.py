@@ -1,4 +1,9 @@
-"""Publishing canonical writes to Kafka, answering only once the broker acknowledged them."""
+"""The Kafka sink: publishing canonical writes, answering only once the broker acknowledged them.
+
+``Publisher`` is the gateway's ``sink.Sink``; it raises the sink's domain errors
+(``MessageTooLarge``, ``BrokerUnavailable``), never an HTTP status. Imports the
+sink's interface, ``runtime`` (settings, the acked producer) and ``schemas``.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 
-from ingest_gateway.web.errors import ApiError, BrokerUnavailable
+from ingest_gateway.write.sink import BrokerUnavailable, MessageTooLarge
 from runtime.kafka import acked_producer
 from runtime.settings import Settings
 from schemas.messages import WriteMessage, encode, encode_many
@@ -34,13 +39,10 @@ def message_limit(settings: Settings) -> int:
 
 
 def encode_within(message: WriteMessage, limit: int) -> bytes:
-    """``encode(message)``, or a 413 ``ApiError`` when it would not fit in a Kafka record."""
+    """``encode(message)``, or ``MessageTooLarge`` when it would not fit in a Kafka record."""
     value = encode(message)
     if len(value) > limit:
-        raise ApiError(
-            413,
-            f"A write is {len(value)} bytes once encoded, more than the limit of {limit} bytes",
-        )
+        raise MessageTooLarge(len(value), limit)
     return value
 
 
@@ -143,7 +145,7 @@ class _OpenRecord:
 
 
 class Publisher:
-    """One idempotent, acks=all producer per gateway process.
+    """The Kafka ``Sink``: one idempotent, acks=all producer per gateway process.
 
     The gateway starts even when Kafka is down (it keeps trying in the background),
     so that it can answer 503 instead of refusing connections.

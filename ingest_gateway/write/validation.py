@@ -1,8 +1,8 @@
 """The gateway's one validation layer: nothing it answers 2xx for breaks a store rule.
 
-Every surface reads its request through ``ingest_gateway.edge.body`` (JSON, urlencoded or
-multipart) and builds ``WriteMessage`` values through ``ingest_gateway.write.accept``; both
-call here, so a rule is written once and holds on every surface:
+Every surface reads its request through ``ingest_gateway.edge.body`` (JSON, urlencoded
+or multipart) and builds ``WriteMessage`` values through ``ingest_gateway.write.build``;
+both call here, so a rule is written once and holds on every surface:
 
 * **JSON** (``check_json``): nesting at most ``MAX_JSON_DEPTH``; no NUL in strings
   or names; integers within the signed 64-bit range; numbers finite (the parser
@@ -365,13 +365,13 @@ QueryText = Annotated[str, Meta(pattern="^[^\\x00]*$")] | None
 
 
 def check_message(
-    message: WriteMessage, names: dict[str, str] | None = None, *, identifiers: bool = True
+    message: WriteMessage, names: Mapping[str, str] | None = None, *, identifiers: bool = True
 ) -> WriteMessage:
     """``message``, or ``ApiError(400)`` when a consumer would refuse it by rule.
 
     ``names`` maps canonical field names (``event.client_event_id``) to the
     surface's own (``eventId``) for the error. ``identifiers=False`` skips the
-    identifiers' rule where they come from ``accept.identifiers_or_400`` in the same
+    identifiers' rule where they come from ``build.identifiers_or_400`` in the same
     breath (the batch endpoint's hot path), which applies the same normalisation.
     """
     reason = identifiers_refusal(message.identifiers) if identifiers else None

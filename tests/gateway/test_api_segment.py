@@ -16,7 +16,9 @@ import httpx
 
 from admin.teams import create_team, set_allowed_origins
 from ingest_gateway.surfaces import segment_examples as examples
+from ingest_gateway.surfaces.segment_api import project_settings, refusal
 from runtime.settings import Settings
+from schemas.limits import MAX_SEGMENT_MESSAGE_BYTES
 from schemas.messages import client_message_id
 from tests.conftest import Team, private_gateway
 from tests.support import BIN, customer_holding, eventually, free_port
@@ -428,7 +430,7 @@ async def test_auth_as_the_sdks_send_it(
         assert refused.json()["success"] is False
     unknown = await http.post("/v1/track", json={**call, "writeKey": "nobody-has-this-key"})
     assert unknown.status_code == 401
-    assert unknown.json() == examples.refusal(401, "Invalid write key")
+    assert unknown.json() == refusal(401, "Invalid write key")
     # The other surfaces' X-API-KEY is not this one's convention.
     assert (await http.post("/v1/track", json=call, headers=team.headers)).status_code == 401
 
@@ -539,7 +541,7 @@ async def test_one_bad_message_refuses_the_whole_batch(
 
 
 async def test_limits_are_413(http: httpx.AsyncClient, team: Team) -> None:
-    big = {"userId": "a", "event": "x", "properties": {"blob": "x" * examples.MAX_MESSAGE_BYTES}}
+    big = {"userId": "a", "event": "x", "properties": {"blob": "x" * MAX_SEGMENT_MESSAGE_BYTES}}
     single = await http.post("/v1/track", json=big, headers=basic(team))
     assert single.status_code == 413
     assert single.json()["success"] is False
@@ -551,7 +553,7 @@ async def test_limits_are_413(http: httpx.AsyncClient, team: Team) -> None:
     assert in_batch.status_code == 413
     assert in_batch.json()["message"].startswith("batch[1]: larger than the limit of 65536")
     # A batch context counts in each message that inherits it.
-    context = {"blob": "x" * (examples.MAX_MESSAGE_BYTES - 40)}
+    context = {"blob": "x" * (MAX_SEGMENT_MESSAGE_BYTES - 40)}
     inherited = await http.post(
         "/v1/batch",
         json={"batch": [{"type": "track", "userId": "a", "event": "x"}], "context": context},
@@ -687,7 +689,7 @@ async def test_project_settings_point_analytics_js_here(
     assert segment["apiKey"] == team.key
     assert segment["apiHost"] == "localhost:8443/v1"
     assert segment["protocol"] == "http"
-    assert found.json() == examples.settings_example(team.key, segment["apiHost"], "http")
+    assert found.json() == project_settings(team.key, segment["apiHost"], "http")
     unknown = await http.get("/v1/projects/nobody-has-this-key/settings")
     assert unknown.status_code == 404
     assert unknown.json() == examples.NOT_FOUND

@@ -34,7 +34,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from admin.teams import create_team, set_allowed_origins
 from ingest_gateway.surfaces import segment_api
-from ingest_gateway.surfaces import segment_examples as examples
+from ingest_gateway.surfaces.segment_api import refusal
 from ingest_gateway.web.cors import REFUSED_ORIGIN, CorsHeaders
 from ingest_gateway.web.hosts import UNTRUSTED
 from runtime.settings import Settings
@@ -70,7 +70,7 @@ async def test_413_of_a_declared_length_can_be_read_by_the_page(
             path, content=too_large, headers={**basic(team.key), "Origin": ORIGIN}
         )
         assert declared.status_code == 413
-        assert declared.json() == examples.refusal(
+        assert declared.json() == refusal(
             413, f"The request body is larger than the limit of {Settings().max_body_bytes} bytes"
         )
         allows(declared)
@@ -191,7 +191,7 @@ def api_host(response: httpx.Response) -> tuple[str, str]:
 
 def misdirected(response: httpx.Response) -> None:
     assert response.status_code == 421, response.text
-    assert response.json() == examples.refusal(421, UNTRUSTED)
+    assert response.json() == refusal(421, UNTRUSTED)
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["access-control-allow-origin"] == "*"
     assert "evil" not in response.text
@@ -407,4 +407,4 @@ async def test_cors_layer_answers_a_500_the_page_can_read() -> None:
         await CorsHeaders(bug, (segment_api.PREFIX,))(scope, receive, send)
     assert sent[0]["status"] == 500
     assert (b"access-control-allow-origin", b"*") in sent[0]["headers"]
-    assert json.loads(sent[1]["body"]) == examples.refusal(500, "Internal server error")
+    assert json.loads(sent[1]["body"]) == refusal(500, "Internal server error")

@@ -29,7 +29,7 @@ from ingest_gateway.read_model.outcomes import outcomes
 from ingest_gateway.web import deps
 from ingest_gateway.web.auth_cache import KEY_CACHE_SECONDS
 from ingest_gateway.web.errors import ApiError
-from ingest_gateway.write import accept
+from ingest_gateway.write import blocked_values
 from schemas.identity import is_junk
 from schemas.messages import Identifiers, WriteMessage, utcnow
 from tests.conftest import Team
@@ -435,15 +435,15 @@ def write(api: str, identifiers: Identifiers) -> WriteMessage:
 def test_a_blocked_value_is_dropped_only_where_the_api_keeps_the_write() -> None:
     blocked = frozenset({("external_id", "qa"), ("anonymous_id", "kiosk")})
     named = Identifiers(external_id="qa", anonymous_id="device-1")
-    kept = accept._unblocked(write("segment_api", named), blocked)
+    kept = blocked_values._unblocked(write("segment_api", named), blocked)
     assert kept.identifiers == Identifiers(anonymous_id="device-1")
     with pytest.raises(ApiError) as refusal:  # nothing usable left
-        accept._unblocked(write("segment_api", Identifiers(anonymous_id="kiosk")), blocked)
+        blocked_values._unblocked(write("segment_api", Identifiers(anonymous_id="kiosk")), blocked)
     assert refusal.value.status == 400 and "'kiosk' is blocked" in refusal.value.message
     with pytest.raises(ApiError):  # every other API refuses the write
-        accept._unblocked(write("batch_api", named), blocked)
+        blocked_values._unblocked(write("batch_api", named), blocked)
     untouched = write("batch_api", Identifiers(external_id="qa-2", email="qa@x.io"))
-    assert accept._unblocked(untouched, blocked) is untouched
+    assert blocked_values._unblocked(untouched, blocked) is untouched
 
 
 async def test_the_blocked_list_is_cached_and_outlives_an_outage(
@@ -458,21 +458,21 @@ async def test_the_blocked_list_is_cached_and_outlives_an_outage(
             raise failure[0]
         return frozenset({("external_id", "qa")})
 
-    monkeypatch.setattr(accept, "blocked_identifiers", read)
+    monkeypatch.setattr(blocked_values, "blocked_identifiers", read)
     monkeypatch.setattr(deps, "db", lambda _request: None)
     request: Any = None
     team_id = -int(uuid.uuid4().int % 10**9) - 1  # a team no other test caches
 
-    first = await accept.team_blocked(request, team_id)
+    first = await blocked_values.team_blocked(request, team_id)
     assert first == {("external_id", "qa")}
-    assert await accept.team_blocked(request, team_id) is first and len(reads) == 1
+    assert await blocked_values.team_blocked(request, team_id) is first and len(reads) == 1
 
-    accept._BLOCKED[team_id] = (first, 0.0)  # the cache time is over
+    blocked_values._BLOCKED[team_id] = (first, 0.0)  # the cache time is over
     failure.append(OSError("connection refused"))  # and PostgreSQL is away
-    assert await accept.team_blocked(request, team_id) is first  # the last list holds
+    assert await blocked_values.team_blocked(request, team_id) is first  # the last list holds
     assert len(reads) == 2
-    assert await accept.team_blocked(request, team_id) is first and len(reads) == 2
+    assert await blocked_values.team_blocked(request, team_id) is first and len(reads) == 2
 
-    accept._BLOCKED.pop(team_id)  # never read: nothing to fall back on, so 503
+    blocked_values._BLOCKED.pop(team_id)  # never read: nothing to fall back on, so 503
     with pytest.raises(OSError):
-        await accept.team_blocked(request, team_id)
+        await blocked_values.team_blocked(request, team_id)

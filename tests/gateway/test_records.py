@@ -12,8 +12,8 @@ from aiokafka.errors import KafkaTimeoutError
 from aiokafka.partitioner import murmur2
 
 from consumers.decode import decode_records, message_value
-from ingest_gateway.web.errors import BrokerUnavailable
 from ingest_gateway.write.publisher import MemoPartitioner, Publisher, group_records
+from ingest_gateway.write.sink import BrokerUnavailable
 from runtime.settings import Settings
 from schemas.messages import (
     Identifiers,

@@ -9,9 +9,8 @@ One job a module:
 - ``dead_letters``: replaying the dead-letter topic into the writes topic after a fix.
 - ``config``: the settings in effect, and the check of the environment for deploys.
 - ``errors``: ``CommandError``, the refusal every command may raise.
-- ``databases``: scratch databases for the test suite and the benchmark.
 
 The package may import ``schemas``, ``runtime``, ``consumers.ledger`` and the
 gateway's read-and-configure queries (``ingest_gateway.read_model``); nothing imports it
-but its tests, the test fixtures and the benchmark.
+but the tests and the benchmark (which create teams and block values with it).
 """

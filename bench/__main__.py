@@ -35,9 +35,9 @@ import httpx
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from tqdm import tqdm
 
-from admin.databases import drop_database
 from admin.teams import create_team
 from bench import ceilings, report
+from bench.databases import drop_database
 from bench.loadgen import LoadResult, LoadSpec
 from bench.loadgen import run as run_loadgen
 from bench.monitor import CpuProbe, GroupProbe, Sample, sample

@@ -24,12 +24,12 @@ from typing import Any, Literal
 
 import orjson
 
+from bench.writes import new_write
 from schemas.messages import (
     EventData,
     Identifiers,
     WriteMessage,
     client_message_id,
-    new_write,
     utcnow,
 )
 

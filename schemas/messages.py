@@ -194,29 +194,6 @@ def is_array(raw: bytes | None) -> bool:
     return raw is not None and raw.lstrip()[:1] == b"["
 
 
-def new_write(
-    team_id: int,
-    op: Operation,
-    identifiers: Identifiers,
-    *,
-    received_at: datetime | None = None,
-    occurred_at: datetime | None = None,
-    **fields: Any,
-) -> WriteMessage:
-    """A new write with its own message id, received now (or at ``received_at``) and
-    having happened then unless ``occurred_at`` says otherwise."""
-    received = received_at or utcnow()
-    return WriteMessage(
-        id=new_message_id(),
-        team_id=team_id,
-        op=op,
-        identifiers=identifiers,
-        occurred_at=occurred_at or received,
-        received_at=received,
-        **fields,
-    )
-
-
 def new_message_id() -> str:
     """A unique, time-ordered id (UUIDv7) for an accepted write."""
     return str(uuid_utils.uuid7())

@@ -23,8 +23,8 @@ import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from admin.databases import drop_database
 from admin.teams import create_team
+from bench.databases import drop_database
 from runtime.settings import Settings
 from schemas.migrate import migrate
 from tests.support import BIN, Process, free_port, wait_for_http

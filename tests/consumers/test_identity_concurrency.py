@@ -17,8 +17,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from admin.databases import drop_database
 from admin.teams import create_team
+from bench.databases import drop_database
 from runtime.settings import Settings
 from schemas.messages import WriteMessage, encode
 from schemas.migrate import migrate

@@ -12,13 +12,13 @@ import uuid_utils
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
+from bench.writes import new_write
 from runtime.settings import Settings
 from schemas.messages import (
     Identifiers,
     WriteMessage,
     encode,
     encode_many,
-    new_write,
 )
 from schemas.topics import partition_key
 from tests.conftest import PARTITIONS, Team

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta, timezone
 import msgspec
 import pytest
 
+from bench.writes import new_write
 from schemas.limits import TIME_RULE, ZONE_RULE
-from schemas.messages import Identifiers, decode, encode, new_write
+from schemas.messages import Identifiers, decode, encode
 from schemas.times import (
     FORMAT_RULE,
     SKEW_MAX_FUTURE,

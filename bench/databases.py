@@ -1,6 +1,8 @@
 """Scratch databases beside the store (the test suite's and the benchmark's).
 
-Not a command: the test fixtures and ``bench`` drop theirs with it. Imports asyncpg only.
+The benchmark drops its scratch database with it, and the test fixtures theirs (the
+tests import it from here, as they import ``bench.bounded_work``: the bench must not
+import ``tests``). Imports asyncpg only.
 """
 
 from __future__ import annotations

@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.support import REPO
 
 
@@ -64,3 +66,18 @@ def test_a_tiny_benchmark_loses_nothing_and_writes_its_report(
     table = (out / "results.md").read_text()
     assert "| batches of 100 events |" in table
     assert "| Segment /v1/batch, 100 calls |" in table
+
+
+@pytest.mark.parametrize("kind", ["single", "batch100", "segment100"])
+def test_the_instruction_harness_serves_each_kind(kind: str) -> None:
+    # In its own process: it stubs the publisher, the key cache and a team's blocked
+    # values, which must not leak into the gateways of the other tests.
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.instructions", kind, "1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

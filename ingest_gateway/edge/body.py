@@ -124,9 +124,12 @@ def parse_json(raw: bytes, max_depth: int, what: str = "The request body") -> An
     return value
 
 
-async def _checked(raw: bytes, value: Any, max_depth: int) -> Any:
-    """``value`` parsed from ``raw``, once its text keeps every rule; the text outside
-    strings read a slice at a time, with turns of the event loop in between."""
+async def _body_json(raw: bytes, max_depth: int) -> Any:
+    """A whole body as JSON that keeps every rule: its cost bounded before parsing
+    (``validation.check_containers``), its text outside strings read a slice at a time,
+    with turns of the event loop in between."""
+    check_containers(raw)
+    value = _decoded(raw, max_depth, "The request body")
     if might_break(raw, max_depth):
         pacer = Pacer()
         outside = OutsideStrings(raw)
@@ -140,9 +143,7 @@ async def _checked(raw: bytes, value: Any, max_depth: int) -> Any:
 
 async def read_json(request: Request, max_depth: int) -> Any:
     """The request body as JSON that keeps every rule (``parse_json``), for any size."""
-    raw = await request.body()
-    check_containers(raw)
-    return await _checked(raw, _decoded(raw, max_depth, "The request body"), max_depth)
+    return await _body_json(await request.body(), max_depth)
 
 
 def _charset(content_type: str | bytes, default: str = "utf-8") -> str:
@@ -255,8 +256,7 @@ async def read_key_values(request: Request, max_depth: int) -> dict[str, Any]:
         return _urlencoded(raw, _charset(content_type))
     if not raw.strip():
         return {}
-    check_containers(raw)
-    value = await _checked(raw, _decoded(raw, max_depth, "The request body"), max_depth)
+    value = await _body_json(raw, max_depth)
     if not isinstance(value, dict):
         raise ApiError(400, "Expected a JSON object of key: value pairs")
     return value

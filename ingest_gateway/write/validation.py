@@ -109,13 +109,14 @@ class OutsideStrings:
     def feed(self, size: int) -> int:
         """Read up to ``size`` more bytes; how many were read (0: all done)."""
         chunk = self.text[self.done : self.done + size]
-        self.done += len(chunk)
+        read = len(chunk)
+        self.done += read
         if self._inside:
             chunk = b'"' + chunk
         pieces = chunk.split(b'"')
         self._parts.append(b"".join(pieces[::2]))
         self._inside = len(pieces) % 2 == 0
-        return len(chunk)
+        return read
 
     def result(self) -> bytes:
         while self.done < len(self.text):

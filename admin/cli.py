@@ -9,6 +9,7 @@
     ingest-admin prune-ledger --older-than-days N                       admin.ledger
     ingest-admin replay-dead-letters [--limit N] [--dry-run]
                  [--reason-contains TEXT]                               admin.dead_letters
+    ingest-admin create-topics [TOPIC[:PARTITIONS] ...]                 admin.topics
     ingest-admin config [--check]                                       admin.config
 
 Only the command line: each command module adds its subcommands and runs them
@@ -29,7 +30,15 @@ import sys
 
 import asyncpg
 
-from admin import blocked_identifiers, config, dead_letters, event_groups, ledger, teams
+from admin import (
+    blocked_identifiers,
+    config,
+    dead_letters,
+    event_groups,
+    ledger,
+    teams,
+    topics,
+)
 from admin.errors import CommandError
 from runtime.settings import get_settings, warn_unknown_settings
 
@@ -37,7 +46,7 @@ from runtime.settings import get_settings, warn_unknown_settings
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ingest-admin", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
-    for module in (teams, blocked_identifiers, ledger, event_groups, dead_letters, config):
+    for module in (teams, blocked_identifiers, ledger, event_groups, dead_letters, topics, config):
         module.add_parsers(sub)
     return p
 
@@ -46,6 +55,8 @@ async def _run(args: argparse.Namespace) -> str:
     settings = get_settings()
     if args.command in dead_letters.COMMANDS:
         return await dead_letters.run(settings, args)
+    if args.command in topics.COMMANDS:
+        return await topics.run(settings, args)
     conn = await asyncpg.connect(settings.database_url)
     try:
         if args.command in event_groups.COMMANDS:

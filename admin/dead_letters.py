@@ -39,7 +39,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from admin.errors import CommandError
-from runtime.kafka import acked_producer
+from runtime.kafka import acked_producer, connection_options
 from runtime.settings import Settings
 
 COMMANDS = frozenset({"replay-dead-letters"})
@@ -138,7 +138,7 @@ async def replay_dead_letters(
 ) -> Replay:
     """Replay the dead letters as the module docstring says; returns the counts."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **connection_options(settings),
         group_id=group,
         client_id="ingest-admin-replay",
         enable_auto_commit=False,

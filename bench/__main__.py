@@ -32,10 +32,11 @@ from typing import Any, TypeVar
 
 import asyncpg
 import httpx
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from tqdm import tqdm
 
 from admin.teams import create_team
+from admin.topics import ensure_topics
 from bench import ceilings, report
 from bench.databases import drop_database
 from bench.loadgen import LoadResult, LoadSpec
@@ -43,6 +44,7 @@ from bench.loadgen import run as run_loadgen
 from bench.monitor import CpuProbe, GroupProbe, Sample, sample
 from bench.procs import BIN, REPO, Service, kafka_pid, postgres_pid
 from bench.workload import SCENARIOS, Scenario, auth_headers, templates
+from runtime.kafka import connection_options
 from runtime.settings import Settings
 from schemas.migrate import migrate
 
@@ -194,15 +196,13 @@ async def bench_run(opts: Options) -> AsyncIterator[Run]:
     conn = await asyncpg.connect(admin_url)
     await conn.execute(f'CREATE DATABASE "{name}"')
     await conn.close()
-    admin = AIOKafkaAdminClient(bootstrap_servers=base.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**connection_options(base))
     await admin.start()
     try:
         await migrate(settings.database_url)
         run.db = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
         run.topics = [settings.writes_topic, settings.dead_letter_topic, f"bench.{run_id}.raw"]
-        await admin.create_topics(
-            [NewTopic(t, num_partitions=PARTITIONS, replication_factor=1) for t in run.topics]
-        )
+        await ensure_topics(settings, dict.fromkeys(run.topics, PARTITIONS))
         yield run
     finally:
         for service in run.services:
@@ -261,7 +261,7 @@ class Bench:
         self.opts = opts
         self.bar = bar
         self.probe = GroupProbe(
-            run.settings.kafka_bootstrap_servers,
+            connection_options(run.settings),
             run.settings.writes_topic,
             run.settings.consumer_group,
             PARTITIONS,

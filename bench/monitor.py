@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -23,11 +24,11 @@ class MessageCounter:
     offsets count records; this turns an offset into the number of messages before it.
     """
 
-    def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
+    def __init__(self, kafka: dict[str, Any], topic: str, partitions: int) -> None:
         self.partitions = [TopicPartition(topic, p) for p in range(partitions)]
         self._prefix: dict[int, list[int]] = {p: [0] for p in range(partitions)}
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
+            **kafka,
             client_id="bench-counter",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -112,14 +113,14 @@ class Sample:
 class GroupProbe:
     """Committed and end offsets of one topic and consumer group, counted in messages."""
 
-    def __init__(self, bootstrap: str, topic: str, group: str, partitions: int) -> None:
+    def __init__(self, kafka: dict[str, Any], topic: str, group: str, partitions: int) -> None:
         self.topic = topic
         self.group = group
         self.partitions = [TopicPartition(topic, p) for p in range(partitions)]
-        self.counter = MessageCounter(bootstrap, topic, partitions)
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="bench-probe")
+        self.counter = MessageCounter(kafka, topic, partitions)
+        self._admin = AIOKafkaAdminClient(**kafka, client_id="bench-probe")
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, client_id="bench-probe", enable_auto_commit=False
+            **kafka, client_id="bench-probe", enable_auto_commit=False
         )
 
     async def start(self) -> None:

@@ -30,7 +30,7 @@ from consumers.ledger import prune_unless_busy
 from consumers.registry import Clients, ConsumerSpec, writes
 from consumers.steps import Batch, Step
 from runtime.gc import tune_gc
-from runtime.kafka import acked_producer
+from runtime.kafka import acked_producer, connection_options
 from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class Worker:
         )
         consumer = AIOKafkaConsumer(
             spec.topic,
-            bootstrap_servers=s.kafka_bootstrap_servers,
+            **connection_options(s),
             group_id=spec.group,
             client_id="ingest-consumer",
             enable_auto_commit=False,

@@ -1,12 +1,56 @@
-"""The Kafka producer every process uses: acks=all, idempotent, records up to the limit."""
+"""How every Kafka client of the project connects, and the producer they all use.
+
+One place turns the settings into a client's connection options (brokers, TLS,
+SASL): the gateway's producer, the consumers and their dead-letter producer,
+``ingest-admin`` (replay, topic creation) and the bench all call
+``connection_options``, so a cluster that needs TLS and a password works for every
+one of them or for none.
+"""
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from runtime.settings import Settings
+
+
+def connection_options(settings: Settings) -> dict[str, Any]:
+    """The keyword arguments of any aiokafka client (producer, consumer, admin) that
+    reach the brokers as the settings say, with TLS verification on unless
+    ``KAFKA_SSL_ENDPOINT_IDENTIFICATION_ALGORITHM=none`` turns off the host check.
+
+    Raises ``OSError`` or ``ssl.SSLError`` for a certificate file that cannot be read.
+    """
+    protocol = settings.kafka_security_protocol
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "security_protocol": protocol,
+    }
+    if protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = tls_context(settings)
+    if protocol.startswith("SASL_"):
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        options["sasl_plain_username"] = settings.kafka_sasl_username
+        options["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()
+    return options
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext:
+    """Verifies the brokers' certificates against ``KAFKA_SSL_CA_LOCATION`` (else the
+    system's authorities) and presents this client's certificate when one is set."""
+    context = ssl.create_default_context(cafile=settings.kafka_ssl_ca_location or None)
+    context.check_hostname = settings.kafka_ssl_endpoint_identification_algorithm == "https"
+    if settings.kafka_ssl_certificate_location:
+        context.load_cert_chain(
+            settings.kafka_ssl_certificate_location,
+            settings.kafka_ssl_key_location or None,
+            settings.kafka_ssl_key_password.get_secret_value() or None,
+        )
+    return context
 
 
 def acked_producer(settings: Settings, client_id: str, **options: Any) -> AIOKafkaProducer:
@@ -16,10 +60,26 @@ def acked_producer(settings: Settings, client_id: str, **options: Any) -> AIOKaf
     is the one KAFKA_MESSAGE_MAX_BYTES the broker and topics are set to.
     """
     return AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **connection_options(settings),
         client_id=client_id,
         acks="all",
         enable_idempotence=True,
         max_request_size=settings.kafka_message_max_bytes,
         **options,
     )
+
+
+def why_unreachable(exc: BaseException) -> str:
+    """What a failed connection says to an operator: a refused password or an
+    untrusted certificate needs a person, a broker that is down only time."""
+    text = str(exc) or type(exc).__name__
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(exc, ssl.SSLCertVerificationError) or isinstance(
+        cause, ssl.SSLCertVerificationError
+    ):
+        return f"the broker's certificate is not trusted ({cause or exc}); check KAFKA_SSL_*"
+    if "authentication" in text.lower() or "sasl" in text.lower():
+        return f"the broker refused our credentials ({text}); check KAFKA_SASL_*"
+    if isinstance(exc, KafkaError | OSError):
+        return text
+    return repr(exc)

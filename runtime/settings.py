@@ -26,9 +26,15 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +61,55 @@ class Services(_Section):
     When set before ``make run`` or ``make test``, no local PostgreSQL is started."""
 
 
+class KafkaSecurity(_Section):
+    """Kafka: security
+
+    How every client (the gateway, the consumers and their dead-letter producer,
+    ``ingest-admin``, the bench) connects to the brokers; ``runtime/kafka.py`` turns
+    these into the clients' options. Named after the Kafka client properties a
+    provider's page lists (``security.protocol`` is ``KAFKA_SECURITY_PROTOCOL``).
+    Secrets may come from a file instead: ``KAFKA_SASL_PASSWORD_FILE=/run/secrets/x``
+    (any setting can, as ``NAME_FILE``; how Kubernetes and Docker mount secrets).
+    docs/connect.md has the values for Confluent Cloud, Amazon MSK, Aiven and Redpanda.
+    """
+
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """Kafka's ``security.protocol``: ``SSL`` and ``SASL_SSL`` encrypt (and verify the
+    brokers' certificates); ``SASL_*`` authenticate with a user name and password."""
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    """Kafka's ``sasl.mechanism``, with ``SASL_SSL`` or ``SASL_PLAINTEXT``."""
+    kafka_sasl_username: str = ""
+    """Kafka's ``sasl.username``."""
+    kafka_sasl_password: SecretStr = SecretStr("")
+    """Kafka's ``sasl.password`` (or ``KAFKA_SASL_PASSWORD_FILE``); never logged or shown."""
+    kafka_ssl_ca_location: str = ""
+    """Kafka's ``ssl.ca.location``: a PEM file of the certificate authorities that sign the
+    brokers' certificates; empty: the system's trusted ones."""
+    kafka_ssl_certificate_location: str = ""
+    """Kafka's ``ssl.certificate.location``: this client's certificate (PEM), for brokers that
+    authenticate clients by certificate (mutual TLS)."""
+    kafka_ssl_key_location: str = ""
+    """Kafka's ``ssl.key.location``: the private key of that certificate (PEM)."""
+    kafka_ssl_key_password: SecretStr = SecretStr("")
+    """Kafka's ``ssl.key.password``: the key file's password, if it is encrypted."""
+    kafka_ssl_endpoint_identification_algorithm: Literal["https", "none"] = "https"
+    """Kafka's ``ssl.endpoint.identification.algorithm``: ``https`` checks that a broker's
+    certificate names the host connected to; ``none`` turns that off (the
+    certificate is still verified against the authorities)."""
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        """Refuse at start what could only fail later, at every connection."""
+        if self.kafka_security_protocol.startswith("SASL_") and not self.kafka_sasl_username:
+            raise ValueError(
+                f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} "
+                "needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+            )
+        if self.kafka_ssl_key_location and not self.kafka_ssl_certificate_location:
+            raise ValueError("KAFKA_SSL_KEY_LOCATION needs KAFKA_SSL_CERTIFICATE_LOCATION")
+        return self
+
+
 class Topics(_Section):
     """Topics and records"""
 
@@ -68,6 +123,12 @@ class Topics(_Section):
     (``message.max.bytes``), the topics (``max.message.bytes``) and the producers
     (``max_request_size``); the gateway refuses with 413 a write whose message would
     not fit."""
+    kafka_replication_factor: int = Field(1, ge=1)
+    """Copies of each partition of the topics ``ingest-admin create-topics`` makes
+    (``make run`` runs it). Production: 3 (docs/operations.md)."""
+    kafka_min_insync_replicas: int = Field(1, ge=1)
+    """The topics' ``min.insync.replicas``: a write is acknowledged only once this
+    many copies have it, else the gateway answers 503. Production: 2, with 3 copies."""
 
 
 class Http(_Section):
@@ -255,6 +316,7 @@ class Metrics(_Section):
 class Settings(
     BaseSettings,
     Services,
+    KafkaSecurity,
     Topics,
     Http,
     RequestLimits,
@@ -267,8 +329,54 @@ class Settings(
     """One frozen, validated settings object shared by every process."""
 
     # extra="ignore": the environment holds much else; warn_unknown_settings() names
-    # the variables that look like ours.
-    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+    # the variables that look like ours. hide_input_in_errors: an error names the
+    # setting, never the values (a password among them).
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, FileSettingsSource(settings_cls))
+
+
+FILE_SUFFIX = "_FILE"
+
+
+class FileSettingsSource(PydanticBaseSettingsSource):
+    """Settings named by ``NAME_FILE``: the file's text (one trailing newline removed)
+    is the value of ``NAME``, the way Kubernetes and Docker hand secrets to a process.
+
+    Naming both ``NAME`` and ``NAME_FILE`` is refused: which one wins would be a guess.
+    """
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads every field at once
+
+    def __call__(self) -> dict[str, Any]:
+        environ = {name.upper(): value for name, value in os.environ.items()}
+        values: dict[str, Any] = {}
+        for field_name in self.settings_cls.model_fields:
+            variable = field_name.upper()
+            path = environ.get(variable + FILE_SUFFIX)
+            if path is None:
+                continue
+            if variable in environ:
+                raise ValueError(f"both {variable} and {variable}{FILE_SUFFIX} are set: keep one")
+            try:
+                with open(path, encoding="utf-8") as file:
+                    text = file.read()
+            except OSError as exc:
+                raise ValueError(
+                    f"{variable}{FILE_SUFFIX}: cannot read {path}: {exc.strerror}"
+                ) from None
+            values[field_name] = text.removesuffix("\n").removesuffix("\r")
+        return values
 
 
 # The sections in the order of the reference; each field belongs to one.
@@ -286,8 +394,9 @@ def get_settings() -> Settings:
     return Settings()
 
 
-# What the environment calls each setting.
+# What the environment calls each setting, and the variables naming a file that holds one.
 SETTING_NAMES = frozenset(name.upper() for name in Settings.model_fields)
+FILE_NAMES = frozenset(name + FILE_SUFFIX for name in SETTING_NAMES)
 
 # A variable looks like one of ours when it begins with a word that begins at least
 # two settings (CONSUMER_, GATEWAY_, KAFKA_, MAX_, PUBLISH_, ...): a family that a
@@ -338,6 +447,7 @@ def look_alike(variable: str) -> bool:
     return (
         name.startswith(tuple(PREFIXES))
         and name not in SETTING_NAMES
+        and name not in FILE_NAMES
         and name not in SCRIPT_VARIABLES
     )
 
@@ -401,7 +511,9 @@ def shown(name: str, value: object) -> str:
     the whole value of a secret field, any password in a URL."""
     if value is None:
         return ""
-    if isinstance(value, SecretStr) or (is_secret(name) and value != ""):
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value() and MASK
+    elif is_secret(name) and value != "":
         return MASK
     text = str(value).lower() if isinstance(value, bool) else str(value)
     text = _URL_PASSWORD.sub(rf"\g<head>{MASK}@", text)

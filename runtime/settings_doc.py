@@ -15,9 +15,9 @@ import inspect
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
 from runtime.settings import PREFIXES, SECTIONS, section_text, shown
@@ -32,6 +32,10 @@ Every process (`ingest-gateway`, `ingest-consumer`, `ingest-admin`) reads these
 environment variables once, as it starts (`runtime/settings.py`). A variable is named
 as its setting in upper case, without prefix; names are matched case-insensitively.
 A value out of bounds stops the process at start with the setting's name.
+
+Any setting can be read from a file instead: `NAME_FILE=/path` makes the file's text
+(without its final newline) the value of `NAME`, the way Kubernetes and Docker mount
+secrets (`KAFKA_SASL_PASSWORD_FILE`, `DATABASE_URL_FILE`). Setting both is refused.
 
 A variable that looks like a setting but names none is named in a warning at the
 start of every process, with the closest name (`unknown setting
@@ -79,6 +83,10 @@ def _row(name: str, field: FieldInfo) -> str:
 
 
 def _type(annotation: Any) -> str:
+    if get_origin(annotation) is Literal:  # the values it may take, as spelt
+        return " | ".join(str(value) for value in get_args(annotation))
+    if annotation is SecretStr:
+        return "str (secret)"
     return annotation.__name__ if isinstance(annotation, type) else str(annotation)
 
 

@@ -21,9 +21,10 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from pydantic import SecretStr
 
 from admin.teams import create_team
+from admin.topics import ensure_topics
 from bench.databases import drop_database
 from runtime.settings import Settings
 from schemas.migrate import migrate
@@ -84,22 +85,7 @@ async def database_url(service_urls: tuple[str, str], run_id: str) -> AsyncItera
 
 
 async def create_topics(bootstrap: str, topics: dict[str, int]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [
-                NewTopic(
-                    name,
-                    num_partitions=n,
-                    replication_factor=1,
-                    topic_configs={"max.message.bytes": str(Settings().kafka_message_max_bytes)},
-                )
-                for name, n in topics.items()
-            ]
-        )
-    finally:
-        await admin.close()
+    await ensure_topics(Settings(kafka_bootstrap_servers=bootstrap), topics)
 
 
 @pytest.fixture(scope="session")
@@ -121,7 +107,11 @@ async def settings(service_urls: tuple[str, str], database_url: str, run_id: str
 def settings_env(settings: Settings, **overrides: Any) -> dict[str, str]:
     """The environment that makes a pipeline process use ``settings``."""
     values = settings.model_dump() | overrides
-    return {k.upper(): str(v) for k, v in values.items() if v is not None}
+    return {
+        k.upper(): v.get_secret_value() if isinstance(v, SecretStr) else str(v)
+        for k, v in values.items()
+        if v is not None
+    }
 
 
 @asynccontextmanager

@@ -30,7 +30,7 @@ from consumers.ledger import prune_unless_busy
 from consumers.registry import Clients, ConsumerSpec, writes
 from consumers.steps import Batch, Step
 from runtime.gc import tune_gc
-from runtime.kafka import acked_producer, connection_options
+from runtime.kafka import acked_producer, connection_options, described
 from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ class Worker:
                 await health.start()
                 started.push_async_callback(health.stop)
             try:
-                await backoff.until_done("connecting to Kafka", consumer.start)
+                await backoff.until_done(f"connecting to Kafka at {described(s)}", consumer.start)
                 started.push_async_callback(consumer.stop)
                 await backoff.until_done("connecting the dead-letter producer", producer.start)
                 started.push_async_callback(producer.stop)

@@ -13,7 +13,6 @@ import ssl
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 
 from runtime.settings import Settings
 
@@ -69,17 +68,19 @@ def acked_producer(settings: Settings, client_id: str, **options: Any) -> AIOKaf
     )
 
 
-def why_unreachable(exc: BaseException) -> str:
-    """What a failed connection says to an operator: a refused password or an
-    untrusted certificate needs a person, a broker that is down only time."""
-    text = str(exc) or type(exc).__name__
-    cause = exc.__cause__ or exc.__context__
-    if isinstance(exc, ssl.SSLCertVerificationError) or isinstance(
-        cause, ssl.SSLCertVerificationError
-    ):
-        return f"the broker's certificate is not trusted ({cause or exc}); check KAFKA_SSL_*"
-    if "authentication" in text.lower() or "sasl" in text.lower():
-        return f"the broker refused our credentials ({text}); check KAFKA_SASL_*"
-    if isinstance(exc, KafkaError | OSError):
-        return text
-    return repr(exc)
+def described(settings: Settings) -> str:
+    """Where and how the clients connect, for log lines: never the password.
+
+    aiokafka logs why a connection failed just before (``SaslAuthenticationFailed``,
+    ``CERTIFICATE_VERIFY_FAILED``); this says which settings to look at.
+    """
+    protocol = settings.kafka_security_protocol
+    details = []
+    if protocol.startswith("SASL_"):
+        details.append(f"{settings.kafka_sasl_mechanism} as {settings.kafka_sasl_username!r}")
+    if protocol in ("SSL", "SASL_SSL"):
+        details.append(f"CA {settings.kafka_ssl_ca_location or 'of the system'}")
+        if settings.kafka_ssl_certificate_location:
+            details.append(f"client certificate {settings.kafka_ssl_certificate_location}")
+    how = f" ({', '.join(details)})" if details else ""
+    return f"{settings.kafka_bootstrap_servers} over {protocol}{how}"

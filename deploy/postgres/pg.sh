@@ -12,12 +12,32 @@
 #   PG_DIR   cluster home: data/, run/ (unix socket), logs/ (default <repo>/.local/pg)
 #   PG_PORT  TCP port on 127.0.0.1 (default 15432)
 #   PG_BIN   folder with initdb/pg_ctl (default: newest /usr/lib/postgresql/*/bin)
+#   PG_SSL_CERT_FILE, PG_SSL_KEY_FILE
+#            serve TLS with this certificate and key (PEM; copied into the cluster);
+#            clients choose it with ?sslmode=require|verify-ca|verify-full
+#
+# As root, the cluster runs as the `postgres` user, who must reach PG_DIR. When
+# PG_DIR is not set and the clone sits where `postgres` cannot go (root's home,
+# mode 0700), the cluster lives in /var/lib/ingest-pg/<this clone's id> instead,
+# and .local/pg is a link to it: `start` says so.
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh" pg
 
-PG_DIR="${PG_DIR:-$LOCAL_DIR/pg}"
+# Where postgres may live when it cannot reach the clone: one folder per clone.
+FALLBACK_ROOT=/var/lib/ingest-pg
+if [[ -z "${PG_DIR:-}" ]]; then
+  PG_DIR="$LOCAL_DIR/pg"
+  # Default place unreachable for postgres (as root only: otherwise we are postgres' peer).
+  if [[ -L "$PG_DIR" ]]; then
+    PG_DIR="$(readlink "$PG_DIR")"
+  elif [[ "$(id -u)" == 0 ]] && id postgres >/dev/null 2>&1 \
+     && ! runuser -u postgres -- test -x "$REPO_ROOT" 2>/dev/null; then
+    PG_DIR="$FALLBACK_ROOT/$(printf '%s' "$REPO_ROOT" | sha256sum | cut -c1-12)"
+    PG_DIR_LINK="$LOCAL_DIR/pg"
+  fi
+fi
 PG_PORT="${PG_PORT:-15432}"
 # The database and its owning role, created at start if missing.
 DB_NAME=ingest
@@ -64,6 +84,13 @@ psql_admin() {
 
 prepare_dirs() {
   mkdir -p "$PG_DIR" "$RUN_DIR" "$LOG_DIR"
+  if [[ -n "${PG_DIR_LINK:-}" ]]; then
+    chmod 755 "$FALLBACK_ROOT"
+    mkdir -p "$LOCAL_DIR"
+    ln -sfn "$PG_DIR" "$PG_DIR_LINK"
+    log "user postgres cannot reach $REPO_ROOT (a parent directory lacks o+x):" \
+        "the cluster lives in $PG_DIR ($PG_DIR_LINK links to it)"
+  fi
   if [[ "$(id -u)" == 0 ]]; then
     id postgres >/dev/null 2>&1 || die "system user 'postgres' missing (is the postgresql package installed?)"
     chown postgres:postgres "$PG_DIR" "$RUN_DIR" "$LOG_DIR"
@@ -121,6 +148,26 @@ timezone = 'UTC'
 log_timezone = 'UTC'
 log_min_duration_statement = 1000
 log_line_prefix = '%m [%p] %q%u@%d '
+EOF
+  write_ssl_config
+}
+
+# TLS when PG_SSL_CERT_FILE and PG_SSL_KEY_FILE name a certificate and its key:
+# copied into the data folder, where the server (as postgres) may read them and
+# the key is private to it, as PostgreSQL insists.
+write_ssl_config() {
+  [[ -n "${PG_SSL_CERT_FILE:-}${PG_SSL_KEY_FILE:-}" ]] || return 0
+  [[ -r "${PG_SSL_CERT_FILE:-}" && -r "${PG_SSL_KEY_FILE:-}" ]] \
+    || die "PG_SSL_CERT_FILE and PG_SSL_KEY_FILE must both name readable files"
+  as_pg tee "$DATA_DIR/ingest-server.crt" <"$PG_SSL_CERT_FILE" >/dev/null
+  as_pg tee "$DATA_DIR/ingest-server.key" <"$PG_SSL_KEY_FILE" >/dev/null
+  as_pg chmod 600 "$DATA_DIR/ingest-server.key"
+  as_pg tee -a "$DATA_DIR/ingest-dev.conf" >/dev/null <<EOF
+
+# TLS (PG_SSL_CERT_FILE / PG_SSL_KEY_FILE).
+ssl = on
+ssl_cert_file = 'ingest-server.crt'
+ssl_key_file = 'ingest-server.key'
 EOF
 }
 

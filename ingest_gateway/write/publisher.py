@@ -19,7 +19,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 from ingest_gateway.write.sink import BrokerUnavailable, MessageTooLarge
-from runtime.kafka import acked_producer
+from runtime.kafka import acked_producer, described
 from runtime.settings import Settings
 from schemas.messages import WriteMessage, encode, encode_many
 from schemas.topics import partition_key
@@ -193,14 +193,19 @@ class Publisher:
             try:
                 await producer.start()
             except KafkaError as exc:
-                log.warning("Kafka not reachable (%s); retrying in %.1fs", exc, delay)
+                log.warning(
+                    "Kafka not reachable at %s (%s); retrying in %.1fs",
+                    described(self._settings),
+                    exc,
+                    delay,
+                )
                 with contextlib.suppress(Exception):
                     await producer.stop()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
             self.use(producer)
-            log.info("connected to Kafka at %s", self._settings.kafka_bootstrap_servers)
+            log.info("connected to Kafka at %s", described(self._settings))
             return
 
     def use(self, producer: AIOKafkaProducer) -> None:

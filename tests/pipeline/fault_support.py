@@ -22,15 +22,17 @@ import contextlib
 import itertools
 import os
 import random
+import shutil
 import signal
 import socket
 import struct
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -226,6 +228,24 @@ class PrivatePostgres:
     def server_log(self, lines: int = 30) -> str:
         path = self.directory / "logs" / "postgres.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@contextlib.asynccontextmanager
+async def private_postgres(log_dir: Path, **env: str) -> AsyncIterator[PrivatePostgres]:
+    """A ``PrivatePostgres`` started (``env``: more of ``pg.sh``'s variables), then
+    stopped and removed."""
+    # PG_DIR itself is out of pytest's 0700 tmp_path: see PrivatePostgres.
+    directory = Path(tempfile.mkdtemp(prefix="ingest-private-pg-"))
+    cluster = PrivatePostgres(directory, log_dir / "pg-script.log")
+    cluster.env.update(env)
+    try:
+        await cluster.run("start")
+        yield cluster
+    finally:
+        try:
+            await cluster.run("stop")
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 async def query(url: str, sql: str, *args: Any, timeout: float = 10) -> list[asyncpg.Record]:

@@ -28,9 +28,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import shutil
 import signal
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -54,6 +52,7 @@ from tests.pipeline.fault_support import (
     alive,
     children_of,
     lost_or_duplicated,
+    private_postgres,
     records_in,
     sigkill,
     stable_group,
@@ -93,17 +92,9 @@ async def kafka(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Priva
 
 @pytest.fixture(scope="module")
 async def postgres(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[PrivatePostgres]:
-    directory = Path(tempfile.mkdtemp(prefix="ingest-faults-pg-"))
-    cluster = PrivatePostgres(directory, tmp_path_factory.mktemp("faults-pg") / "pg-script.log")
-    try:
-        await cluster.run("start")
+    async with private_postgres(tmp_path_factory.mktemp("faults-pg")) as cluster:
         await migrate(cluster.url)
         yield cluster
-    finally:
-        try:
-            await cluster.run("stop")
-        finally:
-            shutil.rmtree(directory, ignore_errors=True)
 
 
 @dataclass

@@ -12,9 +12,7 @@ gateway and the consumers all go over them.
 from __future__ import annotations
 
 import secrets
-import shutil
 import subprocess
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -26,7 +24,7 @@ import pytest
 from admin.teams import create_team
 from runtime.settings import Settings
 from tests.conftest import settings_env
-from tests.pipeline.fault_support import PrivatePostgres
+from tests.pipeline.fault_support import PrivatePostgres, private_postgres
 from tests.pipeline.secured_support import LIBS, SCRAM_USER, Certificates, SecuredKafka
 from tests.support import BIN, Process, eventually, free_port, wait_for_http
 
@@ -58,18 +56,12 @@ async def kafka(
 async def postgres(
     tmp_path_factory: pytest.TempPathFactory, certificates: Certificates
 ) -> AsyncIterator[PrivatePostgres]:
-    directory = Path(tempfile.mkdtemp(prefix="ingest-tls-pg-"))
-    cluster = PrivatePostgres(directory, tmp_path_factory.mktemp("tls-pg") / "pg-script.log")
-    cluster.env["PG_SSL_CERT_FILE"] = str(certificates.directory / "server.crt")
-    cluster.env["PG_SSL_KEY_FILE"] = str(certificates.directory / "server.key")
-    try:
-        await cluster.run("start")
+    async with private_postgres(
+        tmp_path_factory.mktemp("tls-pg"),
+        PG_SSL_CERT_FILE=str(certificates.directory / "server.crt"),
+        PG_SSL_KEY_FILE=str(certificates.directory / "server.key"),
+    ) as cluster:
         yield cluster
-    finally:
-        try:
-            await cluster.run("stop")
-        finally:
-            shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,8 @@
 Only the command line: each command module adds its subcommands and runs them
 (returning what to print); this module builds the parser from them, opens what the
 command needs (a PostgreSQL connection, or only the settings for Kafka), dispatches,
-and turns a ``CommandError`` into a message on stderr and exit code 1. As every
+and turns a ``CommandError`` into a message on stderr and exit code 1 (a service
+that is away or refuses the connection: its message and exit code 2). As every
 process does, it first warns about unknown setting-like environment variables
 (``config`` reports them itself). Imports the command modules, ``admin.errors`` and
 ``runtime.settings``.
@@ -29,6 +30,7 @@ import logging
 import sys
 
 import asyncpg
+from aiokafka.errors import KafkaError
 
 from admin import (
     blocked_identifiers,
@@ -40,6 +42,7 @@ from admin import (
     topics,
 )
 from admin.errors import CommandError
+from runtime.pg import UNAVAILABLE
 from runtime.settings import get_settings, warn_unknown_settings
 
 
@@ -82,6 +85,10 @@ def main(argv: list[str] | None = None) -> None:
     except CommandError as exc:
         print(f"ingest-admin: {exc}", file=sys.stderr)
         sys.exit(1)
+    except (KafkaError, *UNAVAILABLE) as exc:
+        # A service away, or refusing us (TLS, credentials): what it said, no traceback.
+        print(f"ingest-admin: {type(exc).__name__}: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -84,7 +84,7 @@ class Secured:
             self.env["KAFKA_SASL_PASSWORD_FILE"] = str(secret)
         self.processes: list[Process] = []
 
-    def command(self, *args: str) -> str:
+    def command(self, *args: str, succeeds: bool = True) -> str:
         """Run a command line of the project with this environment; its output."""
         done = subprocess.run(
             [str(BIN / args[0]), *args[1:]],
@@ -94,7 +94,7 @@ class Secured:
             timeout=120,
             check=False,
         )
-        assert done.returncode == 0, done.stdout + done.stderr
+        assert (done.returncode == 0) is succeeds, done.stdout + done.stderr
         return done.stdout + done.stderr
 
     def start(self, name: str) -> Process:
@@ -202,6 +202,20 @@ async def test_the_pipeline_runs_over_sasl_ssl_and_postgres_over_tls(
     assert "KAFKA_SECURITY_PROTOCOL=SASL_SSL" in shown.splitlines()
     assert "KAFKA_SASL_PASSWORD=********" in shown.splitlines()
     assert PASSWORD not in shown and PASSWORD not in stack.logs()
+
+
+def test_every_sslmode_that_encrypts_works_and_an_untrusted_server_is_refused(
+    secured: Callable[..., Secured], postgres: PrivatePostgres, certificates: Certificates
+) -> None:
+    stack = secured()
+    for mode in ("require", "verify-ca", "verify-full"):
+        stack.env["DATABASE_URL"] = f"{postgres.url}?sslmode={mode}&sslrootcert={certificates.ca}"
+        stack.command("ingest-migrate")
+        stack.command("ingest-admin", "list-teams")
+    rogue = f"{postgres.url}?sslmode=verify-full&sslrootcert={certificates.rogue_ca}"
+    stack.env["DATABASE_URL"] = rogue
+    refused = stack.command("ingest-admin", "list-teams", succeeds=False)
+    assert "certificate verify failed" in refused, refused
 
 
 async def test_the_pipeline_runs_over_mutual_tls(

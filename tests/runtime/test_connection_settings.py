@@ -53,6 +53,7 @@ def test_a_setting_may_come_from_a_file(tmp_path: Path, monkeypatch: pytest.Monk
     secret = tmp_path / "password"
     secret.write_text("s3cret\n")
     monkeypatch.setenv("KAFKA_SASL_PASSWORD_FILE", str(secret))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.setenv("database_url_file", str(secret))  # names match in any case
     settings = Settings()
     assert settings.kafka_sasl_password.get_secret_value() == "s3cret"
@@ -64,6 +65,7 @@ def test_a_setting_may_come_from_a_file(tmp_path: Path, monkeypatch: pytest.Monk
 def test_a_setting_and_its_file_together_or_an_unreadable_file_are_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("KAFKA_SASL_PASSWORD", raising=False)
     monkeypatch.setenv("KAFKA_SASL_PASSWORD_FILE", str(tmp_path / "missing"))
     with pytest.raises(ValueError, match="KAFKA_SASL_PASSWORD_FILE: cannot read"):
         Settings()

@@ -3,7 +3,8 @@ ASGI app in process, N times, with a publisher that only encodes (no Kafka) and 
 cache that always knows the key (no PostgreSQL), so that what an instruction counter
 sees is the gateway's own work per request. KIND: ``single`` (``POST
 /api/1.0/customer/{email}``), ``batch100`` (``POST /api/1.0/batch``, the bench's
-batches of 100) or ``segment100`` (``POST /v1/batch``, 100 SDK calls).
+batches of 100) or ``segment100`` (``POST /v1/batch``, 100 SDK calls). With
+``--metrics`` after N, counted as with ``GATEWAY_METRICS_PORT`` set.
 
 Instructions per request, repeatable whatever else the machine does::
 
@@ -66,8 +67,10 @@ def request(kind: str) -> tuple[str, bytes, list[tuple[bytes, bytes]]]:
     return path, body, raw
 
 
-async def main(kind: str, n: int) -> None:
-    settings = Settings()
+async def main(kind: str, n: int, metrics: bool) -> None:
+    # --metrics: as a gateway with GATEWAY_METRICS_PORT set (the port itself is not
+    # opened here: the lifespan does not run).
+    settings = Settings(gateway_metrics_port=9 if metrics else 0)
     app = app_module.create_app(settings)
     gateway: Any = app
     while not isinstance(gateway, app_module.Gateway):
@@ -122,4 +125,4 @@ async def main(kind: str, n: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]), metrics="--metrics" in sys.argv[3:]))

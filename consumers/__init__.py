@@ -21,7 +21,7 @@ One job a module, in the order a batch meets them:
 - ``dead_letter``: dead letters, the dead-letter topic and the dead-letter limit.
 - ``faults``: what a failure means (wait, retry, blame the message) and the backoff.
 - ``ledger``: forgetting old ids of ``processed_messages``.
-- ``metrics``, ``health``, ``timestamps``: Prometheus metrics, the health port, a
+- ``metrics``, ``timestamps``: Prometheus metrics (served by ``runtime.health_server``), a
   cheaper ``timestamptz`` codec.
 - ``supervisor``, ``exit_codes``, ``__main__``: ``ingest-consumer``, which runs and
   restarts the worker processes.

@@ -11,6 +11,8 @@ import argparse
 import logging
 import sys
 
+import prometheus_client
+
 from consumers.exit_codes import STOPPED_FOR_A_PERSON
 from consumers.supervisor import ChildSpec, RestartPolicy, Supervisor, watch_supervisor
 from runtime.settings import get_settings, warn_unknown_settings
@@ -65,6 +67,9 @@ def main() -> int:
     warn_unknown_settings()
     settings = get_settings()  # invalid settings fail here, before any child starts
     processes = args.processes or settings.consumer_processes
+    if settings.supervisor_metrics_port:
+        # prometheus_client's own server (a thread): the supervisor has no event loop.
+        prometheus_client.start_http_server(settings.supervisor_metrics_port)
     # Each process is a member of the consumer group; Kafka spreads the partitions.
     children = [ChildSpec(f"consumer-{i}", _child_argv(i)) for i in range(processes)]
     supervisor = Supervisor(children, RestartPolicy.from_settings(settings), {STOPPED_FOR_A_PERSON})

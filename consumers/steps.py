@@ -71,6 +71,8 @@ class Batch:
     records: list[Any]  # polled, not decoded yet
     offsets: dict[TopicPartition, int]  # what committing the batch commits
     started: float  # time.perf_counter() at the poll
+    # Kafka's timestamp (ms) of each partition's last record: how recent the commit is.
+    newest: dict[TopicPartition, int] = field(default_factory=dict)
     messages: int = 0  # messages the records held, decoded or not (the dead-letter limit)
     todo: list[tuple[Any, WriteMessage]] = field(default_factory=list)  # to apply, in order
     dead: list[DeadLetter] = field(default_factory=list)  # to dead-letter
@@ -84,6 +86,7 @@ class Batch:
             ],
             offsets={tp: recs[-1].offset + 1 for tp, recs in records.items()},
             started=time.perf_counter(),
+            newest={tp: recs[-1].timestamp for tp, recs in records.items()},
         )
 
 
@@ -98,6 +101,7 @@ class Decode:
 
     async def __call__(self, batch: Batch) -> Batch:
         todo, dead = decode_records(batch.records)
+        metrics.polled(len(batch.records), len(todo) + len(dead))
         return replace(batch, records=[], todo=todo, dead=dead, messages=len(todo) + len(dead))
 
 
@@ -214,7 +218,7 @@ class SendDeadLetters:
             await self.backoff.until_done(
                 "recording dead letters", lambda: statements.record_dead_letters(self.pool, ids)
             )
-            metrics.DEAD_LETTERS.inc(len(dead))
+            metrics.dead_letters(dead)
         return replace(batch, dead=[])
 
 
@@ -229,6 +233,7 @@ class Commit:
             raise RuntimeError("a batch reached the commit step with work left to do")
         try:
             await self.consumer.commit(batch.offsets)
+            metrics.committed(batch.newest)
         except (CommitFailedError, KafkaError) as exc:
             # The partitions moved to another consumer, or the broker is away; the
             # batch will be redelivered, and the ledger makes that a no-op.

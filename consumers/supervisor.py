@@ -48,6 +48,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from types import FrameType
 
+from consumers import metrics
 from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -100,14 +101,31 @@ class ChildSpec:
     env: Mapping[str, str] | None = None
 
 
-def describe_exit(returncode: int) -> str:
-    """``exit code 1`` or ``killed by SIGKILL`` (``Popen.returncode`` is -N for signal N)."""
+def _ending(returncode: int) -> tuple[bool, str]:
+    """(killed by a signal, the exit code or the signal's name): ``Popen.returncode``
+    is -N for signal N."""
     if returncode >= 0:
-        return f"exit code {returncode}"
+        return False, str(returncode)
     try:
-        return f"killed by {signal.Signals(-returncode).name}"
+        return True, signal.Signals(-returncode).name
     except ValueError:
-        return f"killed by signal {-returncode}"
+        return True, str(-returncode)
+
+
+def describe_exit(returncode: int) -> str:
+    """``exit code 1``, ``killed by SIGKILL`` or ``killed by signal 99``."""
+    killed, what = _ending(returncode)
+    if not killed:
+        return f"exit code {what}"
+    return f"killed by {what}" if what.startswith("SIG") else f"killed by signal {what}"
+
+
+def restart_cause(returncode: int | None) -> str:
+    """The ``cause`` label of a restart: ``exit_1``, ``signal_SIGKILL``, ``not_started``."""
+    if returncode is None:
+        return "not_started"
+    killed, what = _ending(returncode)
+    return f"{'signal' if killed else 'exit'}_{what}"
 
 
 class _Child:
@@ -249,6 +267,7 @@ class Supervisor:
         delay = self.policy.delay(child.restarts)
         child.restarts += 1
         child.restart_at = now + delay
+        metrics.RESTARTS.labels(child.spec.name, restart_cause(returncode)).inc()
         log.warning("%s exited (%s) after %.1f s; restarting it in %.1f s", who, how, ran, delay)
 
     def _stop_all(self) -> None:

@@ -25,11 +25,11 @@ from consumers import metrics, timestamps
 from consumers.dead_letter import DeadLetterLimitExceeded
 from consumers.exit_codes import STOPPED_FOR_A_PERSON
 from consumers.faults import Backoff, Stopping
-from consumers.health import HealthServer
 from consumers.ledger import prune_unless_busy
 from consumers.registry import Clients, ConsumerSpec, writes
 from consumers.steps import Batch, Step
 from runtime.gc import tune_gc
+from runtime.health_server import HealthServer
 from runtime.kafka import acked_producer, connection_options, described
 from runtime.settings import Settings
 

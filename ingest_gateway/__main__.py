@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import tempfile
+from collections.abc import Iterator
 
 import uvicorn
 
 from ingest_gateway.edge.server import RequestDeadlineProtocol
-from runtime.settings import get_settings, warn_unknown_settings
+from runtime.settings import Settings, get_settings, warn_unknown_settings
 
 
 def main() -> None:
@@ -16,6 +20,24 @@ def main() -> None:
     )
     warn_unknown_settings()  # once here, not again in each uvicorn worker
     settings = get_settings()
+    with _metrics_shared_by_workers(settings):
+        _serve(settings)
+
+
+@contextlib.contextmanager
+def _metrics_shared_by_workers(settings: Settings) -> Iterator[None]:
+    """With several workers and metrics on: prometheus_client's multiprocess mode, in a
+    folder of this run's own that the workers (spawned after this) write to and that is
+    removed at the end; any worker's ``/metrics`` then sums all of them."""
+    if settings.gateway_workers == 1 or not settings.gateway_metrics_port:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="ingest-gateway-metrics-") as folder:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+        yield
+
+
+def _serve(settings: Settings) -> None:
     uvicorn.run(
         "ingest_gateway.app:create_app",
         factory=True,

@@ -18,8 +18,10 @@ from typing import Any
 import asyncpg
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ingest_gateway import metrics
 from ingest_gateway.edge.body import BodyLimitMiddleware
 from ingest_gateway.edge.postman_paths import PostmanPathMiddleware
+from ingest_gateway.metrics import RequestObserver
 from ingest_gateway.surfaces import (
     batch_api,
     customers_api,
@@ -37,32 +39,42 @@ from ingest_gateway.web.errors import render_error
 from ingest_gateway.web.routing import Route, Routes, Surface
 from ingest_gateway.write.publisher import Publisher
 from runtime.gc import tune_gc
+from runtime.health_server import HealthServer
 from runtime.pg import is_unavailable
 from runtime.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
-SURFACES: tuple[Surface, ...] = (
-    customers_api.surface,
-    batch_api.surface,
-    user_events_api.surface,
-    event_groups_api.surface,
-    enterprise_events_api.surface,
-    store_events_api.surface,
-    segment_api.surface,
-    health.surface,
-)
+# Each surface with the name its requests are counted under (the metrics' label).
+SURFACES: dict[str, Surface] = {
+    "000": customers_api.surface,
+    "batch": batch_api.surface,
+    "001": user_events_api.surface,
+    "002": event_groups_api.surface,
+    "003": enterprise_events_api.surface,
+    "004": store_events_api.surface,
+    "segment": segment_api.surface,
+    "health": health.surface,
+}
 
 
-def route_table() -> list[Route]:
-    """Every route the gateway serves: the surfaces', then the OpenAPI pages."""
-    table = [route for surface in SURFACES for route in surface.routes]
-    return table + openapi.surface(list(table)).routes
+def named_routes() -> dict[str, list[Route]]:
+    """Every route the gateway serves by the name of its surface: the surfaces', then
+    the OpenAPI pages (``openapi``)."""
+    named = {name: surface.routes for name, surface in SURFACES.items()}
+    table = [route for routes in named.values() for route in routes]
+    return named | {"openapi": openapi.surface(table).routes}
 
 
 def create_app(settings: Settings | None = None) -> ASGIApp:
     settings = settings or get_settings()
-    served: ASGIApp = Gateway(settings, Routes(route_table(), render_error))
+    named = named_routes()
+    table = [route for routes in named.values() for route in routes]
+    observer = None
+    if settings.gateway_metrics_port:
+        observer = RequestObserver(named.items())
+        metrics.enable(observer)
+    served: ASGIApp = Gateway(settings, Routes(table, render_error, observer), observer)
     served = BodyLimitMiddleware(served, max_bytes=settings.max_body_bytes)
     served = CorsHeaders(served, cors_prefixes())
     return PostmanPathMiddleware(served)
@@ -71,10 +83,15 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
 class Gateway:
     """Starts the services at the lifespan's start, stops them at its end; serves requests."""
 
-    def __init__(self, settings: Settings, routes: Routes) -> None:
+    def __init__(
+        self, settings: Settings, routes: Routes, observer: RequestObserver | None
+    ) -> None:
         self.settings = settings
         self.routes = routes
+        self.observer = observer
         self.services: Services | None = None
+        # The operator port and the sampling of gauges, when metrics are on.
+        self._metrics: MetricsPort | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -91,16 +108,44 @@ class Gateway:
             if message["type"] == "lifespan.startup":
                 try:
                     self.services = await _start(self.settings)
+                    if self.observer is not None:
+                        self._metrics = MetricsPort(self.services, self.observer)
+                        await self._metrics.start()
                 except Exception as exc:
                     log.exception("the gateway could not start")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self._metrics is not None:
+                    await self._metrics.stop()
                 if self.services is not None:
                     await _stop(self.services)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+class MetricsPort:
+    """``GATEWAY_METRICS_PORT``: the metrics (every worker listens; any answers for all)
+    and the gauges sampled each second."""
+
+    def __init__(self, services: Services, observer: RequestObserver) -> None:
+        settings = services.settings
+
+        async def postgres() -> bool:
+            return await services.db.fetchval("SELECT true") is True
+
+        self._sampling = metrics.Sampler(observer, lambda: services.publisher.ready, postgres)
+        self._server = HealthServer(settings.gateway_metrics_port, {}, reuse_port=True)
+
+    async def start(self) -> None:
+        await self._server.start()
+        self._sampling.start()
+
+    async def stop(self) -> None:
+        await self._sampling.stop()
+        await self._server.stop()
+        metrics.forget_process()
 
 
 async def _start(settings: Settings) -> Services:

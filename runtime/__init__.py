@@ -4,7 +4,10 @@
   warning about variables that look like settings but name none.
 - ``settings_doc``: ``docs/configuration.md``, generated from the settings.
 - ``pg``: the connection type, and which errors mean PostgreSQL is unavailable.
-- ``kafka``: the one Kafka producer every process uses (acks=all, idempotent,
-  records up to ``KAFKA_MESSAGE_MAX_BYTES``).
+- ``kafka``: how every Kafka client connects (brokers, TLS, SASL), and the one
+  producer every process uses (acks=all, idempotent, records up to
+  ``KAFKA_MESSAGE_MAX_BYTES``).
+- ``health_server``: a process's operator port (``/metrics``, ``/healthz``,
+  ``/readyz``), for the consumer workers, their supervisor and the gateway's workers.
 - ``gc``: garbage-collector tuning for the long-running processes.
 """

@@ -308,9 +308,16 @@ class Supervision(_Section):
 class Metrics(_Section):
     """Metrics"""
 
-    metrics_port: int = 0
+    metrics_port: int = Field(0, ge=0, le=65535)
     """Port of the first consumer worker's Prometheus metrics (the next workers use
-    the next ports); 0: none."""
+    the next ports), with its ``/healthz`` and ``/readyz``; 0: none."""
+    supervisor_metrics_port: int = Field(0, ge=0, le=65535)
+    """Port of the consumers' supervisor's metrics (its workers' restarts); 0: none."""
+    gateway_metrics_port: int = Field(0, ge=0, le=65535)
+    """Port of the gateway's Prometheus metrics, apart from the API's port so that it
+    need not be public. With several ``GATEWAY_WORKERS`` every worker listens on it
+    and any answers with the sum of all (prometheus_client's multiprocess mode);
+    0: none (and no cost per request)."""
 
 
 class Settings(

@@ -52,6 +52,10 @@ def _declares_more_than(value: bytes, limit: int) -> bool:
     return value.isdigit() and (len(digits) > len(str(limit)) or int(digits or b"0") > limit)
 
 
+# Where the bytes of the body received so far are left, for the metrics.
+BODY_BYTES_KEY = "ingest.body_bytes"
+
+
 class BodyLimitMiddleware:
     """Refuses bodies over ``max_bytes``, counting streamed bytes (Content-Length can lie);
     a body with a ``Content-Encoding`` is decoded as it streams, to at most ``max_bytes``
@@ -81,6 +85,7 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
+                scope[BODY_BYTES_KEY] = seen
                 if seen > limit:
                     raise RequestTooLarge(limit)
             return message

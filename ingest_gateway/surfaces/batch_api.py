@@ -310,7 +310,7 @@ async def batch(team_id: int, request: Request) -> Response:
             continue
         messages.append(message)
         results.append({"index": index, "status": "accepted", "id": message.id})
-    accepted = await accept(request, messages)
+    accepted = await accept(request, messages, refused=len(results) - len(messages))
     if accepted.outcomes is not None:
         for result in results:
             if "id" in result:

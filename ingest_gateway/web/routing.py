@@ -23,7 +23,8 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from time import perf_counter
+from typing import Any, Protocol
 
 import msgspec
 import msgspec.inspect
@@ -186,6 +187,15 @@ def parse_query(request: Request, shape: type[msgspec.Struct]) -> msgspec.Struct
         raise ApiError(400, f"Invalid parameter {name}: {message}", field=name) from exc
 
 
+class RequestObserver(Protocol):
+    """What counts answered requests (``ingest_gateway.metrics``): told of each one's
+    route (None when no route matched), status and start (``perf_counter``)."""
+
+    in_flight: int
+
+    def __call__(self, scope: Scope, route: Route | None, status: int, started: float) -> None: ...
+
+
 class Routes:
     """The ASGI application serving the route table; errors rendered by ``render_error``.
 
@@ -193,9 +203,15 @@ class Routes:
     error format of the surface its prefix belongs to.
     """
 
-    def __init__(self, routes: Iterable[Route], render_error: ErrorRenderer) -> None:
+    def __init__(
+        self,
+        routes: Iterable[Route],
+        render_error: ErrorRenderer,
+        observe: RequestObserver | None = None,
+    ) -> None:
         self.table = list(routes)
         self._render_error = render_error
+        self._observe = observe
         # Indexed by method and by the literal segments a path starts with (up to
         # _KEY_SEGMENTS of them): a request tries the few routes of its bucket, not
         # the whole table. In a bucket, literal paths come first ("/events/{id}" must
@@ -225,6 +241,20 @@ class Routes:
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        observe = self._observe
+        if observe is None:
+            await self._answer(scope, receive, send)
+            return
+        started = perf_counter()
+        observe.in_flight += 1
+        try:
+            status = await self._answer(scope, receive, send)
+        finally:
+            observe.in_flight -= 1
+        observe(scope, scope.get("route"), status, started)
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> int:
+        """Serve the request; the status of its answer."""
         request = Request(scope, receive, send)
         try:
             response = await self._serve(request)
@@ -235,6 +265,7 @@ class Routes:
                 raise
             response = answer
         await response(scope, receive, send)
+        return response.status_code
 
     async def _serve(self, request: Request) -> Response:
         found = self._match(request.method, request.scope["path"])
@@ -243,6 +274,7 @@ class Routes:
                 raise ApiError(405, "Method not allowed", headers={"Allow": ", ".join(found)})
             raise ApiError(404, "Not found")
         route, path_parameters = found
+        request.scope["route"] = route  # (as Starlette names it) for the metrics
         arguments: dict[str, Any] = dict(path_parameters)
         if route.authenticated:
             arguments["team_id"] = await require_team(request)

@@ -20,6 +20,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from ingest_gateway import metrics
 from ingest_gateway.read_model.outcomes import wait_for_outcomes
 from ingest_gateway.web import deps
 from ingest_gateway.web.responses import JSON
@@ -56,15 +57,17 @@ class Accepted:
         return JSON(body, status_code=status, headers=self.headers)
 
 
-async def accept(request: Request, messages: list[WriteMessage]) -> Accepted:
+async def accept(request: Request, messages: list[WriteMessage], refused: int = 0) -> Accepted:
     """Publish (2xx only after Kafka acknowledged), then wait if the client asked to;
-    ``ApiError(400)`` when a message names a value its team blocked."""
+    ``ApiError(400)`` when a message names a value its team blocked. ``refused``: the
+    items of the request its surface refused (counted in the metrics)."""
     services = deps.services(request)
     wait = wants_wait(request)
     if messages:
         messages = await unblocked(request, messages)
         sink: Sink = services.publisher
         await sink.publish(messages)
+    metrics.messages(request.scope, len(messages), refused)
     ids = [m.id for m in messages]
     if not wait or not ids:
         return Accepted(ids, None, waited=False)

@@ -13,11 +13,24 @@ import functools
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from time import perf_counter
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    LeaderNotAvailableError,
+    MessageSizeTooLargeError,
+    NotEnoughReplicasAfterAppendError,
+    NotEnoughReplicasError,
+    NotLeaderForPartitionError,
+    RecordTooLargeError,
+    RequestTimedOutError,
+)
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 
+from ingest_gateway import metrics
 from ingest_gateway.write.sink import BrokerUnavailable, MessageTooLarge
 from runtime.kafka import acked_producer, described
 from runtime.settings import Settings
@@ -306,12 +319,14 @@ class Publisher:
         """
         producer = self._producer
         if producer is None or not self._reachable:
+            metrics.publish_failed("broker_unavailable")
             raise BrokerUnavailable("not connected to Kafka")
         s = self._settings
         if s.publish_coalesce:
             await self._publish_coalesced(producer, messages)
             return
         topic = s.writes_topic
+        started = perf_counter()
         try:
             async with asyncio.timeout(s.publish_timeout_s):
                 partitions = len(await producer.partitions_for(topic))
@@ -327,8 +342,10 @@ class Publisher:
                     for partition, key, value in records
                 ]
                 await asyncio.gather(*acks)
+            metrics.published(started)
         except (KafkaError, TimeoutError) as exc:
             log.warning("publish failed: %r", exc)
+            metrics.publish_failed(failure_reason(exc))
             self._on_send_error(exc)
             raise BrokerUnavailable(str(exc) or type(exc).__name__) from exc
 
@@ -383,6 +400,7 @@ class Publisher:
                 await waiter.future
         except TimeoutError as exc:
             log.warning("publish timed out after %.1fs", s.publish_timeout_s)
+            metrics.publish_failed("timeout")
             raise BrokerUnavailable("no acknowledgement in time") from exc
 
     def _close_open(self) -> None:
@@ -406,8 +424,10 @@ class Publisher:
             for record in ready:
                 producer = self._producer
                 if producer is None:
+                    metrics.publish_failed("broker_unavailable")
                     _fail(record.waiters, "not connected to Kafka")
                     continue
+                started = perf_counter()
                 try:
                     ack = await producer.send(
                         topic,
@@ -416,24 +436,49 @@ class Publisher:
                         partition=record.partition,
                     )
                 except Exception as exc:  # every waiter must learn of it, whatever it is
-                    log.warning("publish failed: %r", exc)
-                    self._on_send_error(exc)
-                    _fail(record.waiters, str(exc) or type(exc).__name__)
+                    self._failed(record.waiters, exc)
                     continue
-                ack.add_done_callback(functools.partial(self._settle, record.waiters))
+                ack.add_done_callback(functools.partial(self._settle, record.waiters, started))
 
-    def _settle(self, waiters: list[_Waiter], ack: asyncio.Future[object]) -> None:
+    def _settle(self, waiters: list[_Waiter], started: float, ack: asyncio.Future[object]) -> None:
         if ack.cancelled():
+            metrics.publish_failed("other")
             _fail(waiters, "the send was cancelled")
             return
         exc = ack.exception()
         if exc is not None:
-            log.warning("publish failed: %r", exc)
-            self._on_send_error(exc)
-            _fail(waiters, str(exc) or type(exc).__name__)
+            self._failed(waiters, exc)
             return
+        metrics.published(started)
         for waiter in waiters:
             waiter.acked()
+
+    def _failed(self, waiters: list[_Waiter], exc: BaseException) -> None:
+        log.warning("publish failed: %r", exc)
+        metrics.publish_failed(failure_reason(exc))
+        self._on_send_error(exc)
+        _fail(waiters, str(exc) or type(exc).__name__)
+
+
+# A broker (or the partition's leader, or enough in-sync replicas) is away.
+_BROKER_AWAY = (
+    KafkaConnectionError,
+    LeaderNotAvailableError,
+    NotLeaderForPartitionError,
+    NotEnoughReplicasError,
+    NotEnoughReplicasAfterAppendError,
+)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The ``reason`` label of a failed send (``ingest_gateway_publish_failures_total``)."""
+    if isinstance(exc, TimeoutError | KafkaTimeoutError | RequestTimedOutError):
+        return "timeout"
+    if isinstance(exc, MessageSizeTooLargeError | RecordTooLargeError):
+        return "too_large"
+    if isinstance(exc, _BROKER_AWAY):
+        return "broker_unavailable"
+    return "other"
 
 
 def _fail(waiters: list[_Waiter], reason: str) -> None:

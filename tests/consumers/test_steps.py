@@ -35,6 +35,7 @@ class Record(NamedTuple):
     partition: int = 0
     topic: str = "writes"
     key: bytes | None = None
+    timestamp: int = 1_700_000_000_000  # Kafka's, in ms
 
 
 def message(n: int) -> WriteMessage:
@@ -103,6 +104,7 @@ def test_a_polled_batch_commits_one_past_the_last_record_of_each_partition() -> 
     batch = Batch.polled({TP0: [a, b], TP1: [c]})
     assert batch.records == [a, b, c]
     assert batch.offsets == {TP0: 6, TP1: 10}
+    assert batch.newest == {TP0: b.timestamp, TP1: c.timestamp}
     assert (batch.todo, batch.dead, batch.messages) == ([], [], 0)
 
 

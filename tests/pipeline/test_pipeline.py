@@ -267,14 +267,15 @@ async def test_bad_message_goes_to_dead_letter_topic_and_the_partition_moves_on(
 
 
 async def test_consumer_serves_prometheus_metrics_with_lag(
-    http: httpx.AsyncClient, team: Team, consumer_metrics_port: int
+    http: httpx.AsyncClient, team: Team, consumer_metrics_port: int, settings: Settings
 ) -> None:
     await http.post(f"/api/1.0/customer/{email()}?wait=1", json={"m": 1}, headers=team.headers)
 
     async def metrics() -> str | None:
         async with httpx.AsyncClient() as client:
             text = (await client.get(f"http://127.0.0.1:{consumer_metrics_port}/metrics")).text
-        return text if 'ingest_consumer_lag{partition="0"}' in text else None
+        lag = f'ingest_consumer_lag_records{{partition="0",topic="{settings.writes_topic}"}}'
+        return text if lag in text and "ingest_consumer_last_committed_timestamp" in text else None
 
     text = await eventually(metrics)
     applied = next(
@@ -283,7 +284,8 @@ async def test_consumer_serves_prometheus_metrics_with_lag(
         if line.startswith("ingest_consumer_messages_total ")
     )
     assert applied >= 1
-    assert "ingest_consumer_batch_seconds_count" in text
+    for name in ("batch_duration_seconds_count", "batch_messages_count", "records_total"):
+        assert f"ingest_consumer_{name}" in text
 
 
 async def test_a_record_of_many_messages_applies_in_order_and_dead_letters_one_alone(

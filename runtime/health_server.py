@@ -1,6 +1,12 @@
-"""A consumer worker's HTTP port (``METRICS_PORT + i``): metrics, liveness, readiness.
+"""A process's own HTTP port for operators: metrics, liveness, readiness.
 
-- ``GET /metrics``: Prometheus metrics (``consumers/metrics.py``).
+A consumer worker serves it on ``METRICS_PORT + i``, the consumers' supervisor on
+``SUPERVISOR_METRICS_PORT``, every gateway worker on ``GATEWAY_METRICS_PORT`` (all of
+them on the one port, ``reuse_port``: whichever answers sums every worker's metrics).
+
+- ``GET /metrics``: Prometheus metrics (``metrics_registry``): this process's, or,
+  when ``PROMETHEUS_MULTIPROC_DIR`` is set (a gateway of several workers), the sum
+  over every process writing there.
 - ``GET /healthz``: liveness. Served on the worker's own event loop, so it answers
   only while the loop runs: a worker stuck in a blocking call fails it.
 - ``GET /readyz``: readiness, checked when asked: PostgreSQL answers a query and
@@ -17,10 +23,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Awaitable, Callable
 
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    generate_latest,
+    multiprocess,
+)
 
 Check = Callable[[], Awaitable[object]]
 CHECK_TIMEOUT_S = 2.0
@@ -35,14 +48,30 @@ async def _passes(check: Check) -> bool:
     return True
 
 
+def metrics_registry() -> CollectorRegistry:
+    """What ``/metrics`` shows: the process's metrics, or all processes' in multiprocess
+    mode (prometheus_client's, for the gateway's uvicorn workers)."""
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry
+
+
 class HealthServer:
-    def __init__(self, port: int, checks: dict[str, Check]) -> None:
+    def __init__(self, port: int, checks: dict[str, Check], *, reuse_port: bool = False) -> None:
         self.port = port
         self.checks = checks
+        self.reuse_port = reuse_port
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "0.0.0.0", self.port)  # noqa: S104
+        self._server = await asyncio.start_server(
+            self._serve,
+            "0.0.0.0",  # noqa: S104
+            self.port,
+            reuse_port=self.reuse_port,
+        )
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -51,7 +80,7 @@ class HealthServer:
 
     async def _answer(self, path: str) -> tuple[int, bytes, bytes]:
         if path == "/metrics":
-            return 200, CONTENT_TYPE_LATEST.encode(), generate_latest()
+            return 200, CONTENT_TYPE_LATEST.encode(), generate_latest(metrics_registry())
         if path == "/healthz":
             return 200, b"application/json", b'{"alive":true}'
         if path == "/readyz":

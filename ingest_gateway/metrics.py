@@ -1,0 +1,264 @@
+"""Prometheus metrics of a gateway process (served on ``GATEWAY_METRICS_PORT``).
+
+One job: the metrics, and the few calls the request path makes to feed them. The
+names follow Prometheus' conventions (base units, ``_total`` counters); the list
+with their meaning is in docs/operations.md, "Metrics".
+
+Cost on the request path (``bench.instructions``, docs/benchmark.md): a request adds
+to plain numbers of its (route, status) (``RequestObserver``); once a second they go
+to prometheus_client, whose calls would cost a 000 write a fifth of its instructions
+if made per request. Requests in flight and readiness are sampled then too. With
+``GATEWAY_METRICS_PORT=0`` nothing is counted.
+
+With several uvicorn workers, ``ingest-gateway`` sets ``PROMETHEUS_MULTIPROC_DIR``
+before they start, so each worker's values go to files there and whichever worker
+answers a scrape sums them (``runtime.health_server``). Imports prometheus_client,
+``edge.body`` for where it leaves the body's size, ``web.routing`` for the route type
+only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from bisect import bisect_left
+from collections.abc import Awaitable, Callable, Iterable
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import Counter, Gauge, Histogram
+from starlette.types import Scope
+
+from ingest_gateway.edge.body import BODY_BYTES_KEY
+
+if TYPE_CHECKING:  # (imported at run time, routing would import the publisher, which imports this)
+    from ingest_gateway.web.routing import Route
+
+REQUESTS = Counter(
+    "ingest_gateway_requests_total",
+    "HTTP requests answered, by API surface, method, route template and status",
+    ["surface", "method", "route", "status"],
+)
+REQUEST_SECONDS = Histogram(
+    "ingest_gateway_request_duration_seconds",
+    "From routing a request to its answer, body reading, publishing and waiting included",
+    ["surface"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+BODY_BYTES = Counter(
+    "ingest_gateway_request_body_bytes_total",
+    "Request body bytes received, as sent (before gzip decoding)",
+    ["surface"],
+)
+MESSAGES = Counter(
+    "ingest_gateway_messages_total",
+    "Writes accepted (published and acknowledged) or refused (an item of a batch, or a "
+    "whole request refused for its content: 400, 413, 422)",
+    ["surface", "outcome"],
+)
+PUBLISH_SECONDS = Histogram(
+    "ingest_gateway_publish_duration_seconds",
+    "From sending a Kafka record to its acknowledgement by every in-sync replica",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+PUBLISH_FAILURES = Counter(
+    "ingest_gateway_publish_failures_total",
+    "Kafka records not acknowledged, by reason (the writes were answered 503 or 413)",
+    ["reason"],
+)
+IN_FLIGHT = Gauge(
+    "ingest_gateway_requests_in_flight",
+    "Requests being served (sampled each second)",
+    multiprocess_mode="livesum",
+)
+READY = Gauge(
+    "ingest_gateway_ready",
+    "1 when the service answers (as /readyz), 0 when not; the lowest of the workers",
+    ["service"],
+    multiprocess_mode="livemin",
+)
+for _service in ("kafka", "postgres"):
+    READY.labels(_service)
+for _reason in ("broker_unavailable", "timeout", "too_large", "other"):
+    PUBLISH_FAILURES.labels(_reason)
+
+# The statuses whose request was refused for what it held (a message, counted refused).
+_REFUSED_CONTENT = frozenset({400, 413, 422})
+UNMATCHED = "none"
+
+# The observer of this process, when GATEWAY_METRICS_PORT is set (``enable``).
+_observer: RequestObserver | None = None
+
+
+class _Tally:
+    """What one (route, status) counted since the last flush, and where it goes."""
+
+    __slots__ = ("body_bytes", "buckets", "count", "refused", "seconds", "to")
+
+    def __init__(self, to: tuple[Any, Any, Any, Any]) -> None:
+        self.to = to  # the label children: requests, seconds, body bytes, refused
+        self.count = self.body_bytes = self.refused = 0
+        self.seconds = 0.0
+        self.buckets = [0] * len(_BOUNDS)
+
+    def flush(self) -> None:
+        if not self.count:
+            return
+        requests, seconds, body_bytes, refused = self.to
+        requests.inc(self.count)
+        add_observations(seconds, self.buckets, self.seconds)
+        if self.body_bytes:
+            body_bytes.inc(self.body_bytes)
+        if self.refused:
+            refused.inc(self.refused)
+        self.count = self.body_bytes = self.refused = 0
+        self.seconds = 0.0
+        self.buckets = [0] * len(_BOUNDS)
+
+
+_BOUNDS = (*REQUEST_SECONDS._upper_bounds,)
+
+
+def add_observations(histogram: Any, buckets: list[int], total: float) -> None:
+    """Add to a histogram's child ``buckets[i]`` observations in its bucket ``i`` and
+    their ``total``: what ``observe`` would have made of them, in one step per bucket.
+
+    prometheus_client has no call for it: this writes the child's bucket and sum values
+    as ``observe`` does (tests/gateway/test_metrics.py checks the two agree).
+    """
+    for i, count in enumerate(buckets):
+        if count:
+            histogram._buckets[i].inc(count)
+    histogram._sum.inc(total)
+
+
+class RequestObserver:
+    """Counts each answered request: ``Routes`` calls it with the route matched (or
+    None), the status and when it started; the surface label of each route is given
+    once, by the application that knows which surface declared it.
+
+    A request adds to plain numbers (half a microsecond); ``flush``, once a second,
+    hands them to prometheus_client (whose every call takes about one, more in
+    multiprocess mode: a fifth of a small write's cost if made per request).
+    """
+
+    def __init__(self, surfaces: Iterable[tuple[str, Iterable[Route]]]) -> None:
+        self._surface = {id(route): name for name, routes in surfaces for route in routes}
+        self._tallies: dict[tuple[int, int], _Tally] = {}
+        self._accepted: dict[str, int] = {}
+        self._refused: dict[str, int] = {}
+        self.in_flight = 0
+
+    def surface(self, route: Route | None) -> str:
+        return UNMATCHED if route is None else self._surface.get(id(route), "other")
+
+    def __call__(self, scope: Scope, route: Route | None, status: int, started: float) -> None:
+        tally = self._tallies.get((id(route), status)) or self._tally(route, status)
+        seconds = perf_counter() - started
+        tally.count += 1
+        tally.seconds += seconds
+        tally.buckets[bisect_left(_BOUNDS, seconds)] += 1
+        tally.body_bytes += scope.get(BODY_BYTES_KEY, 0)
+        if status in _REFUSED_CONTENT:
+            tally.refused += 1
+
+    def messages(self, scope: Scope, accepted: int, refused: int) -> None:
+        surface = self.surface(scope.get("route"))
+        if accepted:
+            self._accepted[surface] = self._accepted.get(surface, 0) + accepted
+        if refused:
+            self._refused[surface] = self._refused.get(surface, 0) + refused
+
+    def flush(self) -> None:
+        """Hand what was counted since the last flush to prometheus_client."""
+        for tally in self._tallies.values():
+            tally.flush()
+        for outcome, counts in (("accepted", self._accepted), ("refused", self._refused)):
+            for surface, count in counts.items():
+                MESSAGES.labels(surface, outcome).inc(count)
+            counts.clear()
+        IN_FLIGHT.set(self.in_flight)
+
+    def _tally(self, route: Route | None, status: int) -> _Tally:
+        surface = self.surface(route)
+        method, template = (route.method, route.path) if route else ("", UNMATCHED)
+        tally = _Tally(
+            (
+                REQUESTS.labels(surface, method, template, str(status)),
+                REQUEST_SECONDS.labels(surface),
+                BODY_BYTES.labels(surface),
+                MESSAGES.labels(surface, "refused"),
+            )
+        )
+        self._tallies[(id(route), status)] = tally
+        return tally
+
+
+def messages(scope: Scope, accepted: int, refused: int = 0) -> None:
+    """Count the writes of one request: ``accepted`` published, ``refused`` items."""
+    if _observer is not None:
+        _observer.messages(scope, accepted, refused)
+
+
+def published(started: float) -> None:
+    if _observer is not None:
+        PUBLISH_SECONDS.observe(perf_counter() - started)
+
+
+def publish_failed(reason: str) -> None:
+    if _observer is not None:
+        PUBLISH_FAILURES.labels(reason).inc()
+
+
+def enable(observer: RequestObserver) -> None:
+    """Count in this process (``GATEWAY_METRICS_PORT`` is set), routes by ``observer``."""
+    global _observer
+    _observer = observer
+
+
+def forget_process() -> None:
+    """A worker that stops takes its gauges with it (multiprocess mode)."""
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
+class Sampler:
+    """Every ``interval_s``: the observer's counts flushed, readiness sampled."""
+
+    def __init__(
+        self,
+        observer: RequestObserver,
+        kafka_ready: Callable[[], bool],
+        postgres_ready: Callable[[], Awaitable[bool]],
+        interval_s: float = 1.0,
+    ) -> None:
+        self._observer = observer
+        self._kafka_ready = kafka_ready
+        self._postgres_ready = postgres_ready
+        self._interval_s = interval_s
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._sample())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._observer.flush()  # the last second's counts
+
+    async def _sample(self) -> None:
+        while True:
+            self._observer.flush()
+            READY.labels("kafka").set(1 if self._kafka_ready() else 0)
+            try:
+                async with asyncio.timeout(self._interval_s):
+                    postgres = await self._postgres_ready()
+            except Exception:  # unreachable, timed out: not ready
+                postgres = False
+            READY.labels("postgres").set(1 if postgres else 0)
+            await asyncio.sleep(self._interval_s)

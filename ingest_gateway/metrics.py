@@ -35,6 +35,9 @@ from ingest_gateway.edge.body import BODY_BYTES_KEY
 if TYPE_CHECKING:  # (imported at run time, routing would import the publisher, which imports this)
     from ingest_gateway.web.routing import Route
 
+# Seconds, from a millisecond to the longest a request may wait (WAIT_TIMEOUT_S).
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
 REQUESTS = Counter(
     "ingest_gateway_requests_total",
     "HTTP requests answered, by API surface, method, route template and status",
@@ -44,7 +47,7 @@ REQUEST_SECONDS = Histogram(
     "ingest_gateway_request_duration_seconds",
     "From routing a request to its answer, body reading, publishing and waiting included",
     ["surface"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    buckets=LATENCY_BUCKETS,
 )
 BODY_BYTES = Counter(
     "ingest_gateway_request_body_bytes_total",
@@ -60,7 +63,7 @@ MESSAGES = Counter(
 PUBLISH_SECONDS = Histogram(
     "ingest_gateway_publish_duration_seconds",
     "From sending a Kafka record to its acknowledgement by every in-sync replica",
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    buckets=LATENCY_BUCKETS,
 )
 PUBLISH_FAILURES = Counter(
     "ingest_gateway_publish_failures_total",

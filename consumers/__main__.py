@@ -8,16 +8,14 @@ One job: the command line. The parent imports ``supervisor`` only; a child impor
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 import prometheus_client
 
 from consumers.exit_codes import STOPPED_FOR_A_PERSON
 from consumers.supervisor import ChildSpec, RestartPolicy, Supervisor, watch_supervisor
+from runtime import logs
 from runtime.settings import get_settings, warn_unknown_settings
-
-LOG_FORMAT = "%(asctime)s %(levelname)s {process} %(name)s: %(message)s"
 
 
 def _child_argv(index: int) -> list[str]:
@@ -38,9 +36,9 @@ def _run_child(index: int) -> None:
 
     from consumers.worker import run_worker
 
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT.format(process=f"consumer-{index}"))
-    watch_supervisor()
     settings = get_settings()
+    logs.configure(settings.log_format, f"consumer-{index}")
+    watch_supervisor()
     port = settings.metrics_port + index if settings.metrics_port else 0
     uvloop.run(run_worker(settings, port))
 
@@ -62,10 +60,10 @@ def main() -> int:
     if args.child is not None:
         _run_child(args.child)
         return 0
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT.format(process="supervisor"))
+    settings = get_settings()  # invalid settings fail here, before any child starts
+    logs.configure(settings.log_format, "supervisor")
     # Here only: the workers inherit this environment, and restart often.
     warn_unknown_settings()
-    settings = get_settings()  # invalid settings fail here, before any child starts
     processes = args.processes or settings.consumer_processes
     if settings.supervisor_metrics_port:
         # prometheus_client's own server (a thread): the supervisor has no event loop.

@@ -140,7 +140,11 @@ class Apply:
             if len(items) == 1:
                 record, message = items[0]
                 log.warning(
-                    "dead-lettering message %s: %s: %s", message.id, type(exc).__name__, exc
+                    "dead-lettering message %s: %s: %s",
+                    message.id,
+                    type(exc).__name__,
+                    exc,
+                    extra={"message_id": message.id, "team_id": message.team_id},
                 )
                 # A message from an array record is dead-lettered as itself alone.
                 return [letter_for(record, message, f"{type(exc).__name__}: {exc}")]

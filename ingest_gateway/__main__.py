@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import tempfile
 from collections.abc import Iterator
@@ -11,15 +10,14 @@ from collections.abc import Iterator
 import uvicorn
 
 from ingest_gateway.edge.server import RequestDeadlineProtocol
+from runtime import logs
 from runtime.settings import Settings, get_settings, warn_unknown_settings
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    warn_unknown_settings()  # once here, not again in each uvicorn worker
     settings = get_settings()
+    logs.configure(settings.log_format, "gateway")
+    warn_unknown_settings()  # once here, not again in each uvicorn worker
     with _metrics_shared_by_workers(settings):
         _serve(settings)
 
@@ -54,7 +52,8 @@ def _serve(settings: Settings) -> None:
         # reach its limit (or as many requests are in flight): + 1 so that
         # MAX_CONNECTIONS connections are served.
         limit_concurrency=settings.max_connections + 1,
-        access_log=False,
+        access_log=False,  # the gateway's own, ACCESS_LOG, names the request id
+        log_config=logs.logging_config(settings.log_format, "gateway"),
         log_level="info",
     )
 

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ingest_gateway import metrics
 from ingest_gateway.edge.body import BodyLimitMiddleware
 from ingest_gateway.edge.postman_paths import PostmanPathMiddleware
-from ingest_gateway.metrics import RequestObserver
+from ingest_gateway.metrics import RequestMetrics
 from ingest_gateway.surfaces import (
     batch_api,
     customers_api,
@@ -32,11 +32,12 @@ from ingest_gateway.surfaces import (
     user_events_api,
 )
 from ingest_gateway.web import health, openapi
+from ingest_gateway.web.access_log import AccessLog
 from ingest_gateway.web.auth_cache import KeyCache
 from ingest_gateway.web.cors import CorsHeaders, cors_prefixes
 from ingest_gateway.web.deps import SCOPE_KEY, Services
 from ingest_gateway.web.errors import render_error
-from ingest_gateway.web.routing import Route, Routes, Surface
+from ingest_gateway.web.routing import RequestObserver, Route, Routes, Surface
 from ingest_gateway.write.publisher import Publisher
 from runtime.gc import tune_gc
 from runtime.health_server import HealthServer
@@ -71,10 +72,14 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     named = named_routes()
     table = [route for routes in named.values() for route in routes]
     observer = None
+    observers: list[RequestObserver] = []
     if settings.gateway_metrics_port:
-        observer = RequestObserver(named.items())
+        observer = RequestMetrics(named.items())
         metrics.enable(observer)
-    served: ASGIApp = Gateway(settings, Routes(table, render_error, observer), observer)
+        observers.append(observer)
+    if settings.access_log:
+        observers.append(AccessLog())
+    served: ASGIApp = Gateway(settings, Routes(table, render_error, observers), observer)
     served = BodyLimitMiddleware(served, max_bytes=settings.max_body_bytes)
     served = CorsHeaders(served, cors_prefixes())
     return PostmanPathMiddleware(served)
@@ -83,9 +88,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
 class Gateway:
     """Starts the services at the lifespan's start, stops them at its end; serves requests."""
 
-    def __init__(
-        self, settings: Settings, routes: Routes, observer: RequestObserver | None
-    ) -> None:
+    def __init__(self, settings: Settings, routes: Routes, observer: RequestMetrics | None) -> None:
         self.settings = settings
         self.routes = routes
         self.observer = observer
@@ -129,7 +132,7 @@ class MetricsPort:
     """``GATEWAY_METRICS_PORT``: the metrics (every worker listens; any answers for all)
     and the gauges sampled each second."""
 
-    def __init__(self, services: Services, observer: RequestObserver) -> None:
+    def __init__(self, services: Services, observer: RequestMetrics) -> None:
         settings = services.settings
 
         async def postgres() -> bool:

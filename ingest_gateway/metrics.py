@@ -5,7 +5,7 @@ names follow Prometheus' conventions (base units, ``_total`` counters); the list
 with their meaning is in docs/operations.md, "Metrics".
 
 Cost on the request path (``bench.instructions``, docs/benchmark.md): a request adds
-to plain numbers of its (route, status) (``RequestObserver``); once a second they go
+to plain numbers of its (route, status) (``RequestMetrics``); once a second they go
 to prometheus_client, whose calls would cost a 000 write a fifth of its instructions
 if made per request. Requests in flight and readiness are sampled then too. With
 ``GATEWAY_METRICS_PORT=0`` nothing is counted.
@@ -91,7 +91,7 @@ _REFUSED_CONTENT = frozenset({400, 413, 422})
 UNMATCHED = "none"
 
 # The observer of this process, when GATEWAY_METRICS_PORT is set (``enable``).
-_observer: RequestObserver | None = None
+_observer: RequestMetrics | None = None
 
 
 class _Tally:
@@ -136,7 +136,7 @@ def add_observations(histogram: Any, buckets: list[int], total: float) -> None:
     histogram._sum.inc(total)
 
 
-class RequestObserver:
+class RequestMetrics:
     """Counts each answered request: ``Routes`` calls it with the route matched (or
     None), the status and when it started; the surface label of each route is given
     once, by the application that knows which surface declared it.
@@ -214,7 +214,7 @@ def publish_failed(reason: str) -> None:
         PUBLISH_FAILURES.labels(reason).inc()
 
 
-def enable(observer: RequestObserver) -> None:
+def enable(observer: RequestMetrics) -> None:
     """Count in this process (``GATEWAY_METRICS_PORT`` is set), routes by ``observer``."""
     global _observer
     _observer = observer
@@ -233,7 +233,7 @@ class Sampler:
 
     def __init__(
         self,
-        observer: RequestObserver,
+        observer: RequestMetrics,
         kafka_ready: Callable[[], bool],
         postgres_ready: Callable[[], Awaitable[bool]],
         interval_s: float = 1.0,

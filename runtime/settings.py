@@ -305,6 +305,18 @@ class Supervision(_Section):
     this long; its batch is delivered again."""
 
 
+class Logging(_Section):
+    """Logging"""
+
+    log_format: Literal["text", "json"] = "text"
+    """``text``: lines for people; ``json``: one JSON object per line, with the
+    request id, team and message ids of the request or write a line is about
+    (``runtime/logs.py``)."""
+    access_log: bool = False
+    """The gateway logs a line per request answered: method, route template (not the
+    path, which may hold an email), status, milliseconds, request id."""
+
+
 class Metrics(_Section):
     """Metrics"""
 
@@ -331,6 +343,7 @@ class Settings(
     GatewayDatabase,
     Consumers,
     Supervision,
+    Logging,
     Metrics,
 ):
     """One frozen, validated settings object shared by every process."""

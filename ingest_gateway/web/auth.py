@@ -18,6 +18,7 @@ from ingest_gateway.read_model.teams import team_of_key
 from ingest_gateway.web.auth_cache import KeyCache
 from ingest_gateway.web.deps import services
 from ingest_gateway.web.errors import ApiError
+from runtime import logs
 from schemas.keys import hash_api_key
 
 _SEND_API_KEY = (
@@ -81,6 +82,7 @@ async def team_of(request: Request, key: str | None, *, name: str, how: str) -> 
     team_id = await team_for_key(found.db, found.key_cache, key)
     if team_id is None:
         raise ApiError(401, f"Invalid {name}", f"The {name} is unknown or was revoked.")
+    request.scope[logs.TEAM_KEY] = team_id  # named on the request's log lines
     return team_id
 
 

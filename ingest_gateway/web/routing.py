@@ -20,7 +20,7 @@ Imports: the error and auth layers of the gateway only; never a surface.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from time import perf_counter
@@ -34,6 +34,7 @@ from starlette.types import Receive, Scope, Send
 
 from ingest_gateway.web.auth import require_team
 from ingest_gateway.web.errors import ApiError, ErrorFormatter, register_error_format
+from runtime import logs
 
 Endpoint = Callable[..., Awaitable[Response]]
 ErrorRenderer = Callable[[Request, Exception], Awaitable[Response] | Response | None]
@@ -188,8 +189,9 @@ def parse_query(request: Request, shape: type[msgspec.Struct]) -> msgspec.Struct
 
 
 class RequestObserver(Protocol):
-    """What counts answered requests (``ingest_gateway.metrics``): told of each one's
-    route (None when no route matched), status and start (``perf_counter``)."""
+    """What is told of each answered request (the metrics, the access log): its route
+    (None when no route matched), status and start (``perf_counter``); ``in_flight``
+    counts the requests being served."""
 
     in_flight: int
 
@@ -207,11 +209,11 @@ class Routes:
         self,
         routes: Iterable[Route],
         render_error: ErrorRenderer,
-        observe: RequestObserver | None = None,
+        observers: Sequence[RequestObserver] = (),
     ) -> None:
         self.table = list(routes)
         self._render_error = render_error
-        self._observe = observe
+        self._observers = tuple(observers)
         # Indexed by method and by the literal segments a path starts with (up to
         # _KEY_SEGMENTS of them): a request tries the few routes of its bucket, not
         # the whole table. In a bucket, literal paths come first ("/events/{id}" must
@@ -241,17 +243,21 @@ class Routes:
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        observe = self._observe
-        if observe is None:
+        logs.about_request(scope)
+        observers = self._observers
+        if not observers:
             await self._answer(scope, receive, send)
             return
         started = perf_counter()
-        observe.in_flight += 1
+        for observer in observers:
+            observer.in_flight += 1
         try:
             status = await self._answer(scope, receive, send)
         finally:
-            observe.in_flight -= 1
-        observe(scope, scope.get("route"), status, started)
+            for observer in observers:
+                observer.in_flight -= 1
+        for observer in observers:
+            observer(scope, scope.get("route"), status, started)
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send) -> int:
         """Serve the request; the status of its answer."""

@@ -26,6 +26,7 @@ from ingest_gateway.web import deps
 from ingest_gateway.web.responses import JSON
 from ingest_gateway.write.blocked_values import unblocked
 from ingest_gateway.write.sink import Sink
+from runtime import logs
 from schemas.messages import WriteMessage
 from schemas.outcomes import Outcome
 
@@ -65,6 +66,7 @@ async def accept(request: Request, messages: list[WriteMessage], refused: int = 
     wait = wants_wait(request)
     if messages:
         messages = await unblocked(request, messages)
+        request.scope[logs.MESSAGES_KEY] = messages  # named on the request's log lines
         sink: Sink = services.publisher
         await sink.publish(messages)
     metrics.messages(request.scope, len(messages), refused)

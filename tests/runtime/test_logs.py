@@ -14,7 +14,7 @@ import orjson
 
 from runtime import logs
 from runtime.settings import Settings
-from tests.conftest import Team, private_gateway
+from tests.conftest import Team, private_gateway, settings_env
 from tests.support import BIN, Process, eventually
 
 
@@ -96,11 +96,8 @@ async def test_json_logs_and_the_access_log_of_a_running_gateway(
 
 
 async def test_a_consumers_lines_are_json_too(settings: Settings, tmp_path: Path) -> None:
-    env = {
-        "LOG_FORMAT": "json",
-        "CONSUMER_GROUP": f"logs.{uuid.uuid4().hex[:8]}",
-        "METRICS_PORT": "0",
-    }
+    group = f"logs.{uuid.uuid4().hex[:8]}"
+    env = settings_env(settings, log_format="json", consumer_group=group, metrics_port=0)
     consumer = Process("json-consumer", [str(BIN / "ingest-consumer")], env, tmp_path)
     try:
 

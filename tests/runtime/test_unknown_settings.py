@@ -140,7 +140,7 @@ async def _log_once_it_shows(process: Process, *texts: str) -> str:
 
 async def test_the_gateway_warns_as_it_starts(tmp_path: Path) -> None:
     log = await _log_once_it_shows(_start("gateway", "ingest-gateway", tmp_path), WARNING)
-    assert "WARNING runtime.settings: " + WARNING in log
+    assert "WARNING gateway runtime.settings: " + WARNING in log
     assert "KAFKA_PORT" not in log
 
 

@@ -7,6 +7,8 @@
     ingest-admin create-event-group | list-event-groups | add-event-types
                  | remove-event-types | delete-event-group              admin.event_groups
     ingest-admin prune-ledger --older-than-days N                       admin.ledger
+    ingest-admin set-quota TEAM (--events-per-second R [--burst B]
+                 | --default)                                           admin.quotas
     ingest-admin replay-dead-letters [--limit N] [--dry-run]
                  [--reason-contains TEXT]                               admin.dead_letters
     ingest-admin create-topics [TOPIC[:PARTITIONS] ...]                 admin.topics
@@ -38,6 +40,7 @@ from admin import (
     dead_letters,
     event_groups,
     ledger,
+    quotas,
     teams,
     topics,
 )
@@ -49,7 +52,8 @@ from runtime.settings import get_settings, warn_unknown_settings
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ingest-admin", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
-    for module in (teams, blocked_identifiers, ledger, event_groups, dead_letters, topics, config):
+    commands = (teams, blocked_identifiers, ledger, event_groups, quotas, dead_letters, topics)
+    for module in (*commands, config):
         module.add_parsers(sub)
     return p
 
@@ -68,6 +72,8 @@ async def _run(args: argparse.Namespace) -> str:
             return await blocked_identifiers.run(conn, args)
         if args.command in ledger.COMMANDS:
             return await ledger.run(conn, args)
+        if args.command in quotas.COMMANDS:
+            return await quotas.run(conn, args)
         return await teams.run(conn, args)
     finally:
         await conn.close()

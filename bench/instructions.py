@@ -31,6 +31,7 @@ from ingest_gateway import app as app_module
 from ingest_gateway.web import deps
 from ingest_gateway.web.auth_cache import KeyCache
 from ingest_gateway.write import blocked_values
+from ingest_gateway.write.quotas import Quotas
 from runtime.gc import tune_gc
 from runtime.settings import Settings
 
@@ -80,6 +81,7 @@ async def main(kind: str, n: int, metrics: bool) -> None:
         db=None,  # type: ignore[arg-type]  # (no request here reads PostgreSQL)
         publisher=EncodeOnly(),  # type: ignore[arg-type]
         key_cache=AlwaysKnown(),
+        quotas=Quotas(settings, None),
     )
     _no_blocked_values()
     path, body, headers = request(kind)

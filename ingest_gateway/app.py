@@ -39,6 +39,7 @@ from ingest_gateway.web.deps import SCOPE_KEY, Services
 from ingest_gateway.web.errors import render_error
 from ingest_gateway.web.routing import RequestObserver, Route, Routes, Surface
 from ingest_gateway.write.publisher import Publisher
+from ingest_gateway.write.quotas import Quotas
 from runtime.gc import tune_gc
 from runtime.health_server import HealthServer
 from runtime.pg import is_unavailable
@@ -155,11 +156,16 @@ async def _start(settings: Settings) -> Services:
     db = await _create_pool(settings)
     publisher = Publisher(settings)
     await publisher.start()
+    quotas = Quotas(settings, db)
+    quotas.start()
     tune_gc()
-    return Services(settings=settings, db=db, publisher=publisher, key_cache=KeyCache())
+    return Services(
+        settings=settings, db=db, publisher=publisher, key_cache=KeyCache(), quotas=quotas
+    )
 
 
 async def _stop(services: Services) -> None:
+    await services.quotas.stop()
     await services.publisher.stop()
     # A connection still borrowed by a request that hangs must not hold the shutdown:
     # close within the timeout, then cut what is left.

@@ -219,6 +219,27 @@ class Publishing(_Section):
     result (``Prefer: return=representation``, ``?wait=true``)."""
 
 
+class Quotas(_Section):
+    """Gateway: quotas
+
+    A team's events per second and burst (``ingest-admin set-quota``); beyond them a
+    write is answered 429 with ``Retry-After`` and nothing is published. All gateway
+    processes share each team's bucket in PostgreSQL (``ingest_gateway/write/quotas.py``).
+    """
+
+    team_events_per_second: float = Field(0.0, ge=0)
+    """The quota of a team that has none of its own; 0: none."""
+    team_burst: int = Field(0, ge=0)
+    """The burst of a team that has none of its own; 0: one second of its rate."""
+    quota_refresh_s: float = Field(2.0, gt=0)
+    """How often a gateway process reads the teams' quotas: a change takes effect
+    within this time."""
+    quota_lease_s: float = Field(0.05, gt=0, le=1)
+    """A gateway process takes tokens from a team's shared bucket this many seconds
+    of its rate at a time (one PostgreSQL round trip each), and gives back what it has
+    not used after a second; smaller: closer to the quota, more round trips."""
+
+
 class GatewayDatabase(_Section):
     """Gateway: PostgreSQL
 
@@ -340,6 +361,7 @@ class Settings(
     Http,
     RequestLimits,
     Publishing,
+    Quotas,
     GatewayDatabase,
     Consumers,
     Supervision,

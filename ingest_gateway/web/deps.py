@@ -16,6 +16,7 @@ from starlette.requests import Request
 
 from ingest_gateway.web.auth_cache import KeyCache
 from ingest_gateway.write.publisher import Publisher
+from ingest_gateway.write.quotas import Quotas
 from runtime.settings import Settings
 
 SCOPE_KEY = "ingest.services"
@@ -27,6 +28,7 @@ class Services:
     db: asyncpg.Pool
     publisher: Publisher
     key_cache: KeyCache
+    quotas: Quotas
 
 
 def services(request: Request) -> Services:

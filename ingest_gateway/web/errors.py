@@ -19,6 +19,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from ingest_gateway.web.responses import JSON
+from ingest_gateway.write.quotas import BeyondBurst, QuotaExceeded
 from ingest_gateway.write.sink import BrokerUnavailable, MessageTooLarge
 from runtime.pg import is_unavailable
 
@@ -103,8 +104,10 @@ def render_error(request: Request, exc: Exception) -> Response | None:
         return error_response(request, exc)
     if isinstance(exc, RequestTooLarge):
         return error_response(request, exc.api_error())
-    if isinstance(exc, MessageTooLarge):
+    if isinstance(exc, MessageTooLarge | BeyondBurst):
         return error_response(request, ApiError(413, str(exc)))
+    if isinstance(exc, QuotaExceeded):
+        return error_response(request, ApiError(429, str(exc), headers=exc.headers))
     if isinstance(exc, BrokerUnavailable):
         return _unavailable(
             request,

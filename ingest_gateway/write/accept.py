@@ -67,6 +67,7 @@ async def accept(request: Request, messages: list[WriteMessage], refused: int = 
     if messages:
         messages = await unblocked(request, messages)
         request.scope[logs.MESSAGES_KEY] = messages  # named on the request's log lines
+        await services.quotas.take(messages[0].team_id, len(messages))
         sink: Sink = services.publisher
         await sink.publish(messages)
     metrics.messages(request.scope, len(messages), refused)

@@ -1,4 +1,5 @@
 # The two commands: `make run` (set up and run the pipeline) and `make test`.
+# `make run KAFKA_BROKERS=3` runs it on a local 3-node Kafka cluster (deploy/kafka/kafka.sh).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -69,8 +70,10 @@ lock-upgrade: $(UV)
 services:
 	bash deploy/services.sh up
 
+# The schema, then the topics, made as the settings in services.env say (copies,
+# min.insync.replicas, security); INGEST_TOPICS="TOPIC:PARTITIONS ..." names others.
 migrate: services
-	source $(SERVICES_ENV) && $(BIN)/ingest-migrate
+	source $(SERVICES_ENV) && $(BIN)/ingest-migrate && $(BIN)/ingest-admin create-topics $${INGEST_TOPICS:-}
 
 run: venv-run services migrate
 	bash deploy/run.sh
@@ -100,7 +103,7 @@ stop:
 	bash deploy/services.sh down
 
 clean-data: stop
-	rm -rf .local/kafka/data .local/pg
+	rm -rf .local/kafka/data .local/kafka/node-* .local/kafka/cluster.id .local/pg
 
 # Consumer-group lag as Kafka sees it (committed offset vs end of each partition).
 lag: services

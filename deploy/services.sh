@@ -8,12 +8,14 @@
 #
 # Rule: an already-set KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL means "use that
 # external service": nothing is started for it, the value is passed through.
+# The topics are made by `ingest-admin create-topics` (`make migrate`), not here.
 #
 # Environment (all optional):
-#   KAFKA_BOOTSTRAP_SERVERS  external Kafka; otherwise a local broker is started
+#   KAFKA_BOOTSTRAP_SERVERS  external Kafka; otherwise a local one is started
+#   KAFKA_BROKERS            nodes of the local Kafka (default 1; 3 for a replicated
+#                            cluster, whose topics then get 3 copies and
+#                            min.insync.replicas 2: services.env says so)
 #   DATABASE_URL             external PostgreSQL; otherwise a local cluster is started
-#   INGEST_TOPICS            topics to create, TOPIC[:PARTITIONS] separated by spaces
-#                            (default "ingest.writes:6 ingest.writes.dlq:1"; "" = none)
 #   plus everything deploy/kafka/kafka.sh and deploy/postgres/pg.sh read
 #   (KAFKA_PORT, KAFKA_DIR, PG_PORT, PG_DIR, ...).
 set -euo pipefail
@@ -28,35 +30,40 @@ mark_started() { started "$1" || echo "$1" >>"$STATE_FILE"; }
 
 KAFKA_SH="$SCRIPT_DIR/kafka/kafka.sh"
 PG_SH="$SCRIPT_DIR/postgres/pg.sh"
-INGEST_TOPICS="${INGEST_TOPICS-ingest.writes:6 ingest.writes.dlq:1}"
 
-local_kafka_bs() { echo "127.0.0.1:${KAFKA_PORT:-19092}"; }
+local_kafka_bs() { "$KAFKA_SH" bootstrap; }
 local_db_url() { "$PG_SH" url; }
+# The value of variable $1 in the services.env a previous `up` wrote.
+# shellcheck source=/dev/null
+written() { [[ -f "$ENV_FILE" ]] && (source "$ENV_FILE" && echo "${!1:-}"); }
 
-# An env var counts as "external" unless it is exactly the value a previous
-# `up` wrote for a service it started: after `source .local/services.env`,
-# running `up` again must still (re)start the local services.
-is_external() { # NAME VALUE LOCAL_VALUE
+# An env var counts as "external" unless it is the local value, or the value a
+# previous `up` wrote, of a service `up` started: after `source .local/services.env`,
+# running `up` again must still (re)start the local services, in the shape asked
+# for now (KAFKA_BROKERS may differ).
+is_external() { # NAME VALUE LOCAL_VALUE VARIABLE
   [[ -n "$2" ]] || return 1
-  if [[ "$2" == "$3" ]] && started "$1"; then return 1; fi
+  if started "$1" && [[ "$2" == "$3" || "$2" == "$(written "$4")" ]]; then return 1; fi
   return 0
 }
 
 cmd_up() {
-  local t0=$SECONDS kafka_bs db_url kafka_local=0
+  local t0=$SECONDS kafka_env db_url
   mkdir -p "$LOCAL_DIR"
 
-  if is_external kafka "${KAFKA_BOOTSTRAP_SERVERS:-}" "$(local_kafka_bs)"; then
-    kafka_bs="$KAFKA_BOOTSTRAP_SERVERS"
-    log "Kafka: using external $kafka_bs (KAFKA_BOOTSTRAP_SERVERS is set)"
+  if is_external kafka "${KAFKA_BOOTSTRAP_SERVERS:-}" "$(local_kafka_bs)" KAFKA_BOOTSTRAP_SERVERS; then
+    kafka_env="$(printf 'export KAFKA_BOOTSTRAP_SERVERS=%q' "$KAFKA_BOOTSTRAP_SERVERS")"
+    log "Kafka: using external $KAFKA_BOOTSTRAP_SERVERS (KAFKA_BOOTSTRAP_SERVERS is set)"
   else
+    # What an earlier `up` started may have another number of nodes than asked
+    # for now: stop it, so the nodes asked for can take the ports.
+    if started kafka && ! "$KAFKA_SH" status >/dev/null; then "$KAFKA_SH" stop; fi
     "$KAFKA_SH" start
     mark_started kafka
-    kafka_bs="$(local_kafka_bs)"
-    kafka_local=1
+    kafka_env="$("$KAFKA_SH" client-env)"
   fi
 
-  if is_external postgres "${DATABASE_URL:-}" "$(local_db_url)"; then
+  if is_external postgres "${DATABASE_URL:-}" "$(local_db_url)" DATABASE_URL; then
     db_url="$DATABASE_URL"
     log "PostgreSQL: using external database (DATABASE_URL is set)"
   else
@@ -65,25 +72,11 @@ cmd_up() {
     db_url="$(local_db_url)"
   fi
 
-  if [[ -n "${INGEST_TOPICS// /}" ]]; then
-    # shellcheck disable=SC2206  # word-splitting the topic list is intended
-    local topics=($INGEST_TOPICS)
-    if ((kafka_local)); then
-      "$KAFKA_SH" create-topics --bootstrap-server "$kafka_bs" "${topics[@]}"
-    elif [[ -f "${KAFKA_LIBS_DIR:-$LOCAL_DIR/kafka/libs}/.pom.sha256" ]]; then
-      # External broker, but we have the CLI jars: create topics there too.
-      "$KAFKA_SH" create-topics --bootstrap-server "$kafka_bs" "${topics[@]}" \
-        || log "WARNING: could not create topics on external Kafka $kafka_bs"
-    else
-      log "external Kafka and no local Kafka jars: not creating topics (${topics[*]})"
-    fi
-  fi
-
   # Written via a temp file so a reader never sees half a file.
   local tmp="$ENV_FILE.tmp.$$"
   {
     echo "# Written by deploy/services.sh up on $(date -u +%FT%TZ); source it."
-    printf 'export KAFKA_BOOTSTRAP_SERVERS=%q\n' "$kafka_bs"
+    echo "$kafka_env"
     printf 'export DATABASE_URL=%q\n' "$db_url"
   } >"$tmp"
   mv "$tmp" "$ENV_FILE"

@@ -457,9 +457,12 @@ PREFIXES = frozenset(
 SCRIPT_VARIABLES = frozenset(
     {
         # deploy/kafka/kafka.sh
+        "KAFKA_BROKERS",
         "KAFKA_DIR",
         "KAFKA_PORT",
         "KAFKA_CONTROLLER_PORT",
+        "KAFKA_INTERNAL_PORT",
+        "KAFKA_ADVERTISED_PORTS",
         "KAFKA_LIBS_DIR",
         "KAFKA_HEAP_OPTS",
         "KAFKA_START_TIMEOUT",

@@ -2,7 +2,9 @@
 
 * ``PrivateKafka`` and ``PrivatePostgres`` run a broker and a cluster of the suite's
   own with the deploy scripts (``deploy/kafka/kafka.sh``, ``deploy/postgres/pg.sh``),
-  on their own directories and ports, so killing them disturbs no other test.
+  on their own directories and ports, so killing them disturbs no other test;
+  ``PrivateCluster`` runs several Kafka nodes the same way, and ``under_replicated``
+  says which partitions still miss a copy.
 * ``TcpProxy`` sits between a client and a server and can drop every connection
   it carries, the way asyncpg's own adversity tests cut a connection
   (``MagicStack/asyncpg: asyncpg/_testbase/fuzzer.py``). It runs in a thread with
@@ -140,6 +142,26 @@ def service_port() -> int:
     raise AssertionError("no free port below the ephemeral range")
 
 
+def service_port_block(offsets: tuple[int, ...], attempts: int = 200) -> int:
+    """A port ``service_port()`` found free such that each ``port + offset`` is free and
+    below the ephemeral range too (the ports of a cluster's nodes, set by one base)."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+
+    def free(port: int) -> bool:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+            return True
+
+    for _ in range(attempts):
+        base = service_port()
+        if base + max(offsets) < low and all(free(base + offset) for offset in offsets):
+            return base
+    raise AssertionError(f"no free ports at offsets {offsets} below the ephemeral range")
+
+
 async def sigkill(pid: int, ports: tuple[int, ...] = (), timeout: float = 15) -> None:
     """SIGKILL ``pid``; wait until it runs no more and no longer listens on ``ports``.
 
@@ -182,6 +204,78 @@ class PrivateKafka:
 
     def pid(self) -> int:
         return int((self.directory / "kafka.pid").read_text().strip())
+
+
+class PrivateCluster(PrivateKafka):
+    """``nodes`` Kafka nodes of our own, each a broker and a controller, run with
+    ``kafka.sh`` (``KAFKA_BROKERS``): topics made on it get min(nodes, 3) copies.
+
+    Node K listens on ``port + 10(K-1)`` for clients, ``controller_port + 10(K-1)`` for
+    the controller quorum and ``internal_port + 10(K-1)`` for replication, as
+    ``kafka.sh`` lays them out. ``advertise`` makes a node name another port to the
+    clients (a ``TcpProxy`` in front of it) while the brokers still replicate directly.
+    """
+
+    STEP = 10  # between the ports of two nodes, in kafka.sh
+
+    def __init__(self, directory: Path, nodes: int = 3) -> None:
+        super().__init__(directory)
+        self.nodes = nodes
+        offsets = tuple(k * self.STEP + i for k in range(nodes) for i in range(3))
+        self.port = service_port_block(offsets)
+        self.controller_port = self.port + 1
+        self.internal_port = self.port + 2
+        self.advertised: dict[int, int] = {}
+        self.proxies: dict[int, TcpProxy] = {}
+        self.env |= {
+            "KAFKA_BROKERS": str(nodes),
+            "KAFKA_PORT": str(self.port),
+            "KAFKA_CONTROLLER_PORT": str(self.controller_port),
+            "KAFKA_INTERNAL_PORT": str(self.internal_port),
+            # Three JVMs start at once on a small machine (within run()'s 120 s).
+            "KAFKA_START_TIMEOUT": "100",
+        }
+
+    def ports(self, node: int) -> tuple[int, int, int]:
+        """Node ``node``'s listening ports: clients, controller, replication."""
+        offset = (node - 1) * self.STEP
+        return (
+            self.port + offset,
+            self.controller_port + offset,
+            self.internal_port + offset,
+        )
+
+    def proxy_clients(self, node: int) -> TcpProxy:
+        """A started ``TcpProxy`` in front of node ``node``'s client port, which the node
+        names to clients as its address from its next start: the clients reach it only
+        through the proxy, the other brokers directly. ``stop_proxies()`` after."""
+        proxy = TcpProxy("127.0.0.1", self.ports(node)[0])
+        proxy.start()
+        self.proxies[node] = proxy
+        self.advertised[node] = proxy.port
+        ports = [str(self.advertised.get(n, "")) for n in range(1, self.nodes + 1)]
+        self.env["KAFKA_ADVERTISED_PORTS"] = ",".join(ports)
+        return proxy
+
+    def stop_proxies(self) -> None:
+        for proxy in self.proxies.values():
+            proxy.stop()
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(
+            f"127.0.0.1:{self.advertised.get(n, self.ports(n)[0])}"
+            for n in range(1, self.nodes + 1)
+        )
+
+    async def run_node(self, command: str, node: int) -> None:
+        """``kafka.sh COMMAND NODE``: start, stop (SIGTERM) or kill one node."""
+        await run_script(
+            ["bash", str(KAFKA_SH), command, str(node)], self.env, self.log, timeout=120
+        )
+
+    def node_pid(self, node: int) -> int:
+        return int((self.directory / f"node-{node}" / "kafka.pid").read_text().strip())
 
 
 class PrivatePostgres:
@@ -267,6 +361,24 @@ async def records_in(bootstrap: str, topic: str, partitions: int = 1) -> int:
     finally:
         await consumer.stop()
     return int(sum(ends.values()))
+
+
+async def under_replicated(bootstrap: str) -> list[str]:
+    """The partitions of the cluster (every topic, internal ones too) whose in-sync
+    replicas are fewer than their replicas, as ``topic/partition``: a broker's copies
+    have caught up once it is empty."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    await admin.start()
+    try:
+        topics = await admin.describe_topics()
+    finally:
+        await admin.close()
+    return [
+        f"{topic['topic']}/{partition['partition']}"
+        for topic in topics
+        for partition in topic["partitions"]
+        if len(partition["isr"]) < len(partition["replicas"])
+    ]
 
 
 async def stable_group(bootstrap: str, group: str, members: int) -> bool:
@@ -480,6 +592,8 @@ class Load:
     read_statuses: Counter[int] = field(default_factory=Counter)
     read_errors: Counter[str] = field(default_factory=Counter)
     unexpected_reads: list[str] = field(default_factory=list)
+    # 503 answers (to writes or reads) without the Retry-After header clients need.
+    without_retry_after: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._seq = itertools.count(1)
@@ -509,6 +623,7 @@ class Load:
                 max_connections=self.senders + 1,
                 max_keepalive_connections=self.senders + 1 if self.keepalive else 0,
             ),
+            event_hooks={"response": [self._note_retry_after]},
         )
         self._tasks = [asyncio.create_task(self._send_loop()) for _ in range(self.senders)]
         self._tasks.append(asyncio.create_task(self._read_loop()))
@@ -521,6 +636,10 @@ class Load:
         finally:
             if self._client is not None:
                 await self._client.aclose()
+
+    async def _note_retry_after(self, response: httpx.Response) -> None:
+        if response.status_code == 503 and "retry-after" not in response.headers:
+            self.without_retry_after.append(f"{response.request.method} {response.request.url}")
 
     def _items(self) -> list[tuple[int, dict[str, Any]]]:
         items = []

@@ -85,7 +85,12 @@ async def database_url(service_urls: tuple[str, str], run_id: str) -> AsyncItera
 
 
 async def create_topics(bootstrap: str, topics: dict[str, int]) -> None:
-    await ensure_topics(Settings(kafka_bootstrap_servers=bootstrap), topics)
+    # One copy whatever the shell says: the tests' brokers are single nodes (the
+    # replicated cluster's tests make their own topics).
+    single = Settings(
+        kafka_bootstrap_servers=bootstrap, kafka_replication_factor=1, kafka_min_insync_replicas=1
+    )
+    await ensure_topics(single, topics)
 
 
 @pytest.fixture(scope="session")

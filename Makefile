@@ -102,7 +102,10 @@ bench: venv-bench services migrate
 stop:
 	bash deploy/services.sh down
 
+# .local/pg may be a link to where the postgres user could reach (deploy/postgres/pg.sh):
+# the cluster it points to goes too.
 clean-data: stop
+	if [ -L .local/pg ]; then rm -rf "$$(readlink .local/pg)"; fi
 	rm -rf .local/kafka/data .local/kafka/node-* .local/kafka/cluster.id .local/pg
 
 # Consumer-group lag as Kafka sees it (committed offset vs end of each partition).

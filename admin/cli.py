@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from typing import Any, Protocol
 
 import asyncpg
 from aiokafka.errors import KafkaError
@@ -43,23 +44,38 @@ from admin import (
 )
 from admin.errors import CommandError
 from runtime.pg import UNAVAILABLE
-from runtime.settings import get_settings, warn_unknown_settings
+from runtime.settings import Settings, get_settings, warn_unknown_settings
+
+
+class KafkaCommands(Protocol):
+    """A command module that needs only the settings (and Kafka)."""
+
+    COMMANDS: frozenset[str]
+
+    def add_parsers(self, sub: Any) -> None: ...
+
+    async def run(self, settings: Settings, args: argparse.Namespace) -> str: ...
+
+
+KAFKA_ONLY: tuple[KafkaCommands, ...] = (dead_letters, topics)
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ingest-admin", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
-    for module in (teams, blocked_identifiers, ledger, event_groups, dead_letters, topics, config):
+    for module in (teams, blocked_identifiers, ledger, event_groups):
         module.add_parsers(sub)
+    for kafka_module in KAFKA_ONLY:
+        kafka_module.add_parsers(sub)
+    config.add_parsers(sub)
     return p
 
 
-async def _run(args: argparse.Namespace) -> str:
-    settings = get_settings()
-    if args.command in dead_letters.COMMANDS:
-        return await dead_letters.run(settings, args)
-    if args.command in topics.COMMANDS:
-        return await topics.run(settings, args)
+async def run_command(settings: Settings, args: argparse.Namespace) -> str:
+    """Run the parsed command with ``settings``; returns what to print."""
+    for module in KAFKA_ONLY:
+        if args.command in module.COMMANDS:
+            return await module.run(settings, args)
     conn = await asyncpg.connect(settings.database_url)
     try:
         if args.command in event_groups.COMMANDS:
@@ -81,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
             print(config.run(args))
             return
         warn_unknown_settings()
-        print(asyncio.run(_run(args)))
+        print(asyncio.run(run_command(get_settings(), args)))
     except CommandError as exc:
         print(f"ingest-admin: {exc}", file=sys.stderr)
         sys.exit(1)

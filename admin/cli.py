@@ -7,6 +7,10 @@
     ingest-admin create-event-group | list-event-groups | add-event-types
                  | remove-event-types | delete-event-group              admin.event_groups
     ingest-admin prune-ledger --older-than-days N                       admin.ledger
+    ingest-admin list-dead-letters [--partition P ...] [--since TIME]
+                 [--until TIME] [--reason-contains TEXT] [--samples N]
+                 [--json] | show-dead-letter PARTITION:OFFSET [--hex]
+                 [--json]                                               admin.inspect_letters
     ingest-admin replay-dead-letters [--limit N] [--dry-run]
                  [--reason-contains TEXT]                               admin.dead_letters
     ingest-admin create-topics [TOPIC[:PARTITIONS] ...]                 admin.topics
@@ -38,6 +42,7 @@ from admin import (
     config,
     dead_letters,
     event_groups,
+    inspect_letters,
     ledger,
     teams,
     topics,
@@ -57,7 +62,11 @@ class KafkaCommands(Protocol):
     async def run(self, settings: Settings, args: argparse.Namespace) -> str: ...
 
 
-KAFKA_ONLY: tuple[KafkaCommands, ...] = (dead_letters, topics)
+KAFKA_ONLY: tuple[KafkaCommands, ...] = (
+    inspect_letters,
+    dead_letters,
+    topics,
+)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -13,6 +13,9 @@
                  [--json]                                               admin.inspect_letters
     ingest-admin replay-dead-letters [--limit N] [--dry-run]
                  [--reason-contains TEXT]                               admin.dead_letters
+    ingest-admin purge-dead-letters [--partition P ...] [--until TIME]
+                 [--reason-contains TEXT] [--replayed] [--dry-run]
+                 [--yes]                                                admin.purge_letters
     ingest-admin create-topics [TOPIC[:PARTITIONS] ...]                 admin.topics
     ingest-admin config [--check]                                       admin.config
 
@@ -44,6 +47,7 @@ from admin import (
     event_groups,
     inspect_letters,
     ledger,
+    purge_letters,
     teams,
     topics,
 )
@@ -65,6 +69,7 @@ class KafkaCommands(Protocol):
 KAFKA_ONLY: tuple[KafkaCommands, ...] = (
     inspect_letters,
     dead_letters,
+    purge_letters,
     topics,
 )
 

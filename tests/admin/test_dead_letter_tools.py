@@ -12,6 +12,8 @@ none) through ``ingest-admin`` (``tool``).
 from __future__ import annotations
 
 import base64
+import os
+import pty
 import re
 import time
 import uuid
@@ -26,6 +28,7 @@ from aiokafka import AIOKafkaProducer
 from admin.errors import CommandError
 from runtime.settings import Settings
 from tests.admin.test_admin import admin, command
+from tests.admin.test_dead_letters import dlq_offsets
 from tests.conftest import create_topics, settings_env
 
 
@@ -174,3 +177,75 @@ async def test_show_prints_the_headers_and_the_original_bytes_exactly(own: Setti
         await command(own, "show-dead-letter", "1:2")
     with pytest.raises(CommandError, match="not PARTITION:OFFSET: '1-2'"):
         await command(own, "show-dead-letter", "1-2")
+
+
+def at_terminal(settings: Settings, answer: str, *args: str) -> CompletedProcess[str]:
+    """Run the command with a terminal as its input, typing ``answer`` there."""
+    typed, terminal = pty.openpty()
+    try:
+        os.write(typed, answer.encode() + b"\n")
+        return tool(settings, *args, stdin=terminal)
+    finally:
+        os.close(typed)
+        os.close(terminal)
+
+
+async def test_purge_deletes_the_selected_run_from_each_partitions_start(own: Settings) -> None:
+    await put(own, Put(0, FK), Put(0, FK), Put(0, UNDECODABLE), Put(0, FK), Put(1, FK))
+    purge = ("purge-dead-letters", "--reason-contains", "foreignkey")
+
+    # Asked first: without --yes and without a terminal, nothing goes; nor at a
+    # terminal answered "n", nor in a dry run. Each shows the plan.
+    for refused in (
+        tool(own, *purge),
+        at_terminal(own, "n", *purge),
+        tool(own, *purge, "--dry-run"),
+    ):
+        assert re.search(r"^\s+0\s+0\s+2\s+2\s+2$", refused.stdout, re.M), refused.stdout
+        assert re.search(r"^\s+1\s+0\s+1\s+1\s+1$", refused.stdout, re.M)
+        assert "by reason: apply_failed / ForeignKeyViolationError 3" in refused.stdout
+        assert "kept: 1 selected letter(s) of partition 0, behind offset 2" in refused.stdout
+    assert "not confirmed: run again with --yes" in tool(own, *purge).stderr
+    assert (await listed(own))["letters"] == 5
+
+    done = at_terminal(own, "y", *purge)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == (
+        f"purged 3 dead letter(s); {own.dead_letter_topic} now starts:"
+        " partition 0 from 2, partition 1 from 1"
+    )
+    left = await listed(own)
+    assert places(left) == {"0:2", "0:3"}
+    with pytest.raises(CommandError, match="partition 0 holds offsets 2 to 3"):
+        await command(own, "show-dead-letter", "0:1")
+
+    # The run now starts with a letter that is not selected: nothing to purge.
+    again = await command(own, *purge, "--yes")
+    assert again.splitlines() == [
+        f"nothing to purge in {own.dead_letter_topic}",
+        "kept: 1 selected letter(s) of partition 0, behind offset 2, which is not selected",
+    ]
+
+
+async def test_purge_what_the_replay_read_and_replay_after_a_purge(
+    own: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await put(own, Put(0, FK, minutes_ago=30), Put(0, FK, minutes_ago=20), Put(0, FK))
+    await command(own, "replay-dead-letters", "--limit", "2")
+    assert (await dlq_offsets(own))[0] == {0: 2}
+
+    replayed = await command(own, "purge-dead-letters", "--replayed", "--yes")
+    assert replayed.endswith("now starts: partition 0 from 2")
+    assert "not reached by a replay" not in capsys.readouterr().out  # the plan
+
+    # Letters the replay has not reached are purged only when selected, and the
+    # plan says so; the replay then goes on from the partition's new start.
+    older = await command(own, "purge-dead-letters", "--until", "5m", "--yes")
+    assert older == f"nothing to purge in {own.dead_letter_topic}"  # the last is 1 min old
+    everything = await command(own, "purge-dead-letters", "--yes")
+    assert everything.endswith("now starts: partition 0 from 3")
+    assert "1 of them not reached by a replay yet (ingest-admin-replay)" in capsys.readouterr().out
+    await put(own, Put(0, VERSION))
+    after = await command(own, "replay-dead-letters")
+    assert after == "replayed 1 dead letter(s), skipped 0"
+    assert (await dlq_offsets(own))[0] == {0: 4}

@@ -16,6 +16,7 @@
     ingest-admin purge-dead-letters [--partition P ...] [--until TIME]
                  [--reason-contains TEXT] [--replayed] [--dry-run]
                  [--yes]                                                admin.purge_letters
+    ingest-admin lag [--group GROUP] [--topic TOPIC ...] [--json]        admin.lag
     ingest-admin create-topics [TOPIC[:PARTITIONS] ...]                 admin.topics
     ingest-admin config [--check]                                       admin.config
 
@@ -46,6 +47,7 @@ from admin import (
     dead_letters,
     event_groups,
     inspect_letters,
+    lag,
     ledger,
     purge_letters,
     teams,
@@ -70,6 +72,7 @@ KAFKA_ONLY: tuple[KafkaCommands, ...] = (
     inspect_letters,
     dead_letters,
     purge_letters,
+    lag,
     topics,
 )
 

@@ -7,6 +7,9 @@
     ingest-admin create-event-group | list-event-groups | add-event-types
                  | remove-event-types | delete-event-group              admin.event_groups
     ingest-admin prune-ledger --older-than-days N                       admin.ledger
+    ingest-admin erase-customer --team TEAM (--email | --external-id
+                 | --phone | --anonymous-id | --customer-id) VALUE
+                 [--wait SECONDS] [--yes] [--json]                      admin.erase
     ingest-admin list-dead-letters [--partition P ...] [--since TIME]
                  [--until TIME] [--reason-contains TEXT] [--samples N]
                  [--json] | show-dead-letter PARTITION:OFFSET [--hex]
@@ -45,6 +48,7 @@ from admin import (
     blocked_identifiers,
     config,
     dead_letters,
+    erase,
     event_groups,
     inspect_letters,
     lag,
@@ -80,7 +84,7 @@ KAFKA_ONLY: tuple[KafkaCommands, ...] = (
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ingest-admin", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
-    for module in (teams, blocked_identifiers, ledger, event_groups):
+    for module in (teams, blocked_identifiers, ledger, event_groups, erase):
         module.add_parsers(sub)
     for kafka_module in KAFKA_ONLY:
         kafka_module.add_parsers(sub)
@@ -101,6 +105,8 @@ async def run_command(settings: Settings, args: argparse.Namespace) -> str:
             return await blocked_identifiers.run(conn, args)
         if args.command in ledger.COMMANDS:
             return await ledger.run(conn, args)
+        if args.command in erase.COMMANDS:
+            return await erase.run(settings, conn, args)
         return await teams.run(conn, args)
     finally:
         await conn.close()

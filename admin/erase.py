@@ -15,12 +15,18 @@ applied before and erased with the customer; one accepted after starts a new
 customer (docs/identity.md, "Delete"). Erased: the customer, its identifiers,
 attributes and events.
 
-A **customer id** is looked up first, in the team (a merged-away id resolves to the
-customer it went into): the delete names the customer by the identifier its writes
-are keyed by (the first of email, external id, phone, customer id, anonymous id
-that it holds; of several emails, the oldest), as the API would. Writes keyed by
-another of its identifiers are not ordered with the delete (Kafka orders one
-partition only); the delete erases whoever holds the identifier when it is applied.
+**Which identifier the delete names.** The customer holding the identifier given
+is looked up first, in the team (a customer id that was merged away resolves to the
+customer it went into). The delete names that customer as the API's delete would,
+by the identifier its writes are keyed by: the first kind it holds of email,
+external id, phone, customer id, anonymous id (``KEY_PRECEDENCE``; the one given if
+it is of that kind, else the oldest). So erasing by phone a customer who has an
+email publishes the API's delete of that email, ordered with the writes keyed by it.
+When nobody holds the identifier given (yet), the delete names it as given; a
+customer id must be held. One message, in one partition: writes keyed by another of
+the customer's identifiers are not ordered with it (Kafka orders within a
+partition), and the delete erases whoever holds the identifier it names when it is
+applied.
 
 The team (``--team``, a name or id) scopes every query and the message. Before
 publishing, the command shows what the delete will erase as the store has it now
@@ -86,23 +92,30 @@ class Target:
 
     team: str
     team_id: int
-    named: Identifiers  # one identifier, normalised
+    given: Identifiers  # the identifier asked for, normalised
+    named: Identifiers  # the one the delete names
     customer: int | None
     identifiers: list[tuple[str, str]]
     events: int
 
     def describe(self) -> str:
-        (kind, value), *_ = self.named.items()
-        lines = [f"erase-customer: team {self.team} (id {self.team_id}), {kind} {value}"]
+        lines = [f"erase-customer: team {self.team} (id {self.team_id}), {_shown(self.given)}"]
         if self.customer is None:
             lines.append(
-                "  no customer holds it now; the delete erases the one a write still on"
-                " its way creates before it"
+                "  no customer holds it now; the delete names it so, and erases the customer"
+                " a write keyed the same way creates before it"
             )
             return "\n".join(lines)
         held = ", ".join(f"{k} {v}" for k, v in self.identifiers)
-        lines.append(f"  customer {self.customer}: {self.events} event(s); identifiers: {held}")
+        lines += [
+            f"  held by customer {self.customer}: {self.events} event(s); identifiers: {held}",
+            f"  the delete names it by {_shown(self.named)}, as its writes are keyed",
+        ]
         return "\n".join(lines)
+
+
+def _shown(identifiers: Identifiers) -> str:
+    return " ".join(*identifiers.items())
 
 
 async def run(settings: Settings, conn: Connection, args: argparse.Namespace) -> str:
@@ -122,6 +135,7 @@ async def run(settings: Settings, conn: Connection, args: argparse.Namespace) ->
         return to_json(
             {
                 "team_id": target.team_id,
+                "given": dict(target.given.items()),
                 "named": dict(target.named.items()),
                 "customer": target.customer,
                 "message_id": message.id,
@@ -131,7 +145,10 @@ async def run(settings: Settings, conn: Connection, args: argparse.Namespace) ->
                 "outcome": outcome,
             }
         )
-    lines = [f"published message {message.id}: {settings.writes_topic} {partition}:{offset}"]
+    lines = [
+        f"published message {message.id}: {settings.writes_topic} partition {partition}"
+        f" offset {offset}"
+    ]
     if args.wait is not None:
         lines.append(
             f"not applied within {args.wait:g} s (it will be: the write is in Kafka)"
@@ -142,15 +159,17 @@ async def run(settings: Settings, conn: Connection, args: argparse.Namespace) ->
 
 
 async def find_target(conn: Connection, team: str, kind: str, value: str) -> Target:
-    """The identifier the delete names, and who holds it in ``team`` now."""
+    """Who the delete names (the module docstring says how), and what the store
+    holds under that name in ``team`` now."""
     team_id = await find_team(conn, team)
-    named = _normalised(Identifiers(**{kind: value}))
-    customer = await customer_for_identifier(conn, team_id, kind, value_of(named))
+    given = _normalised(Identifiers(**{kind: value}))
+    ((_, normalised),) = given.items()
+    customer = await customer_for_identifier(conn, team_id, kind, normalised)
     if kind == "customer_id" and customer is None:
-        raise CommandError(f"team {team} has no customer {value_of(named)}")
+        raise CommandError(f"team {team} has no customer {normalised}")
     held = [] if customer is None else await identifiers_of(conn, team_id, customer)
-    if kind == "customer_id":
-        named = keyed_by(held)
+    # By the kind its writes are keyed by; the one given if it is of that kind.
+    named = Identifiers(**dict(held[:1])) if held and held[0][0] != kind else given
     events = 0
     if customer is not None:
         events = await conn.fetchval(
@@ -158,7 +177,7 @@ async def find_target(conn: Connection, team: str, kind: str, value: str) -> Tar
             team_id,
             customer,
         )
-    return Target(team, team_id, named, customer, held, int(events))
+    return Target(team, team_id, given, named, customer, held, int(events))
 
 
 def _normalised(identifiers: Identifiers) -> Identifiers:
@@ -166,11 +185,6 @@ def _normalised(identifiers: Identifiers) -> Identifiers:
         return identifiers_or_400(identifiers)
     except ApiError as exc:
         raise CommandError(exc.message) from None
-
-
-def value_of(named: Identifiers) -> str:
-    (_, value), *_ = named.items()
-    return value
 
 
 async def identifiers_of(conn: Connection, team_id: int, customer: int) -> list[tuple[str, str]]:
@@ -183,12 +197,6 @@ async def identifiers_of(conn: Connection, team_id: int, customer: int) -> list[
         list(KEY_PRECEDENCE),
     )
     return [(r["kind"], r["value"]) for r in rows]
-
-
-def keyed_by(held: list[tuple[str, str]]) -> Identifiers:
-    """The identifier the customer's writes are keyed by (``held`` in key precedence)."""
-    kind, value = held[0]
-    return Identifiers(**{kind: value})
 
 
 def delete_message(target: Target) -> WriteMessage:

@@ -8,6 +8,7 @@ and events.
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -106,7 +107,7 @@ async def test_erase_by_email_is_the_apis_delete_in_order_after_the_customers_wr
     assert (written.status_code, event.status_code) == (200, 200), event.text
 
     erased = await erase(settings, team, "--email", f"  {address.upper()} ")
-    assert erased["named"] == {"email": address}  # normalised as the gateway does
+    assert erased["given"] == erased["named"] == {"email": address}  # normalised
     assert await counts(db, team) == {"customers": 0, "identifiers": 0, "events": 0}
 
     # On the writes topic: after the customer's writes, in their partition, keyed
@@ -178,12 +179,23 @@ async def test_erase_by_any_identifier_kind(
     values = {**dict(named.items()), "customer_id": str(customer)}
     erased = await erase(settings, team, f"--{kind.replace('_', '-')}", typed.format(**values))
     assert erased["customer"] == customer
-    # Named as the API would: by the customer's own identifier of that kind, or,
-    # for a customer id, by what its writes are keyed by (its email).
-    assert erased["named"] == (
-        {"email": named.email} if kind == "customer_id" else {kind: values[kind]}
-    )
+    # Named as the API's delete names it, by its email: what its writes are keyed by.
+    assert erased["named"] == {"email": named.email}
     assert await counts(db, team) == {"customers": 0, "identifiers": 0, "events": 0}
+
+
+async def test_a_customer_without_email_is_named_by_the_next_kind_its_writes_are_keyed_by(
+    settings: Settings, gateway: str, db: asyncpg.Pool, team: Team
+) -> None:
+    named = Identifiers(phone="+14155550100", anonymous_id=f"a-{uuid.uuid4().hex[:8]}")
+    written = new_write(team.id, "upsert_customer", named, attributes={"plan": "gold"})
+    await produce(settings, partition_key(team.id, named), encode(written))
+    assert await ledger_outcome(db, written.id) == "applied"
+    erased = await erase(settings, team, "--anonymous-id", named.anonymous_id or "")
+    assert erased["named"] == {"phone": "+14155550100"}
+    assert await counts(db, team) == {"customers": 0, "identifiers": 0, "events": 0}
+    found = await records(settings, erased["partition"], erased["offset"] + 1)
+    assert find(found, written.id)[0] < erased["offset"]  # keyed alike, so after it
 
 
 async def test_every_query_is_the_teams_and_nothing_is_published_unasked(
@@ -202,7 +214,23 @@ async def test_every_query_is_the_teams_and_nothing_is_published_unasked(
         await command(
             settings, "erase-customer", "--team", str(other.id), "--customer-id", str(customer)
         )
-    assert (await erase(settings, other, "--email", address))["customer"] is None
+    printed = await command(
+        settings,
+        "erase-customer",
+        "--team",
+        str(other.id),
+        "--email",
+        address,
+        "--yes",
+        "--wait",
+        "20",
+    )
+    published, applied = printed.splitlines()
+    assert re.fullmatch(
+        rf"published message \S+: {re.escape(settings.writes_topic)} partition \d offset \d+",
+        published,
+    )
+    assert applied == "applied by the consumers: applied"
     assert await stored_customer(db, team, address) is not None
 
     with pytest.raises(CommandError, match="Invalid email"):
@@ -222,8 +250,11 @@ async def test_every_query_is_the_teams_and_nothing_is_published_unasked(
         env=settings_env(settings),
     )
     assert unasked.returncode == 1
-    assert f"customer {customer}: 0 event(s); identifiers: email {address}, customer_id" in (
-        unasked.stdout
-    )
+    assert unasked.stdout.splitlines() == [
+        f"erase-customer: team {team.id} (id {team.id}), email {address}",
+        f"  held by customer {customer}: 0 event(s); identifiers: email {address},"
+        f" customer_id {customer}",
+        f"  the delete names it by email {address}, as its writes are keyed",
+    ]
     assert "not confirmed" in unasked.stderr
     assert await writes_end(settings) == before

@@ -198,7 +198,7 @@ def _sample(letter: Letter) -> str:
     return (
         f"  {letter.place}  {stamp(letter.timestamp_ms)}  from {letter.source or '?'}"
         f"  key {key}  {len(letter.value)} bytes\n"
-        f"      {letter.reason}\n"
+        f"      {escaped(letter.reason.encode())}\n"
         f"      {escaped(letter.value[:SAMPLE_BYTES])}{more}"
     )
 

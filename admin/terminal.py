@@ -68,9 +68,8 @@ def table(header: Sequence[str] | None, rows: Iterable[Sequence[object]]) -> str
 
 
 def _numeric(column: list[object]) -> bool:
-    """Numbers, some missing (``None``, shown ``-``)."""
-    present = [v for v in column if v is not None]
-    return bool(present) and all(isinstance(v, int) for v in present)
+    """Numbers, some (or all) missing: ``None``, shown ``-``."""
+    return all(v is None or isinstance(v, int) for v in column)
 
 
 def _cell(value: object) -> str:

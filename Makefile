@@ -110,6 +110,4 @@ clean-data: stop
 
 # Consumer-group lag as Kafka sees it (committed offset vs end of each partition).
 lag: services
-	source $(SERVICES_ENV) && java -cp '.local/kafka/libs/*' \
-	  org.apache.kafka.tools.consumer.group.ConsumerGroupCommand \
-	  --bootstrap-server "$$KAFKA_BOOTSTRAP_SERVERS" --describe --group "$${CONSUMER_GROUP:-ingest-writers}" 2>/dev/null
+	source $(SERVICES_ENV) && $(BIN)/ingest-admin lag

@@ -9,8 +9,19 @@
     ingest-admin prune-ledger --older-than-days N                       admin.ledger
     ingest-admin set-quota TEAM (--events-per-second R [--burst B]
                  | --default)                                           admin.quotas
+    ingest-admin erase-customer --team TEAM (--email | --external-id
+                 | --phone | --anonymous-id | --customer-id) VALUE
+                 [--wait SECONDS] [--yes] [--json]                      admin.erase
+    ingest-admin list-dead-letters [--partition P ...] [--since TIME]
+                 [--until TIME] [--reason-contains TEXT] [--samples N]
+                 [--json] | show-dead-letter PARTITION:OFFSET [--hex]
+                 [--json]                                               admin.inspect_letters
     ingest-admin replay-dead-letters [--limit N] [--dry-run]
                  [--reason-contains TEXT]                               admin.dead_letters
+    ingest-admin purge-dead-letters [--partition P ...] [--until TIME]
+                 [--reason-contains TEXT] [--replayed] [--dry-run]
+                 [--yes]                                                admin.purge_letters
+    ingest-admin lag [--group GROUP] [--topic TOPIC ...] [--json]        admin.lag
     ingest-admin create-topics [TOPIC[:PARTITIONS] ...]                 admin.topics
     ingest-admin config [--check]                                       admin.config
 
@@ -30,6 +41,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from typing import Any, Protocol
 
 import asyncpg
 from aiokafka.errors import KafkaError
@@ -38,32 +50,56 @@ from admin import (
     blocked_identifiers,
     config,
     dead_letters,
+    erase,
     event_groups,
+    inspect_letters,
+    lag,
     ledger,
+    purge_letters,
     quotas,
     teams,
     topics,
 )
 from admin.errors import CommandError
 from runtime.pg import UNAVAILABLE
-from runtime.settings import get_settings, warn_unknown_settings
+from runtime.settings import Settings, get_settings, warn_unknown_settings
+
+
+class KafkaCommands(Protocol):
+    """A command module that needs only the settings (and Kafka)."""
+
+    COMMANDS: frozenset[str]
+
+    def add_parsers(self, sub: Any) -> None: ...
+
+    async def run(self, settings: Settings, args: argparse.Namespace) -> str: ...
+
+
+KAFKA_ONLY: tuple[KafkaCommands, ...] = (
+    inspect_letters,
+    dead_letters,
+    purge_letters,
+    lag,
+    topics,
+)
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ingest-admin", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
-    commands = (teams, blocked_identifiers, ledger, event_groups, quotas, dead_letters, topics)
-    for module in (*commands, config):
+    for module in (teams, blocked_identifiers, ledger, event_groups, quotas, erase):
         module.add_parsers(sub)
+    for kafka_module in KAFKA_ONLY:
+        kafka_module.add_parsers(sub)
+    config.add_parsers(sub)
     return p
 
 
-async def _run(args: argparse.Namespace) -> str:
-    settings = get_settings()
-    if args.command in dead_letters.COMMANDS:
-        return await dead_letters.run(settings, args)
-    if args.command in topics.COMMANDS:
-        return await topics.run(settings, args)
+async def run_command(settings: Settings, args: argparse.Namespace) -> str:
+    """Run the parsed command with ``settings``; returns what to print."""
+    for module in KAFKA_ONLY:
+        if args.command in module.COMMANDS:
+            return await module.run(settings, args)
     conn = await asyncpg.connect(settings.database_url)
     try:
         if args.command in event_groups.COMMANDS:
@@ -74,6 +110,8 @@ async def _run(args: argparse.Namespace) -> str:
             return await ledger.run(conn, args)
         if args.command in quotas.COMMANDS:
             return await quotas.run(conn, args)
+        if args.command in erase.COMMANDS:
+            return await erase.run(settings, conn, args)
         return await teams.run(conn, args)
     finally:
         await conn.close()
@@ -87,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
             print(config.run(args))
             return
         warn_unknown_settings()
-        print(asyncio.run(_run(args)))
+        print(asyncio.run(run_command(get_settings(), args)))
     except CommandError as exc:
         print(f"ingest-admin: {exc}", file=sys.stderr)
         sys.exit(1)

@@ -1,8 +1,14 @@
-"""``ingest-admin replay-dead-letters``: produce dead letters back to the writes topic.
+"""The dead-letter topic's letters, and ``ingest-admin replay-dead-letters``.
 
     ingest-admin replay-dead-letters [--limit N] [--dry-run] [--reason-contains TEXT]
 
-After the cause of some dead letters was fixed (a team restored, a bug deployed
+What a letter is as the repair tools read it (``Letter``: the record the consumers
+wrote, ``consumers.dead_letter``), which letters a command selects (``Selection``:
+partitions, a time window, a reason) and reading them (``letter_spans``,
+``letters_in``); ``admin.inspect_letters`` (list, show) and ``admin.purge_letters``
+use these too.
+
+**Replay.** After the cause of some dead letters was fixed (a team restored, a bug deployed
 away), this reads the dead-letter topic (``DEAD_LETTER_TOPIC``) with a consumer
 group of its own, ``ingest-admin-replay``, and produces each letter's original
 value, under its original key, to the writes topic (``WRITES_TOPIC``). The
@@ -24,14 +30,16 @@ The contract, in order:
 - ``--dry-run`` prints each letter it would replay (reason, ``source`` header, the
   first bytes of the value) and produces and commits nothing.
 
-Imports Kafka's client, ``runtime.settings``, ``runtime.kafka`` and ``admin.errors`` only: no store,
-no gateway, no consumer code.
+Imports Kafka's client, ``runtime.settings``, ``runtime.kafka``, ``admin.errors``,
+``admin.terminal`` and ``admin.topic_reader`` only: no store, no gateway, no consumer
+code.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,15 +47,23 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from admin.errors import CommandError
-from runtime.kafka import acked_producer, connection_options
+from admin.terminal import parse_time
+from admin.topic_reader import (
+    Clients,
+    Span,
+    bounds,
+    kafka_clients,
+    read_until,
+    seek_to,
+    topic_partitions,
+)
+from runtime.kafka import acked_producer
 from runtime.settings import Settings
 
 COMMANDS = frozenset({"replay-dead-letters"})
 
 GROUP = "ingest-admin-replay"
 PREVIEW_BYTES = 120
-# Nothing arrives although the partitions have letters left: the broker is away.
-IDLE_TIMEOUT_S = 30.0
 
 
 def add_parsers(sub: Any) -> None:
@@ -90,7 +106,8 @@ async def run(settings: Settings, args: argparse.Namespace) -> str:
 
 @dataclass(frozen=True)
 class Letter:
-    """A record of the dead-letter topic (``consumers.dead_letter`` writes them)."""
+    """A record of the dead-letter topic (``consumers.dead_letter`` writes them): the
+    original bytes as its value, why and from where in its headers."""
 
     partition: int
     offset: int
@@ -98,18 +115,28 @@ class Letter:
     value: bytes
     reason: str
     source: str
+    timestamp_ms: int = -1  # when it was dead-lettered (the record's CreateTime)
+    headers: tuple[tuple[str, bytes], ...] = ()
 
     @classmethod
     def of(cls, record: Any) -> Letter:
-        headers = dict(record.headers or ())
+        headers = tuple(record.headers or ())
+        named = dict(headers)
         return cls(
             partition=record.partition,
             offset=record.offset,
             key=record.key,
             value=record.value or b"",
-            reason=headers.get("reason", b"").decode(errors="replace"),
-            source=headers.get("source", b"").decode(errors="replace"),
+            reason=named.get("reason", b"").decode(errors="replace"),
+            source=named.get("source", b"").decode(errors="replace"),
+            timestamp_ms=getattr(record, "timestamp", -1),
+            headers=headers,
         )
+
+    @property
+    def place(self) -> str:
+        """``PARTITION:OFFSET``, as ``show-dead-letter`` takes it."""
+        return f"{self.partition}:{self.offset}"
 
     def preview(self) -> str:
         more = "…" if len(self.value) > PREVIEW_BYTES else ""
@@ -117,6 +144,86 @@ class Letter:
             f"{self.partition}/{self.offset} from {self.source or '?'}: {self.reason}\n"
             f"    {self.value[:PREVIEW_BYTES]!r}{more}"
         )
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which letters a command looks at: some partitions (none named: all), a time
+    window by Kafka's time index (``topic_reader.bounds``), a reason containing a
+    text (case-insensitive)."""
+
+    partitions: frozenset[int] = frozenset()
+    since_ms: int | None = None
+    until_ms: int | None = None
+    reason_contains: str | None = None
+
+    @classmethod
+    def of(cls, args: argparse.Namespace) -> Selection:
+        """The selection ``add_selection_arguments`` parsed."""
+        since = getattr(args, "since", None)
+        return cls(
+            partitions=frozenset(args.partition or ()),
+            since_ms=None if since is None else parse_time(since),
+            until_ms=None if args.until is None else parse_time(args.until),
+            reason_contains=args.reason_contains,
+        )
+
+    def wants(self, letter: Letter) -> bool:
+        """Whether the letter's reason is one selected (the rest of the selection
+        chose where to read)."""
+        wanted = self.reason_contains
+        return wanted is None or wanted.casefold() in letter.reason.casefold()
+
+
+def add_selection_arguments(parser: Any, *, since: bool = True) -> None:
+    """``--partition``, ``--since`` (unless ``since`` is False), ``--until`` and
+    ``--reason-contains``, for ``Selection.of``."""
+    parser.add_argument(
+        "--partition",
+        type=int,
+        action="append",
+        metavar="P",
+        help="only this partition of the dead-letter topic (repeatable)",
+    )
+    if since:
+        parser.add_argument(
+            "--since", metavar="TIME", help="dead-lettered at or after TIME (ISO 8601, or 2h)"
+        )
+    parser.add_argument(
+        "--until", metavar="TIME", help="dead-lettered before TIME (ISO 8601, or 2h)"
+    )
+    parser.add_argument(
+        "--reason-contains", metavar="TEXT", help="reason contains TEXT (case-insensitive)"
+    )
+
+
+async def letter_spans(
+    kafka: Clients, topic: str, selection: Selection
+) -> dict[TopicPartition, Span]:
+    """Where the selected letters are, per selected partition of the dead-letter topic."""
+    partitions = await topic_partitions(kafka.admin, topic)
+    unknown = selection.partitions - {tp.partition for tp in partitions}
+    if unknown:
+        raise CommandError(
+            f"{topic} has no partition {', '.join(map(str, sorted(unknown)))}"
+            f" (it has {len(partitions)})"
+        )
+    if selection.partitions:
+        partitions = [tp for tp in partitions if tp.partition in selection.partitions]
+    return await bounds(kafka.consumer, partitions, selection.since_ms, selection.until_ms)
+
+
+async def letters_in(
+    consumer: AIOKafkaConsumer, spans: dict[TopicPartition, Span]
+) -> AsyncGenerator[Letter, None]:
+    """The letters of ``spans``, each partition's in order."""
+    seek_to(consumer, spans)
+    ends = {tp: span.end for tp, span in spans.items()}
+    async with aclosing(read_until(consumer, ends)) as batches:
+        async for batch in batches:
+            for records in batch.values():
+                for record in records:
+                    yield Letter.of(record)
 
 
 @dataclass
@@ -137,36 +244,18 @@ async def replay_dead_letters(
     group: str = GROUP,
 ) -> Replay:
     """Replay the dead letters as the module docstring says; returns the counts."""
-    consumer = AIOKafkaConsumer(
-        **connection_options(settings),
-        group_id=group,
-        client_id="ingest-admin-replay",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
     producer = acked_producer(settings, "ingest-admin-replay")
-    await consumer.start()
-    try:
-        await producer.start()  # in a dry run too, for the topic's metadata
+    async with kafka_clients(settings, "ingest-admin-replay", group) as kafka:
+        await producer.start()  # in a dry run too: a writes topic away fails before any read
         try:
             # Assigned, not subscribed: the group only keeps the offsets, nobody joins it.
-            consumer.assign(await _partitions(consumer, producer, settings.dead_letter_topic))
+            kafka.consumer.assign(await topic_partitions(kafka.admin, settings.dead_letter_topic))
             writer = None if dry_run else producer
             return await replay_assigned(
-                consumer, writer, settings.writes_topic, limit, reason_contains
+                kafka.consumer, writer, settings.writes_topic, limit, reason_contains
             )
         finally:
             await producer.stop()
-    finally:
-        await consumer.stop()
-
-
-async def _partitions(
-    consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, topic: str
-) -> list[TopicPartition]:
-    if topic not in await consumer.topics():
-        raise CommandError(f"no dead-letter topic {topic!r}")
-    return [TopicPartition(topic, p) for p in sorted(await producer.partitions_for(topic))]
 
 
 async def replay_assigned(
@@ -183,42 +272,33 @@ async def replay_assigned(
     fetched batch is produced, then every acknowledgement awaited, then the offsets
     of what was read committed.
     """
-    wanted = None if reason_contains is None else reason_contains.casefold()
+    selection = Selection(reason_contains=reason_contains)
     ends: dict[TopicPartition, int] = await consumer.end_offsets(list(consumer.assignment()))
-    pending = {tp for tp, end in ends.items() if await consumer.position(tp) < end}
     replay = Replay()
-    last_read = time.monotonic()
-    while pending and (limit is None or replay.replayed < limit):
-        batches = await consumer.getmany(*pending, timeout_ms=500)
-        if not batches:
-            if time.monotonic() - last_read > IDLE_TIMEOUT_S:
-                raise CommandError(
-                    f"nothing read from the dead-letter topic for {IDLE_TIMEOUT_S:.0f} s"
-                    f" (replayed {replay.replayed} before)"
-                )
-            continue
-        last_read = time.monotonic()
-        acks, offsets = [], {}
-        for tp, records in batches.items():
-            for record in records:
-                if record.offset >= ends[tp] or replay.replayed == limit:
-                    break
-                offsets[tp] = record.offset + 1
-                letter = Letter.of(record)
-                if wanted is not None and wanted not in letter.reason.casefold():
-                    replay.skipped += 1
-                    continue
-                replay.replayed += 1
-                if producer is None:
-                    replay.previews.append(letter.preview())
-                else:
-                    acks.append(
-                        await producer.send(writes_topic, value=letter.value, key=letter.key)
-                    )
-        if producer is not None:
-            for ack in acks:
-                await ack
-            if offsets:
-                await consumer.commit(offsets)
-        pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
+    async with aclosing(read_until(consumer, ends)) as batches:
+        async for batch in batches:
+            acks, offsets = [], {}
+            for tp, records in batch.items():
+                for record in records:
+                    if replay.replayed == limit:
+                        break
+                    offsets[tp] = record.offset + 1
+                    letter = Letter.of(record)
+                    if not selection.wants(letter):
+                        replay.skipped += 1
+                        continue
+                    replay.replayed += 1
+                    if producer is None:
+                        replay.previews.append(letter.preview())
+                    else:
+                        acks.append(
+                            await producer.send(writes_topic, value=letter.value, key=letter.key)
+                        )
+            if producer is not None:
+                for ack in acks:
+                    await ack
+                if offsets:
+                    await consumer.commit(offsets)
+            if replay.replayed == limit:
+                break
     return replay

@@ -2,7 +2,7 @@
 
 One place turns the settings into a client's connection options (brokers, TLS,
 SASL): the gateway's producer, the consumers and their dead-letter producer,
-``ingest-admin`` (replay, topic creation) and the bench all call
+``ingest-admin`` (topics, dead letters, erase, lag) and the bench all call
 ``connection_options``, so a cluster that needs TLS and a password works for every
 one of them or for none.
 """

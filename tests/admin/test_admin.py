@@ -4,27 +4,38 @@ from __future__ import annotations
 
 import subprocess
 import uuid
+from typing import Any
 
 import asyncpg
 import uuid_utils
 
+from admin.cli import parser, run_command
 from ingest_gateway.web.auth import team_for_key
 from ingest_gateway.web.auth_cache import KeyCache
+from runtime.settings import Settings
 from schemas.keys import hash_api_key
 from tests.support import BIN, old_message_id
 
 
 def admin(
-    database_url: str, *args: str, env: dict[str, str] | None = None
+    database_url: str, *args: str, env: dict[str, str] | None = None, stdin: Any = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``ingest-admin`` on the database, with ``env`` for the other settings."""
+    """Run ``ingest-admin`` on the database, with ``env`` for the other settings;
+    ``stdin``: none (not a terminal) unless given."""
     return subprocess.run(
         [str(BIN / "ingest-admin"), *args],
         capture_output=True,
         text=True,
         check=False,
+        stdin=subprocess.DEVNULL if stdin is None else stdin,
         env={**(env or {}), "DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"},
     )
+
+
+async def command(settings: Settings, *args: str) -> str:
+    """What ``ingest-admin ARGS`` prints, run in this process with ``settings``
+    (a refusal raises ``CommandError``)."""
+    return await run_command(settings, parser().parse_args(args))
 
 
 def printed_key(output: str) -> str:

@@ -1,4 +1,5 @@
-"""``ingest-admin replay-dead-letters`` on the real Kafka and PostgreSQL.
+"""``ingest-admin replay-dead-letters`` (and ``list-`` and ``show-dead-letter`` on
+what a consumer dead-lettered) on the real Kafka and PostgreSQL.
 
 The letters come from a consumer of the test's own, on topics of their own: a replay
 reads a whole dead-letter topic, and the session's is shared by every test.
@@ -6,6 +7,7 @@ reads a whole dead-letter topic, and the session's is shared by every test.
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +22,7 @@ from admin.dead_letters import GROUP
 from runtime.settings import Settings
 from schemas.messages import encode
 from schemas.topics import partition_key
-from tests.admin.test_admin import admin
+from tests.admin.test_admin import admin, command
 from tests.conftest import Team, create_topics, settings_env
 from tests.pipeline import test_pipeline as pipeline
 from tests.support import BIN, Process, eventually, stored_customer
@@ -90,6 +92,21 @@ async def test_dead_letters_replayed_after_the_fix_apply_once(
         letters = await dlq.wait_for(encode(orphan), poison)
     assert b"ForeignKeyViolation" in letters[encode(orphan)]["reason"]
     assert await pipeline.ledger_outcome(db, orphan.id) == "dead_letter"
+
+    # The letters as the consumer wrote them, counted by reason and shown whole.
+    listing = orjson.loads(await command(s, "list-dead-letters", "--json"))
+    assert {(r["class"], r["reason"], r["letters"]) for r in listing["reasons"]} == {
+        ("apply_failed", "ForeignKeyViolationError", 1),
+        ("undecodable", "undecodable message", 1),
+    }
+    fk = next(r for r in listing["reasons"] if r["class"] == "apply_failed")["samples"][0]
+    shown = orjson.loads(
+        await command(s, "show-dead-letter", f"{fk['partition']}:{fk['offset']}", "--json")
+    )
+    assert base64.b64decode(shown["value_base64"]) == encode(orphan)
+    assert base64.b64decode(shown["key_base64"]) == partition_key(missing_team, orphan.identifiers)
+    assert shown["source"].startswith(f"{s.writes_topic}/")
+    assert [name for name, _ in shown["headers"]] == ["reason", "source"]
 
     # A dry run shows the letters and changes nothing.
     before = await writes_end(s)

@@ -6,7 +6,10 @@ ranges), the request body and responses its surface declares with the documents'
 examples, and a 503 with ``Retry-After`` (Kafka or PostgreSQL away), which any
 operation may answer. Served as ``/openapi.json``, and as Swagger UI at ``/docs``.
 
-Imports: the route table only.
+The schemas the surfaces share (JSON as stored, names, times, identifiers) are
+``schemas.json_schemas``' components, carried under ``components/schemas``.
+
+Imports: the route table and ``schemas.json_schemas`` only.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from starlette.responses import HTMLResponse, Response
 
 from ingest_gateway.web.responses import JSON
 from ingest_gateway.web.routing import Route, Surface
+from schemas import json_schemas
 
 TITLE = "Customer-event ingestion gateway"
 DESCRIPTION = (
@@ -68,7 +72,12 @@ def _query_parameters(shape: type[msgspec.Struct]) -> list[dict[str, Any]]:
 def _operation(route: Route) -> dict[str, Any]:
     extra = dict(route.openapi_extra)
     parameters = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": route.path_schemas.get(name, {"type": "string"}),
+        }
         for name in route.path_parameters
     ]
     if route.query is not None:
@@ -114,7 +123,7 @@ def _hoist_definitions(node: Any, components: dict[str, Any]) -> Any:
 
 def describe(routes: list[Route]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
-    schemas: dict[str, Any] = {}
+    schemas: dict[str, Any] = dict(json_schemas.components())
     for route in routes:
         if route.documented:
             operation = _hoist_definitions(_operation(route), schemas)

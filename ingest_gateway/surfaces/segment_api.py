@@ -506,8 +506,8 @@ def _single_key(raw: bytes) -> str | None:
         return None  # not a JSON object: said once it is read
 
 
-def _not_a_key() -> ApiError:
-    return ApiError(400, "writeKey: must be a string", field="writeKey")
+def _not_a_key(where: str = "") -> ApiError:
+    return ApiError(400, f"{where}writeKey: must be a string", field=f"{where}writeKey")
 
 
 def _check_key(raw: msgspec.Raw | None) -> None:
@@ -601,6 +601,8 @@ def _batch_call(item: msgspec.Raw, index: int, shared: _Shared, max_depth: int) 
     message = _json(bytes(item), max_depth, _where(index))
     if not isinstance(message, dict):
         raise ApiError(400, f"batch[{index}]: must be an object", field=f"batch[{index}]")
+    if not isinstance(message.get("writeKey"), str | None):  # (a message's is not read)
+        raise _not_a_key(_where(index))
     kind = message.get("type")
     if kind not in CALL_TYPES:
         field = f"{_where(index)}type"

@@ -450,6 +450,11 @@ _BAD: list[tuple[str, Any, str]] = [
     ("/v1/track", {"userId": "a", "event": "x", "sentAt": 5}, "sentAt: must be an ISO 8601"),
     ("/v1/track", {"userId": "a", "event": "x", "writeKey": 5}, "writeKey: must be a string"),
     ("/v1/batch", {"batch": [], "writeKey": 5}, "writeKey: must be a string"),
+    (
+        "/v1/batch",
+        {"batch": [{"type": "track", "userId": "a", "event": "x", "writeKey": [1]}]},
+        "batch[0].writeKey: must be a string",
+    ),
     ("/v1/track", {"userId": "a"}, "event: is required"),
     ("/v1/track", {"userId": "a", "event": " "}, "event: must be 1 to 255 characters"),
     ("/v1/track", {"userId": "a", "event": "x" * 256}, "event: must be 1 to 255 characters"),

@@ -21,8 +21,9 @@ another producer cannot bypass it.
    category Cf: zero-width space U+200B, joiners, word joiner U+2060, BOM U+FEFF,
    soft hyphen, bidi marks, tags) and the other invisible ones (``_INVISIBLE``:
    Hangul fillers, the combining grapheme joiner, variation selectors, the braille
-   blank). ``abc`` + U+200B names the customer ``abc``, the one it looks like;
-   a refusal would tell the sender about a character they cannot see.
+   blank), before NFKC and after it. ``abc`` + U+200B names the customer ``abc``,
+   the one it looks like; a refusal would tell the sender about a character they
+   cannot see.
 4. Surrounding whitespace is trimmed: ``' 1'`` names the customer ``'1'`` (stored
    apart they would be two customers for one person). A character left inside
    that prints nothing (a control, a tab, a line separator, private use) is refused.
@@ -228,9 +229,12 @@ def _invisible(c: str) -> bool:
 
 
 def _visible(value: str) -> str:
-    """NFKC, without invisible characters."""
+    """NFKC, without invisible characters: removed before folding too, so that what
+    they stood between folds as it will when cleaned again (``e`` U+200B U+0301 is
+    ``é``, as ``e`` U+0301 is): cleaning a clean value changes nothing."""
+    value = "".join(c for c in value if not _invisible(c))
     value = unicodedata.normalize("NFKC", value)
-    return "".join(c for c in value if c not in _INVISIBLE and unicodedata.category(c) != "Cf")
+    return "".join(c for c in value if not _invisible(c))
 
 
 def clean(field: str, value: str) -> str:
@@ -270,6 +274,8 @@ def normalise_email(value: str) -> str:
     """Cleaned and lower-cased (emails are compared case-insensitively); an address:
     ``local@domain`` with one ``@`` and a domain of non-empty labels, a dot between."""
     email = _usable("email", value).lower()
+    if not email.isascii():  # (a lower-case letter may compose with a mark that follows)
+        email = unicodedata.normalize("NFKC", email)
     local, at, domain = email.partition("@")
     labels = domain.split(".")
     if (

@@ -52,6 +52,7 @@ from ingest_gateway.write.validation import (
     needs_walk,
 )
 from runtime.settings import Settings
+from schemas import json_schemas as js
 from schemas.limits import INT64_MAX, INT64_MIN, MAX_NAME_LENGTH
 from schemas.messages import EventData, Identifiers, Operation, WriteMessage
 from schemas.times import InvalidTime, parse_time
@@ -219,55 +220,68 @@ _RESULT_EXAMPLE = {
 
 
 # The body as OpenAPI describes it (``_EventItem``, ``_CustomerItem``; each item is
-# decoded on its own, so a bad one is rejected alone).
+# decoded on its own, so a bad one is rejected alone, in the 200 answer). JSON null
+# stands for a field left out.
 _NAMED = {
-    "email": {"type": "string"},
-    "phone": {"type": "string", "description": "E.164"},
-    "customerId": {"type": ["string", "integer"]},
-    "customerExternalId": {"type": ["string", "integer"]},
-    "occurredAt": {"type": "string", "format": "date-time"},
+    "email": js.nullable(js.EMAIL),
+    "phone": js.nullable(
+        {
+            "type": "string",
+            "description": "a phone number: E.164 (Phone), or a form with its country code"
+            " that the phonenumbers library reads as a valid number (+1 415-555-2671)",
+        }
+    ),
+    "customerId": js.nullable(js.CUSTOMER_ID),
+    "customerExternalId": js.nullable({"anyOf": [js.EXTERNAL_ID, js.INTEGER_ID]}),
+    "occurredAt": js.nullable(js.DATE_TIME),
 }
-_BODY_SCHEMA = {
-    "type": "object",
-    "required": ["items"],
-    "properties": {
+# At least one identifier names the customer (several at once assert one person).
+_ONE_NAMED = [
+    {"properties": {name: {"not": js.NULL}}, "required": [name]}
+    for name in ("email", "phone", "customerId", "customerExternalId")
+]
+
+
+def _item(kind: str, properties: dict[str, Any], *required: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["type", *required],
+        "properties": {"type": {"const": kind}, **_NAMED, **properties},
+        "additionalProperties": False,
+        "anyOf": _ONE_NAMED,
+    }
+
+
+_BODY_SCHEMA = js.object_of(
+    {
         "items": {
             "type": "array",
             "minItems": 1,
+            "description": "events and customers; an item that breaks its schema (or a"
+            " limit: MAX_ITEM_BYTES, 32 KB by default) is rejected alone, in the 200 answer."
+            " At most MAX_BATCH_ITEMS (a setting, 5,000 by default) items: 413 beyond.",
             "items": {
                 "oneOf": [
-                    {
-                        "type": "object",
-                        "required": ["type", "eventName"],
-                        "properties": {
-                            "type": {"const": "event"},
-                            **_NAMED,
-                            "eventName": {
-                                "type": "string",
-                                "minLength": 1,
-                                "maxLength": MAX_NAME_LENGTH,
-                            },
-                            "externalId": {"type": ["string", "integer"]},
-                            "eventId": {"type": "string", "maxLength": MAX_NAME_LENGTH},
-                            "body": {"type": "object"},
+                    _item(
+                        "event",
+                        {
+                            "eventName": js.NAME,
+                            "externalId": js.nullable(
+                                {"anyOf": [{"type": "string", "pattern": js.NO_NUL}, js.INT64]}
+                            ),
+                            "eventId": js.nullable(js.TEXT),
+                            "body": js.JSON_OBJECT,
                         },
-                        "additionalProperties": False,
-                    },
-                    {
-                        "type": "object",
-                        "required": ["type"],
-                        "properties": {
-                            "type": {"const": "customer"},
-                            **_NAMED,
-                            "attributes": {"type": "object"},
-                        },
-                        "additionalProperties": False,
-                    },
+                        "eventName",
+                    ),
+                    _item("customer", {"attributes": js.JSON_OBJECT}),
                 ]
             },
         }
     },
-}
+    "items",
+    **js.UNREAD_FIELDS,
+)
 
 
 @surface.post(
@@ -276,6 +290,7 @@ _BODY_SCHEMA = {
     openapi_extra=json_body({"an event and a customer": _BODY_EXAMPLE}, schema=_BODY_SCHEMA),
     responses=responses(
         (200, "Every item accepted or rejected on its own", _RESULT_EXAMPLE),
+        (202, "As 200; the wait for the consumers (?wait=true) ran out", _RESULT_EXAMPLE),
         ("4XX", "Not a batch, or beyond a limit", {"error": "The batch has no items"}),
         (503, "Kafka did not acknowledge: nothing accepted", {"error": "Service unavailable"}),
     ),

@@ -15,7 +15,8 @@ from msgspec import Meta
 from ingest_gateway.read_model.paging import Paging
 from ingest_gateway.web.errors import ApiError
 from ingest_gateway.write.validation import MAX_OFFSET
-from schemas.limits import MAX_NAME_LENGTH, bigint_id
+from schemas.json_schemas import JSON_OBJECT
+from schemas.limits import bigint_id
 
 MAX_COUNT = 1000
 T = TypeVar("T")
@@ -30,15 +31,34 @@ class Page(msgspec.Struct):
     offset: Annotated[int, Meta(ge=0, le=MAX_OFFSET, description="Records to skip (default 0)")] = 0
 
 
+# ``sort_order`` reads the direction without case; empty is the default, ASC.
+_DIRECTION = "^(?:[Aa][Ss][Cc]|[Dd][Ee][Ss][Cc])?$"
+
+
 class SortedPage(Page):
-    """A ``Page`` with ``sort_field`` and ``sort_direction`` (``sort_order`` checks them)."""
+    """A ``Page`` with ``sort_field`` and ``sort_direction`` (``sort_order`` checks them;
+    a surface's subclass names its fields with ``sort_fields``)."""
 
     sort_field: str | None = None
-    sort_direction: Annotated[str, Meta(description="ASC or DESC", examples=["ASC"])] | None = None
+    sort_direction: (
+        Annotated[
+            str,
+            Meta(
+                description="ASC or DESC, in any case (empty: ASC)",
+                examples=["ASC"],
+                extra_json_schema={"pattern": _DIRECTION},
+            ),
+        ]
+        | None
+    ) = None
 
 
-ANY_OBJECT: dict[str, Any] = {"type": "object", "additionalProperties": True}
-TEXT: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH}
+def sort_fields(columns: dict[str, str], default: str) -> Meta:
+    """The OpenAPI of a list's ``sort_field``: one of ``columns`` (empty: ``default``)."""
+    return Meta(
+        description=f"One of {', '.join(columns)} (empty or absent: {default})",
+        extra_json_schema={"enum": ["", *columns]},
+    )
 
 
 def json_body(
@@ -51,7 +71,7 @@ def json_body(
             "required": required,
             "content": {
                 "application/json": {
-                    "schema": schema or ANY_OBJECT,
+                    "schema": schema or JSON_OBJECT,
                     "examples": {name: {"value": value} for name, value in examples.items()},
                 }
             },
@@ -74,7 +94,8 @@ WAIT_PARAMETERS = [
         "name": "wait",
         "in": "query",
         "required": False,
-        "description": "true: the same as Prefer: return=representation",
+        "description": "true: the same as Prefer: return=representation; false (the"
+        " default): answer once Kafka acknowledged. Anything but a boolean is 400.",
         "schema": {"type": "boolean"},
     },
 ]

@@ -13,7 +13,7 @@ from msgspec import Meta
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ingest_gateway.edge.body import read_json, read_key_values
+from ingest_gateway.edge.body import MAX_FORM_FIELDS, read_json, read_key_values
 from ingest_gateway.read_model.customers import (
     count_customers,
     customer_by_identifier,
@@ -31,6 +31,7 @@ from ingest_gateway.write.accept import accept
 from ingest_gateway.write.build import identifiers_or_400, new_write, received
 from ingest_gateway.write.validation import MAX_OFFSET
 from schemas.identity import InvalidIdentifier, normalise_email
+from schemas.json_schemas import EMAIL, JSON_VALUE, NO_NUL, PATH_EMAIL, not_blank, object_of
 from schemas.limits import MAX_NAME_LENGTH
 from schemas.messages import EventData, Identifiers
 
@@ -65,17 +66,29 @@ _FORM = {
     "hasFinishedOnboarding": "0",
     "name": "George",
 }
+# A form's fields are text; a JSON body's, any JSON. Either way "email" is ignored
+# (the path names the customer) and the rest become attributes.
+_FORM_FIELDS = {
+    "type": "object",
+    "description": "the customer's attributes, as text",
+    "maxProperties": MAX_FORM_FIELDS,
+    "propertyNames": {"pattern": NO_NUL},
+    "additionalProperties": {"type": "string", "pattern": NO_NUL},
+}
 _FORM_BODY = {
     "required": False,
     "content": {
-        media: {"schema": {"type": "object", "additionalProperties": True}, "example": _FORM}
-        for media in (
-            "multipart/form-data",
-            "application/x-www-form-urlencoded",
-            "application/json",
-        )
+        "multipart/form-data": {"schema": _FORM_FIELDS, "example": _FORM},
+        "application/x-www-form-urlencoded": {"schema": _FORM_FIELDS, "example": _FORM},
+        "application/json": {
+            "schema": object_of({}, description="the customer's attributes"),
+            "example": _FORM,
+        },
     },
 }
+# The path's email, the customer's (schemas.identity); on a read, one that is no
+# address names nobody: 404. A path segment holds no "/".
+_EMAIL_PATH = {"email": PATH_EMAIL}
 _BATCH = [
     {
         "email": "george.olah@selgora.com",
@@ -126,6 +139,7 @@ def _not_found(email: str) -> ApiError:
 @surface.get(
     "/customer/{email}",
     summary="Get customer data",
+    path_schemas=_EMAIL_PATH,
     responses=responses(
         (200, "Get a customer data", _GEORGE),
         ("4XX", "404 Customer was not found", _NOT_FOUND),
@@ -146,6 +160,7 @@ async def get_customer(email: str, team_id: int, request: Request) -> Response:
 @surface.post(
     "/customer/{email}",
     summary="Create or update customer",
+    path_schemas=_EMAIL_PATH,
     openapi_extra={"requestBody": _FORM_BODY, "parameters": WAIT_PARAMETERS},
     responses=responses(
         (200, "Create Customer", {"email": "name@yourcompany.com", **_FORM}),
@@ -179,6 +194,7 @@ async def upsert_customer(email: str, team_id: int, request: Request) -> Respons
 @surface.delete(
     "/customer/{email}",
     summary="Delete a customer",
+    path_schemas=_EMAIL_PATH,
     openapi_extra={"parameters": WAIT_PARAMETERS},
     responses=responses(
         (200, "Delete a customer", {"success": True}),
@@ -257,11 +273,12 @@ async def get_customers(team_id: int, request: Request, query: CustomersPage) ->
                 "application/json": {
                     "schema": {
                         "type": "array",
+                        "description": "customers, each an object with its email and"
+                        " attributes; an entry without a usable email (an object with an Email)"
+                        " is left out of the answer, not refused. At most MAX_BATCH_ITEMS"
+                        " (a setting, 5,000 by default) entries: 413 beyond.",
                         "items": {
-                            "type": "object",
-                            "required": ["email"],
-                            "properties": {"email": {"type": "string"}},
-                            "additionalProperties": True,
+                            "anyOf": [object_of({"email": EMAIL}, "email"), JSON_VALUE],
                         },
                     },
                     "example": _BATCH,
@@ -329,11 +346,17 @@ async def upsert_customers(team_id: int, request: Request) -> Response:
     summary="Batch delete customers",
     openapi_extra=write_body(
         {"Batch Delete Customers": {"emails": [_BATCH[0]["email"], "hello@selgora.com"]}},
-        schema={
-            "type": "object",
-            "required": ["emails"],
-            "properties": {"emails": {"type": "array", "items": {"type": "string"}}},
-        },
+        schema=object_of(
+            {
+                "emails": {
+                    "type": "array",
+                    "description": "email addresses; one that names no customer of the team,"
+                    " or is no address, is answered in couldNotDelete",
+                    "items": JSON_VALUE,
+                }
+            },
+            "emails",
+        ),
     ),
     responses=responses(
         (
@@ -381,7 +404,22 @@ async def delete_customers(team_id: int, request: Request) -> Response:
 @surface.post(
     "/events/{event_name}/{customer_email}/{external_id}",
     summary="Create event",
-    openapi_extra=write_body({"Create event": _EVENT_BODY}, required=False),
+    path_schemas={
+        "event_name": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_NAME_LENGTH,
+            "pattern": not_blank("/"),
+            "description": "1 to 255 characters, not all whitespace (in a path: no /)",
+        },
+        "customer_email": PATH_EMAIL,
+        "external_id": {"type": "string", "minLength": 1, "pattern": "^[^\\x00/]*$"},
+    },
+    openapi_extra=write_body(
+        {"Create event": _EVENT_BODY},
+        required=False,
+        schema=JSON_VALUE | {"description": "the event's body: any JSON (none: {})"},
+    ),
     responses=responses(
         (
             200,
@@ -392,6 +430,11 @@ async def delete_customers(team_id: int, request: Request) -> Response:
                 "externalId": "3321",
                 "body": _EVENT_BODY,
             },
+        ),
+        (
+            202,
+            "Accepted; the wait for the consumers ran out",
+            {"id": "0190...", "eventName": "task.created", "externalId": "3321"},
         ),
         ("4XX", "Invalid email", {"error": "Invalid email"}),
     ),

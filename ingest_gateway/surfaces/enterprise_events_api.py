@@ -41,6 +41,7 @@ from ingest_gateway.surfaces.common import (
     responses,
     rest_api_error,
     row_id,
+    sort_fields,
     write_body,
 )
 from ingest_gateway.web import deps
@@ -51,13 +52,13 @@ from ingest_gateway.write.accept import accept
 from ingest_gateway.write.build import new_write, received
 from ingest_gateway.write.validation import QueryText
 from schemas.identity import InvalidIdentifier, normalise_customer_id
-from schemas.limits import MAX_NAME_LENGTH
+from schemas.limits import MAX_NAME_LENGTH, int_refusal
 from schemas.messages import EventData, Identifiers
 from schemas.outcomes import Outcome
 
 PREFIX = "/rest-api/enterprise-interface/v1.0"
 API = "enterprise_events_api"
-MAX_PROPERTY_RECORDS = 1000
+MAX_PROPERTY_RECORDS = examples.MAX_PROPERTY_RECORDS
 
 surface = Surface(PREFIX, "Events (seed 003)", rest_api_error)
 
@@ -72,10 +73,13 @@ def _invalid(field: str, rule: str) -> ApiError:
 
 
 def _id_text(value: Any) -> str | None:
-    """Ids may come as JSON strings or numbers; they are strings from here on."""
+    """Ids may come as JSON strings or integers (1.0 is the integer 1, to JSON Schema as
+    to JSON); they are strings from here on."""
     if isinstance(value, str):
         return value.strip()
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and not int_refusal(value):
         return str(value)
     return None
 
@@ -211,16 +215,7 @@ def _event_uuid(event_id: str) -> uuid.UUID:
 
 
 class EventsQuery(SortedPage):
-    sort_field: (
-        Annotated[
-            str,
-            Meta(
-                description="One of event_id (default), created_at, event_type_id, customer_id,"
-                " external_id"
-            ),
-        ]
-        | None
-    ) = None
+    sort_field: Annotated[str, sort_fields(q.EVENT_SORT_COLUMNS, "event_id")] | None = None
     event_type_id: Annotated[
         QueryText,
         Meta(description="The id of an event type", examples=["8bed991c68a470e7aaeffbf048"]),

@@ -1,40 +1,70 @@
 """Examples of document 003 (events with property records), as the document gives them.
 
-Shared by the surface's OpenAPI description and its tests.
+Shared by the surface's OpenAPI description and its tests; the request's JSON Schema
+is made of ``schemas.json_schemas``' parts.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-_ID = {"type": "string", "description": "a decimal id", "pattern": "^[0-9]+$"}
-CREATE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["event"],
-    "properties": {
-        "event": {
-            "type": "object",
-            "required": ["event_type_id", "customer_id"],
-            "properties": {
-                "event_type_id": _ID,
-                "customer_id": _ID,
-                "external_id": {"type": "string"},
-                "data": {"type": "string", "description": "a JSON object, as text"},
+from schemas.json_schemas import (
+    CUSTOMER_ID,
+    INT64,
+    JSON_OBJECT,
+    JSON_VALUE,
+    NULL,
+    not_blank,
+    nullable,
+    object_of,
+)
+from schemas.limits import MAX_NAME_LENGTH
+
+MAX_PROPERTY_RECORDS = 1000
+
+# Ids as JSON strings (or numbers): an unknown one is 422, which no schema can foresee.
+_TYPE_ID = CUSTOMER_ID | {"description": "the id of one of the team's event types"}
+_TEXT_ID = {"type": "string", "maxLength": MAX_NAME_LENGTH, "pattern": not_blank()}
+CREATE_SCHEMA: dict[str, Any] = object_of(
+    {
+        "event": object_of(
+            {
+                "event_type_id": _TYPE_ID,
+                "customer_id": CUSTOMER_ID
+                | {"description": "the id of one of the team's customers"},
+                "external_id": nullable({"anyOf": [_TEXT_ID, INT64]}),
+                "secondary_external_id": NULL | {"description": "not stored: null or left out"},
+                "data": nullable(
+                    {
+                        "anyOf": [
+                            JSON_OBJECT,
+                            {
+                                "type": "string",
+                                "format": "json-object",
+                                "description": "a JSON object (a JsonObject), as its JSON"
+                                " text: what no pattern can say, the format names",
+                            },
+                        ]
+                    }
+                ),
             },
-        },
-        "property_records": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["property_id", "property_value"],
-                "properties": {
-                    "property_id": {"type": "string"},
-                    "property_value": {"type": "string"},
-                },
-            },
-        },
+            "event_type_id",
+            "customer_id",
+        ),
+        "property_records": nullable(
+            {
+                "type": "array",
+                "maxItems": MAX_PROPERTY_RECORDS,
+                "items": object_of(
+                    {"property_id": {"anyOf": [_TEXT_ID, INT64]}, "property_value": JSON_VALUE},
+                    "property_id",
+                    "property_value",
+                ),
+            }
+        ),
     },
-}
+    "event",
+)
 
 CREATE: dict[str, Any] = {
     "event": {

@@ -33,7 +33,6 @@ from ingest_gateway.edge.body import read_json
 from ingest_gateway.read_model import event_groups as q
 from ingest_gateway.surfaces import event_groups_examples as examples
 from ingest_gateway.surfaces.common import (
-    TEXT,
     Page,
     SortedPage,
     found,
@@ -43,12 +42,14 @@ from ingest_gateway.surfaces.common import (
     responses,
     rest_api_error,
     row_id,
+    sort_fields,
 )
 from ingest_gateway.web import deps
 from ingest_gateway.web.errors import ApiError
 from ingest_gateway.web.responses import JSON
 from ingest_gateway.web.routing import Surface
 from ingest_gateway.write.validation import QueryText
+from schemas.json_schemas import NAME, nullable, object_of
 from schemas.limits import MAX_NAME_LENGTH
 
 PREFIX = "/rest-api/customer-interface/v1.0"
@@ -59,6 +60,9 @@ surface = Surface(PREFIX, "Event groups (seed 002)", rest_api_error)
 
 
 # -- helpers ---------------------------------------------------------------------
+
+
+_MAX_STATE = 32767  # (a smallint)
 
 
 def _group_id(event_group_id: str) -> int:
@@ -83,8 +87,10 @@ def _state(payload: dict[str, Any], default: int | None) -> int | None:
     value = payload.get("state", default)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 32767:
-        raise ApiError(400, "state must be an integer from 0 to 32767", field="state")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # (1.0 is the integer 1, to JSON Schema as to JSON)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_STATE:
+        raise ApiError(400, f"state must be an integer from 0 to {_MAX_STATE}", field="state")
     return value
 
 
@@ -103,10 +109,7 @@ def _conflict(text_id: str | None) -> ApiError:
 
 
 class GroupsQuery(SortedPage):
-    sort_field: (
-        Annotated[str, Meta(description="One of event_group_id, name, text_id, state, created_at")]
-        | None
-    ) = None
+    sort_field: Annotated[str, sort_fields(q.GROUP_SORT_COLUMNS, "event_group_id")] | None = None
     name: Annotated[QueryText, Meta(description="Name or part of the name", examples=["Cart"])] = (
         None
     )
@@ -155,11 +158,14 @@ async def get_event_group(event_group_id: str, team_id: int, request: Request) -
 
 # -- configuration: groups -------------------------------------------------------
 
-_GROUP_FIELDS = {
-    "name": TEXT,
-    "text_id": TEXT,
-    "state": {"type": ["integer", "null"], "minimum": 0, "maximum": 32767},
+_STATE = {
+    "type": ["integer", "null"],
+    "minimum": 0,
+    "maximum": _MAX_STATE,
+    "description": "1 by default; null: the default (on PATCH: unchanged)",
 }
+_NAME_TEXT = NAME | {"description": "the name, as shown; surrounding whitespace is trimmed"}
+_TEXT_ID = NAME | {"description": "the group's text id (unique in the team), trimmed"}
 _NEW_GROUP = {"name": "Shopping Cart", "text_id": "shopping_cart", "state": 1}
 
 
@@ -169,7 +175,9 @@ _NEW_GROUP = {"name": "Shopping Cart", "text_id": "shopping_cart", "state": 1}
     status_code=201,
     openapi_extra=json_body(
         {"new group": _NEW_GROUP},
-        schema={"type": "object", "required": ["name", "text_id"], "properties": _GROUP_FIELDS},
+        schema=object_of(
+            {"name": _NAME_TEXT, "text_id": _TEXT_ID, "state": _STATE}, "name", "text_id"
+        ),
     ),
     responses=responses(
         (201, "Created", {"data": {**examples.GROUP, "event_group_id": "1"}}),
@@ -206,7 +214,9 @@ async def create_event_group(team_id: int, request: Request) -> Response:
     summary="Change an event group's name, text id or state (not in the document)",
     openapi_extra=json_body(
         {"rename": {"name": "Cart"}, "disable": {"state": 0}},
-        schema={"type": "object", "properties": _GROUP_FIELDS},
+        schema=object_of(
+            {"name": nullable(_NAME_TEXT), "text_id": nullable(_TEXT_ID), "state": _STATE}
+        ),
     ),
     responses=responses(
         (200, "Changed", {"data": examples.GROUP}), ("4XX", "Unknown", examples.NOT_FOUND)
@@ -338,7 +348,7 @@ async def list_event_types(team_id: int, request: Request, query: TypesQuery) ->
     status_code=201,
     openapi_extra=json_body(
         {"new type": {"name": "cart.updated"}},
-        schema={"type": "object", "required": ["name"], "properties": {"name": TEXT}},
+        schema=object_of({"name": _NAME_TEXT}, "name"),
     ),
     responses=responses(
         (201, "Created or found", {"data": {"event_type_id": "7", "name": "cart.updated"}}),

@@ -113,9 +113,12 @@ from schemas.identity import (
     normalise_external_id,
 )
 from schemas.limits import (
+    INT64_MAX,
+    INT64_MIN,
     MAX_NAME_LENGTH,
     MAX_SEGMENT_BATCH_MESSAGES,
     MAX_SEGMENT_MESSAGE_BYTES,
+    int_refusal,
     text_refusal,
 )
 from schemas.messages import (
@@ -282,11 +285,13 @@ class _Call:
             if required:
                 raise self.fail(field, "is required")
             return None
-        if type(value) is not str:  # a number, as an id's digits
+        if type(value) is not str:  # an integer, as an id's digits (1.0 is the integer 1)
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise self.fail(field, "must be a string or a number")
+            if isinstance(value, bool) or not isinstance(value, int) or int_refusal(value):
+                raise self.fail(
+                    field, f"must be a string or an integer from {INT64_MIN} to {INT64_MAX}"
+                )
             value = str(value)
         try:
             return _normalised(normalise, value)
@@ -335,13 +340,14 @@ def _occurred_at(call: _Call, received: _Received) -> tuple[datetime, dict[str, 
     shows (``schemas.times.skew_corrected``); else ``originalTimestamp``; else the
     receive time. With it, what to record under ``TIME_FALLBACK`` when the correction
     was out of bounds and the receive time is used instead (else None)."""
+    # (each read, used or not: a malformed time is a malformed call)
     timestamp = call.time("timestamp")
+    original = call.time("originalTimestamp")
+    sent_at = call.time("sentAt") or received.shared.sent_at
     if timestamp is not None:
         return timestamp, None
-    original = call.time("originalTimestamp")
     if original is None:
         return received.at, None
-    sent_at = call.time("sentAt") or received.shared.sent_at
     if sent_at is None:
         return original, None
     derived = skew_corrected(original, sent_at, received.at)
@@ -500,10 +506,30 @@ def _single_key(raw: bytes) -> str | None:
         return None  # not a JSON object: said once it is read
 
 
+def _not_a_key(where: str = "") -> ApiError:
+    return ApiError(400, f"{where}writeKey: must be a string", field=f"{where}writeKey")
+
+
+def _check_key(raw: msgspec.Raw | None) -> None:
+    """A batch's ``writeKey``, read or not: a string (or null) of storable text, as the
+    rest of a request is (a single call's is checked with it)."""
+    if raw is None:
+        return
+    try:
+        key = _key_decoder.decode(raw)
+    except msgspec.MsgspecError:
+        raise _not_a_key() from None
+    refusal = text_refusal(key) if key else None
+    if refusal is not None:
+        raise ApiError(400, f"writeKey: {refusal}", field="writeKey")
+
+
 def _single(raw: bytes, kind: str, max_depth: int) -> _Call:
     payload = _json(raw, max_depth, "")
     if not isinstance(payload, dict):
         raise ApiError(400, f"Expected a JSON object: one {kind} call")
+    if not isinstance(payload.get("writeKey"), str | None):  # (read even when Basic sent one)
+        raise _not_a_key()
     return _Call(payload, kind)
 
 
@@ -555,6 +581,7 @@ def _counted(envelope: _Envelope) -> _Envelope:
 def _shared(envelope: _Envelope, max_depth: int) -> _Shared:
     """The batch's sentAt and context, each parsed only if no larger than a message
     (a context is copied into every message that inherits it)."""
+    _check_key(envelope.fields.get("writeKey"))
     read = {}
     for name in ("sentAt", "context"):
         value = envelope.fields.get(name)
@@ -574,6 +601,8 @@ def _batch_call(item: msgspec.Raw, index: int, shared: _Shared, max_depth: int) 
     message = _json(bytes(item), max_depth, _where(index))
     if not isinstance(message, dict):
         raise ApiError(400, f"batch[{index}]: must be an object", field=f"batch[{index}]")
+    if not isinstance(message.get("writeKey"), str | None):  # (a message's is not read)
+        raise _not_a_key(_where(index))
     kind = message.get("type")
     if kind not in CALL_TYPES:
         field = f"{_where(index)}type"
@@ -675,6 +704,7 @@ _LIMITS = (
 )
 _ANSWERS = responses(
     (200, "Accepted: Kafka acknowledged every message", examples.SUCCESS),
+    (202, "Accepted; the wait for the consumers (?wait=true) ran out", examples.SUCCESS),
     (400, "Malformed call: nothing accepted", examples.INVALID),
     (401, "Missing or unknown write key", examples.UNAUTHORISED),
     (403, "The request's Origin is not allowed for this write key", examples.FORBIDDEN),

@@ -2,14 +2,31 @@
 
 Data only: the calls as Segment's HTTP tracking API documents them, and example
 answers in the surface's error format (``segment_api.refusal``); shared by
-the surface's OpenAPI description and its tests. Imports ``schemas.limits`` only.
+the surface's OpenAPI description and its tests. Imports ``schemas`` only (its JSON
+Schemas are made of ``schemas.json_schemas``' parts).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from schemas.limits import MAX_NAME_LENGTH, MAX_SEGMENT_BATCH_MESSAGES, MAX_SEGMENT_MESSAGE_BYTES
+from schemas.json_schemas import (
+    DATE_TIME_UTC,
+    EXTERNAL_ID,
+    IDENTIFIER_TEXT,
+    INT64,
+    INTEGER_ID,
+    JSON_OBJECT,
+    JSON_VALUE,
+    NAME,
+    NO_NUL,
+    NULL,
+    TEXT,
+    UNREAD_FIELDS,
+    nullable,
+    object_of,
+)
+from schemas.limits import MAX_SEGMENT_BATCH_MESSAGES, MAX_SEGMENT_MESSAGE_BYTES
 
 CONTEXT: dict[str, Any] = {
     "ip": "203.0.113.7",
@@ -83,68 +100,65 @@ UNAVAILABLE = _NO | {"code": "service_unavailable"}
 UNAVAILABLE["message"] = "Service unavailable: the write was not accepted, please retry"
 
 # -- JSON Schemas ------------------------------------------------------------------
+# JSON null stands for a field left out, as the surface reads it.
 
-_ID: dict[str, Any] = {"type": ["string", "integer"], "description": "a string or a number"}
-_TIME: dict[str, Any] = {"type": "string", "format": "date-time"}
-_OBJECT: dict[str, Any] = {"type": "object", "additionalProperties": True}
+# An id as sent: text that cleans (IdentifierText) or a number; junk allowed, and ignored
+# beside a usable userId or anonymousId (_USABLE).
+_ID: dict[str, Any] = {"anyOf": [IDENTIFIER_TEXT, INT64, NULL]}
+_USABLE_ID: dict[str, Any] = {"anyOf": [EXTERNAL_ID, INTEGER_ID]}
+_TIME = nullable(DATE_TIME_UTC)
+_OBJECT = nullable(JSON_OBJECT)
+_IGNORED = JSON_VALUE | {"description": "accepted and ignored"}
 _COMMON: dict[str, Any] = {
     "userId": _ID | {"description": "your id of the person (a string or a number)"},
     "anonymousId": _ID | {"description": "the device's or browser's id before the person is known"},
-    "messageId": {
-        "type": "string",
-        "minLength": 1,
-        "maxLength": MAX_NAME_LENGTH,
-        "description": "the client's id of the call: a resend with the same id is stored once",
-    },
+    "messageId": nullable(NAME)
+    | {"description": "the client's id of the call: a resend with the same id is stored once"},
     "timestamp": _TIME | {"description": "when it happened (else derived from originalTimestamp)"},
     "originalTimestamp": _TIME | {"description": "the device's clock at the call"},
     "sentAt": _TIME | {"description": "the device's clock when sent (corrects its skew)"},
-    "receivedAt": _TIME | {"description": "ignored: the gateway's own receive time is used"},
+    "receivedAt": JSON_VALUE | {"description": "ignored: the gateway's own receive time is used"},
     "context": _OBJECT
     | {
         "description": "where and how it was sent (ip defaults to the sender's address;"
         " userAgent is the end user's agent)"
     },
-    "integrations": _OBJECT | {"description": "accepted and ignored"},
-    "writeKey": {
-        "type": "string",
-        "description": "the write key, when not sent as the username of HTTP Basic",
-    },
-    "type": {"type": "string"},
+    "integrations": _IGNORED,
+    "writeKey": nullable({"type": "string", "pattern": NO_NUL})
+    | {"description": "the write key, when not sent as the username of HTTP Basic"},
+    "type": JSON_VALUE | {"description": "ignored: the path gives the call's type"},
 }
-_ONE_ID = [{"required": ["userId"]}, {"required": ["anonymousId"]}]
+# userId or anonymousId names the customer: at least one of them usable.
+_ONE_ID = [
+    {"properties": {field: _USABLE_ID}, "required": [field]} for field in ("userId", "anonymousId")
+]
 
 
 def _call(
     name: str, properties: dict[str, Any], required: tuple[str, ...] = (), *, any_id: bool = True
 ) -> dict[str, Any]:
-    schema: dict[str, Any] = {
-        "type": "object",
-        "description": f"{'an' if name[0] in 'aeiou' else 'a'} {name} call",
-        "properties": _COMMON | properties,
-    }
-    if required:
-        schema["required"] = list(required)
-    if any_id:
-        schema["anyOf"] = _ONE_ID
-    return schema
+    more: dict[str, Any] = {"anyOf": _ONE_ID} if any_id else {}
+    return object_of(
+        _COMMON | properties,
+        *required,
+        description=f"{'an' if name[0] in 'aeiou' else 'a'} {name} call",
+        **more,
+    )
 
 
-_NAME: dict[str, Any] = {"type": "string", "maxLength": MAX_NAME_LENGTH}
+_NAME = nullable(TEXT)
 CALL_SCHEMAS: dict[str, dict[str, Any]] = {
     "identify": _call("identify", {"traits": _OBJECT}),
-    "track": _call(
-        "track",
-        {
-            "event": {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH},
-            "properties": _OBJECT,
-        },
-        ("event",),
-    ),
+    "track": _call("track", {"event": NAME, "properties": _OBJECT}, ("event",)),
     "page": _call("page", {"name": _NAME, "category": _NAME, "properties": _OBJECT}),
     "screen": _call("screen", {"name": _NAME, "category": _NAME, "properties": _OBJECT}),
-    "group": _call("group", {"groupId": _ID, "traits": _OBJECT}, ("groupId",)),
-    "alias": _call("alias", {"previousId": _ID}, ("userId", "previousId"), any_id=False),
+    "group": _call("group", {"groupId": _USABLE_ID, "traits": _OBJECT}, ("groupId",)),
+    "alias": _call(
+        "alias",
+        {"userId": _USABLE_ID, "previousId": _USABLE_ID, "anonymousId": _IGNORED},
+        ("userId", "previousId"),
+        any_id=False,
+    ),
 }
 CALL_EXAMPLES: dict[str, dict[str, Any]] = {
     "identify": IDENTIFY,
@@ -163,18 +177,18 @@ def _typed(kind: str) -> dict[str, Any]:
     return schema
 
 
-BATCH_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["batch"],
-    "properties": {
+BATCH_SCHEMA: dict[str, Any] = object_of(
+    {
         "batch": {
             "type": "array",
             "maxItems": MAX_SEGMENT_BATCH_MESSAGES,
             "items": {"oneOf": [_typed(kind) for kind in CALL_SCHEMAS]},
         },
         "sentAt": _COMMON["sentAt"],
-        "context": _COMMON["context"] | {"description": "for the messages that have none"},
-        "integrations": _COMMON["integrations"],
+        "context": _OBJECT | {"description": "for the messages that have none"},
+        "integrations": UNREAD_FIELDS["additionalProperties"],
         "writeKey": _COMMON["writeKey"],
     },
-}
+    "batch",
+    **UNREAD_FIELDS,
+)

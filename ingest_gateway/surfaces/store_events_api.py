@@ -45,7 +45,7 @@ from starlette.responses import Response
 from ingest_gateway.edge.body import read_json
 from ingest_gateway.read_model.events import event_by_client_id, stored_json
 from ingest_gateway.read_model.teams import team_name
-from ingest_gateway.surfaces.common import ANY_OBJECT, responses, write_body
+from ingest_gateway.surfaces.common import responses, write_body
 from ingest_gateway.web import deps
 from ingest_gateway.web.errors import ApiError
 from ingest_gateway.web.responses import JSON
@@ -57,6 +57,19 @@ from schemas.identity import (
     normalise_email,
     normalise_external_id,
     normalise_phone,
+)
+from schemas.json_schemas import (
+    DATE_TIME_UTC,
+    EMAIL,
+    EXTERNAL_ID,
+    FRACTION,
+    INT64,
+    NAME,
+    NO_NUL,
+    PHONE,
+    not_blank,
+    nullable,
+    object_of,
 )
 from schemas.limits import MAX_NAME_LENGTH
 from schemas.messages import EventData, Identifiers, utcnow
@@ -234,31 +247,78 @@ _INVALID = {
 }
 
 
+# -- the body as OpenAPI describes it --------------------------------------------------
+
+_SNAKE_NAME = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_NAME_LENGTH,
+    "pattern": f"^{_SNAKE_CASE.pattern}$",
+    "description": "snake_case: lower-case letters and digits joined by single underscores",
+}
+_PRIMITIVE = {
+    "anyOf": [{"type": "string", "pattern": NO_NUL}, {"type": "boolean"}, INT64, FRACTION]
+}
+
+
+def _primitives_schema(description: str, without: str = "") -> dict[str, Any]:
+    """An object of primitive values (no null), its names not blank (nor holding ``without``)."""
+    return nullable(
+        {
+            "type": "object",
+            "description": description,
+            "propertyNames": {"pattern": not_blank(without)},
+            "additionalProperties": _PRIMITIVE,
+        }
+    )
+
+
+def _only(field: str, other: str) -> dict[str, Any]:
+    """``field`` names the customer, ``other`` does not (absent or null)."""
+    string = {"properties": {field: {"type": "string"}}, "required": [field]}
+    return string | {"not": {"properties": {other: {"type": "string"}}, "required": [other]}}
+
+
+_CUSTOMER = object_of(
+    {
+        "external_id": nullable(EXTERNAL_ID),
+        "email": nullable(EMAIL),
+        "phone_number": nullable(PHONE),
+        "properties": _primitives_schema(
+            "the customer's attributes: primitive values, names without spaces", " "
+        ),
+    },
+    description="external_id, or else exactly one of phone_number or email (null: absent)",
+    anyOf=[
+        {"properties": {"external_id": {"type": "string"}}, "required": ["external_id"]},
+        _only("phone_number", "email"),
+        _only("email", "phone_number"),
+    ],
+)
+_BODY_SCHEMA = object_of(
+    {
+        "type": _SNAKE_NAME | {"description": "the event's type (its name), snake_case"},
+        "id": NAME | {"description": "a later write with this id replaces the event"},
+        "timestamp": nullable(DATE_TIME_UTC),
+        "source": nullable(_SNAKE_NAME),
+        "customer": _CUSTOMER,
+        "properties": _primitives_schema("the event's data: primitive values"),
+    },
+    "type",
+    "id",
+    "customer",
+)
+
+
 @surface.post(
     "/stores/{app_key}/custom_events",
     summary="Create or update custom customer event",
+    path_schemas={
+        "app_key": {"type": "string", "description": "the caller's team name or id (else 403)"}
+    },
     openapi_extra=write_body(
         {"by external id": _EXAMPLE, "by phone number": _BY_PHONE},
-        schema={
-            "type": "object",
-            "required": ["type", "customer"],
-            "properties": {
-                "type": {"type": "string", "description": "snake_case event type"},
-                "id": {"type": "string", "description": "a later write with this id replaces it"},
-                "timestamp": {"type": "string", "format": "date-time"},
-                "source": {"type": "string"},
-                "customer": {
-                    "type": "object",
-                    "properties": {
-                        "external_id": {"type": "string"},
-                        "email": {"type": "string"},
-                        "phone_number": {"type": "string"},
-                        "properties": ANY_OBJECT,
-                    },
-                },
-                "properties": ANY_OBJECT,
-            },
-        },
+        schema=_BODY_SCHEMA,
     ),
     responses=responses(
         (200, "Accepted (Kafka acknowledged the write)", _ACCEPTED),

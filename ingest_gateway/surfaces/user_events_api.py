@@ -46,6 +46,17 @@ from ingest_gateway.web.routing import Surface
 from ingest_gateway.write.accept import accept
 from ingest_gateway.write.build import new_write, received
 from schemas.identity import InvalidIdentifier, normalise_customer_id, normalise_email
+from schemas.json_schemas import (
+    CUSTOMER_ID,
+    EMAIL,
+    INT64,
+    JSON_OBJECT,
+    NAME,
+    NULL,
+    TEXT,
+    not_blank,
+    object_of,
+)
 from schemas.limits import MAX_NAME_LENGTH
 from schemas.messages import EventData, EventKind, Identifiers, WriteMessage, utcnow
 from schemas.outcomes import DISCARDED_PREFIX, Outcome
@@ -69,6 +80,8 @@ _KINDS: dict[str, EventKind] = {
     "confirmation": "confirmation",
     "emailopen": "email_open",
 }
+# What a field holds when it is left out, as clients send it.
+_ABSENT: tuple[Any, ...] = (None, "")
 # Request metadata that is not a customer attribute.
 _AGENT_FIELDS = ("user_agent", "userAgent")
 
@@ -78,24 +91,28 @@ def _kind(type_name: str) -> EventKind:
 
 
 def _user(payload: dict[str, Any]) -> tuple[Identifiers, str]:
-    """The user's identifiers and the key that named it (``email`` or ``_id``)."""
+    """The user's identifiers and the key that named it (``email`` or ``_id``); null
+    or "" stands for a key left out."""
     user = payload.get("user")
-    if not isinstance(user, dict) or not (user.get("email") or user.get("_id")):
+    email = user.get("email") if isinstance(user, dict) else None
+    raw_id = user.get("_id") if isinstance(user, dict) else None
+    if email in _ABSENT and raw_id in _ABSENT:
         raise ApiError(
             400,
             "Missing user information",
             "Please send a user object with email or _id along with the event",
         )
-    email = user.get("email")
-    raw_id = user.get("_id")
-    try:
-        address = normalise_email(email) if email else None
-    except (InvalidIdentifier, AttributeError) as exc:
-        raise ApiError(
-            400, "Invalid user information", f"{email!r} is not an email address"
-        ) from exc
+    address = None
+    if email not in _ABSENT:
+        invalid = ApiError(400, "Invalid user information", f"{email!r} is not an email address")
+        if not isinstance(email, str):
+            raise invalid
+        try:
+            address = normalise_email(email)
+        except InvalidIdentifier as exc:
+            raise invalid from exc
     customer_id = None
-    if raw_id not in (None, ""):
+    if raw_id not in _ABSENT:
         # An _id that is not one of our ids names nobody.
         not_found = ApiError(404, "User not found", f"No user has _id {raw_id!r}.")
         if isinstance(raw_id, bool) or not isinstance(raw_id, str | int):
@@ -118,12 +135,18 @@ def _name(value: Any, what: str) -> str:
 
 
 def _order_id(fields: dict[str, Any]) -> str | None:
-    value = fields.get("orderId", fields.get("order_id"))
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise ApiError(400, "Invalid event information", "orderId must be a string or a number")
-    return str(value)
+    """``orderId`` (else ``order_id``): each, when sent, a string or a number."""
+    found = None
+    for field in ("order_id", "orderId"):
+        value = fields.get(field)
+        if value in _ABSENT:
+            continue
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise ApiError(
+                400, "Invalid event information", f"{field} must be a string or a number"
+            )
+        found = str(value)
+    return found
 
 
 def _writes(
@@ -172,29 +195,60 @@ def _writes(
     return messages
 
 
+# -- the body as OpenAPI describes it --------------------------------------------------
+
+
+def _kind_name(kind: str) -> str:
+    """A pattern of the event type names ``_kind`` reads as ``kind``: without case, with
+    any ``_`` and ``-`` around and between the letters."""
+    letters = "[_-]*".join(f"[{c.upper()}{c}]" for c in kind.replace("_", ""))
+    return f"^[_-]*{letters}[_-]*$"
+
+
+_ABSENT_SCHEMA = {"enum": list(_ABSENT)}
+_GENERIC = object_of({"event_name": NAME}, "event_name")
+_ORDER_ID = {"anyOf": [TEXT, INT64, NULL]}
+_USER = object_of(
+    {
+        "email": {"anyOf": [EMAIL, _ABSENT_SCHEMA]},
+        "_id": {"anyOf": [CUSTOMER_ID, _ABSENT_SCHEMA]},
+    },
+    description="the user, by email or by our customer id (an _id that is none: 404)",
+    anyOf=[
+        {"properties": {field: {"not": _ABSENT_SCHEMA}}, "required": [field]}
+        for field in ("email", "_id")
+    ],
+)
+_EVENTS = {
+    "type": "object",
+    "description": "event types (update, login, generic, confirmation, email_open, or any"
+    " name of 1 to 255 characters: an event of that name) with their fields",
+    "minProperties": 1,
+    "propertyNames": {"maxLength": MAX_NAME_LENGTH, "pattern": not_blank()},
+    "patternProperties": {
+        _kind_name("generic"): {
+            "anyOf": [
+                _GENERIC,
+                {
+                    "type": "object",
+                    "properties": {"generic": _GENERIC},
+                    "required": ["generic"],
+                    "maxProperties": 1,
+                },
+            ]
+        },
+        _kind_name("confirmation"): object_of({"orderId": _ORDER_ID, "order_id": _ORDER_ID}),
+    },
+    "additionalProperties": JSON_OBJECT,
+}
+_BODY_SCHEMA = object_of({"user": _USER, "event": _EVENTS}, "user", "event")
+
+
 @surface.post(
     "/event",
     summary="Create new event",
     openapi_extra=write_body(
-        schema={
-            "type": "object",
-            "required": ["user", "event"],
-            "properties": {
-                "user": {
-                    "type": "object",
-                    "description": "the user, by email or by our customer id",
-                    "properties": {"email": {"type": "string"}, "_id": {"type": "string"}},
-                    "minProperties": 1,
-                },
-                "event": {
-                    "type": "object",
-                    "description": "event types (update, login, generic, confirmation,"
-                    " email_open, or any name) with their fields",
-                    "minProperties": 1,
-                    "additionalProperties": {"type": "object"},
-                },
-            },
-        },
+        schema=_BODY_SCHEMA,
         examples={
             "update": {
                 "user": {"email": "alexandru@example.com"},

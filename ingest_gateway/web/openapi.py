@@ -4,9 +4,13 @@ Every documented ``Route`` becomes an operation: its path parameters, its typed
 query parameters (the JSON Schema of the route's ``query`` struct, with their
 ranges), the request body and responses its surface declares with the documents'
 examples, and a 503 with ``Retry-After`` (Kafka or PostgreSQL away), which any
-operation may answer. Served as ``/openapi.json``, and as Swagger UI at ``/docs``.
+operation may answer, and a 429 with ``Retry-After`` (beyond the team's quota), which
+any write may. Served as ``/openapi.json``, and as Swagger UI at ``/docs``.
 
-Imports: the route table only.
+The schemas the surfaces share (JSON as stored, names, times, identifiers) are
+``schemas.json_schemas``' components, carried under ``components/schemas``.
+
+Imports: the route table and ``schemas.json_schemas`` only.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from starlette.responses import HTMLResponse, Response
 
 from ingest_gateway.web.responses import JSON
 from ingest_gateway.web.routing import Route, Surface
+from schemas import json_schemas
 
 TITLE = "Customer-event ingestion gateway"
 DESCRIPTION = (
@@ -30,6 +35,16 @@ _UNAVAILABLE = {
     "description": "Kafka or PostgreSQL unavailable: nothing was accepted; retry after the"
     " Retry-After header's seconds",
     "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+}
+_QUOTA = {
+    "description": "Beyond the team's quota (events per second): nothing was accepted;"
+    " retry after the Retry-After header's seconds. RateLimit-Policy and RateLimit say"
+    " the quota and what is left (IETF draft-ietf-httpapi-ratelimit-headers).",
+    "headers": {
+        "Retry-After": {"schema": {"type": "integer"}},
+        "RateLimit-Policy": {"schema": {"type": "string"}},
+        "RateLimit": {"schema": {"type": "string"}},
+    },
 }
 # The ways an authenticated route takes the team's API key.
 _API_KEY_SCHEMES = {
@@ -68,7 +83,12 @@ def _query_parameters(shape: type[msgspec.Struct]) -> list[dict[str, Any]]:
 def _operation(route: Route) -> dict[str, Any]:
     extra = dict(route.openapi_extra)
     parameters = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": route.path_schemas.get(name, {"type": "string"}),
+        }
         for name in route.path_parameters
     ]
     if route.query is not None:
@@ -77,6 +97,8 @@ def _operation(route: Route) -> dict[str, Any]:
     responses: dict[str, Any] = {str(status): answer for status, answer in route.responses.items()}
     responses.setdefault(str(route.status_code), {"description": "OK"})
     responses.setdefault("503", _UNAVAILABLE)
+    if route.method != "GET":  # a write: counted against its team's quota
+        responses.setdefault("429", _QUOTA)
     operation: dict[str, Any] = {
         "summary": route.summary,
         "operationId": route.endpoint.__name__,
@@ -114,7 +136,7 @@ def _hoist_definitions(node: Any, components: dict[str, Any]) -> Any:
 
 def describe(routes: list[Route]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
-    schemas: dict[str, Any] = {}
+    schemas: dict[str, Any] = dict(json_schemas.components())
     for route in routes:
         if route.documented:
             operation = _hoist_definitions(_operation(route), schemas)

@@ -58,6 +58,8 @@ class Route:
     openapi_extra: dict[str, Any] = field(default_factory=dict)
     # The typed query parameters, passed to the endpoint as ``query``.
     query: type[msgspec.Struct] | None = None
+    # JSON Schemas of path parameters by name (else any string), for OpenAPI.
+    path_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
     authenticated: bool = True
     documented: bool = True
     status_code: int = 200  # the success answer, for OpenAPI
@@ -86,6 +88,7 @@ class Surface:
         responses: dict[int | str, dict[str, Any]] | None = None,
         openapi_extra: dict[str, Any] | None = None,
         query: type[msgspec.Struct] | None = None,
+        path_schemas: dict[str, dict[str, Any]] | None = None,
         authenticated: bool = True,
         include_in_schema: bool = True,
         status_code: int = 200,
@@ -101,6 +104,7 @@ class Surface:
                     responses=responses or {},
                     openapi_extra=openapi_extra or {},
                     query=query,
+                    path_schemas=path_schemas or {},
                     authenticated=authenticated,
                     documented=include_in_schema,
                     status_code=status_code,

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from ingest_gateway import metrics
 from ingest_gateway.read_model.outcomes import wait_for_outcomes
 from ingest_gateway.web import deps
+from ingest_gateway.web.errors import ApiError
 from ingest_gateway.web.responses import JSON
 from ingest_gateway.write.blocked_values import unblocked
 from ingest_gateway.write.sink import Sink
@@ -60,8 +61,9 @@ class Accepted:
 
 async def accept(request: Request, messages: list[WriteMessage], refused: int = 0) -> Accepted:
     """Publish (2xx only after Kafka acknowledged), then wait if the client asked to;
-    ``ApiError(400)`` when a message names a value its team blocked. ``refused``: the
-    items of the request its surface refused (counted in the metrics)."""
+    ``ApiError(400)`` when a message names a value its team blocked, or ``wait`` is
+    no boolean. ``refused``: the items of the request its surface refused (counted in
+    the metrics)."""
     services = deps.services(request)
     wait = wants_wait(request)
     if messages:
@@ -81,12 +83,23 @@ async def accept(request: Request, messages: list[WriteMessage], refused: int = 
 # -- the optional wait for the consumers ---------------------------------------
 
 
+# What ``?wait=`` may say (without case): a boolean, as the OpenAPI types it (and the
+# 1/0, yes/no that clients wrote before it did).
+_WAIT = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
 def wants_wait(request: Request) -> bool:
-    prefer = request.headers.get("prefer")
-    if prefer and "return=representation" in prefer.lower():
-        return True
+    """Whether the client asked to wait (``Prefer: return=representation`` or
+    ``?wait=true``); ``ApiError(400)`` when ``wait`` is no boolean (``?wait=null``)."""
+    wait = False
     # Parsing the query string costs more than the rest of this check: most writes
     # have none, or no ``wait`` in it.
-    if b"wait" not in request.scope.get("query_string", b""):
-        return False
-    return request.query_params.get("wait", "").lower() in {"1", "true", "yes"}
+    if b"wait" in request.scope.get("query_string", b""):
+        text = request.query_params.get("wait")
+        if text is not None:
+            said = _WAIT.get(text.lower())
+            if said is None:
+                raise ApiError(400, "Invalid parameter wait: true or false", field="wait")
+            wait = said
+    prefer = request.headers.get("prefer")
+    return wait or bool(prefer and "return=representation" in prefer.lower())

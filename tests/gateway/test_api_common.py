@@ -220,3 +220,18 @@ async def test_a_wait_that_runs_out_answers_202_with_the_message_id(
             message_id = response.headers["x-message-id"]
             assert uuid.UUID(message_id).version == 7
             assert message_id in response.text, path
+
+
+async def test_wait_is_a_boolean_and_nothing_else(http: httpx.AsyncClient, team: Team) -> None:
+    address = f"wait-{uuid.uuid4().hex[:8]}@example.com"
+    for value in ("null", "", "maybe"):
+        refused = await http.post(
+            f"/api/1.0/customer/{address}?wait={value}", data={"a": "1"}, headers=team.headers
+        )
+        assert refused.status_code == 400, (value, refused.text)
+        assert refused.json() == {"error": "Invalid parameter wait: true or false"}
+    for value in ("false", "0", "TRUE"):
+        taken = await http.post(
+            f"/api/1.0/customer/{address}?wait={value}", data={"a": "1"}, headers=team.headers
+        )
+        assert taken.status_code == 200, (value, taken.text)

@@ -270,3 +270,22 @@ async def test_a_null_state_on_create_is_the_default(http: httpx.AsyncClient, te
     )
     assert created.status_code == 201, created.text
     assert created.json()["data"]["state"] == 1
+
+
+async def test_a_state_written_as_an_integral_float_is_that_integer(
+    http: httpx.AsyncClient, team: Team
+) -> None:
+    """Found by the fuzz run: 2.0 is an integer to JSON Schema, and was refused."""
+    created = await http.post(
+        f"{BASE}/event-groups",
+        json={"name": "Floats", "text_id": f"floats_{team.id}", "state": 2.0},
+        headers=team.headers,
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["data"]["state"] == 2
+    refused = await http.post(
+        f"{BASE}/event-groups",
+        json={"name": "Halves", "text_id": f"halves_{team.id}", "state": 2.5},
+        headers=team.headers,
+    )
+    assert refused.status_code == 400, refused.text

@@ -260,3 +260,19 @@ def test_one_policy_for_a_whole_write_and_the_consumers() -> None:
     junk = Identifiers(email="a@b.io", anonymous_id="(null)")
     refusal = identifiers_refusal(junk)
     assert refusal is not None and "not a usable identifier" in refusal
+
+
+@pytest.mark.parametrize(
+    ("normalise", "value", "expected"),
+    [
+        # an invisible character between a letter and its mark: removed before folding
+        (normalise_external_id, "e" + ZWSP + "\u0301x", "\u00e9x"),
+        # a letter lower-cased next to a mark it then composes with
+        (normalise_email, "W\u030a@example.com", "\u1e98@example.com"),
+    ],
+)
+def test_cleaning_a_clean_value_changes_nothing(
+    normalise: Callable[[str], str], value: str, expected: str
+) -> None:
+    assert normalise(value) == expected
+    assert normalise(expected) == expected  # (the consumers check it is normalised)

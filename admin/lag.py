@@ -31,7 +31,14 @@ from aiokafka import TopicPartition
 from aiokafka.coordinator.protocol import ConsumerProtocol
 
 from admin.terminal import table, to_json
-from admin.topic_reader import Clients, bounds, committed, kafka_clients, topic_partitions
+from admin.topic_reader import (
+    Clients,
+    bounds,
+    committed,
+    group_offsets,
+    kafka_clients,
+    topic_partitions,
+)
 from runtime.settings import Settings
 
 COMMANDS = frozenset({"lag"})
@@ -131,7 +138,7 @@ async def group_lag(
     described = (await kafka.admin.describe_consumer_groups([group]))[0].to_object()["groups"][0]
     owners = _owners(described)
     if not topics:
-        offsets = await kafka.admin.list_consumer_group_offsets(group)
+        offsets = await group_offsets(kafka.admin, group)
         topics = sorted({tp.topic for tp in [*offsets, *owners]}) or [default_topic]
     partitions = [tp for topic in topics for tp in await topic_partitions(kafka.admin, topic)]
     at = await committed(kafka.admin, group, partitions)

@@ -12,6 +12,7 @@ dead-letter commands, the replay and ``lag`` use it. Imports Kafka's client,
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +21,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import (
+    CoordinatorLoadInProgressError,
+    GroupCoordinatorNotAvailableError,
+    NotCoordinatorForGroupError,
+)
 
 from admin.errors import CommandError
 from runtime.kafka import connection_options
@@ -109,11 +115,38 @@ async def _offsets_at(
     return {tp: ends[tp] if hit is None else int(hit.offset) for tp, hit in found.items()}
 
 
+# A group's coordinator is being elected or loaded (a broker's first group, as on a
+# fresh cluster, creates the offsets topic first): asked again, it answers.
+_COORDINATOR_MOVING = (
+    GroupCoordinatorNotAvailableError,
+    CoordinatorLoadInProgressError,
+    NotCoordinatorForGroupError,
+)
+COORDINATOR_WAIT_S = 30.0
+
+
+async def group_offsets(
+    admin: AIOKafkaAdminClient, group: str, partitions: list[TopicPartition] | None = None
+) -> dict[TopicPartition, Any]:
+    """``list_consumer_group_offsets``, asked again while the coordinator is moving."""
+    deadline = time.monotonic() + COORDINATOR_WAIT_S
+    while True:
+        try:
+            found: dict[TopicPartition, Any] = await admin.list_consumer_group_offsets(
+                group, partitions=partitions
+            )
+            return found
+        except _COORDINATOR_MOVING:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
 async def committed(
     admin: AIOKafkaAdminClient, group: str, partitions: list[TopicPartition]
 ) -> dict[TopicPartition, int | None]:
     """The offsets ``group`` committed for ``partitions`` (None where it has none)."""
-    found = await admin.list_consumer_group_offsets(group, partitions=partitions)
+    found = await group_offsets(admin, group, partitions)
     offsets = {tp: found[tp].offset if tp in found else -1 for tp in partitions}
     return {tp: None if offset < 0 else int(offset) for tp, offset in offsets.items()}
 

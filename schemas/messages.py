@@ -116,6 +116,10 @@ class WriteMessage(msgspec.Struct, omit_defaults=True, frozen=True):
     create_if_missing: bool = True
     user_agent: str | None = None
     api: str = ""
+    # Set by the gateway for a team under the "skip identity" control (``ingest-admin
+    # control``): the write applies to the customer its first identifier names (by
+    # ``schemas.topics.KEY_PRECEDENCE``), with no merge and no other identifier attached.
+    skip_identity: bool = False
     v: int = WIRE_VERSION
 
 

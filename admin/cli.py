@@ -9,6 +9,7 @@
     ingest-admin prune-ledger --older-than-days N                       admin.ledger
     ingest-admin set-quota TEAM (--events-per-second R [--burst B]
                  | --default)                                           admin.quotas
+    ingest-admin control TEAM [CONTROL ... | none] | list-controls     admin.controls
     ingest-admin erase-customer --team TEAM (--email | --external-id
                  | --phone | --anonymous-id | --customer-id) VALUE
                  [--wait SECONDS] [--yes] [--json]                      admin.erase
@@ -49,6 +50,7 @@ from aiokafka.errors import KafkaError
 from admin import (
     blocked_identifiers,
     config,
+    controls,
     dead_letters,
     erase,
     event_groups,
@@ -87,7 +89,7 @@ KAFKA_ONLY: tuple[KafkaCommands, ...] = (
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ingest-admin", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
-    for module in (teams, blocked_identifiers, ledger, event_groups, quotas, erase):
+    for module in (teams, blocked_identifiers, ledger, event_groups, quotas, controls, erase):
         module.add_parsers(sub)
     for kafka_module in KAFKA_ONLY:
         kafka_module.add_parsers(sub)
@@ -110,6 +112,8 @@ async def run_command(settings: Settings, args: argparse.Namespace) -> str:
             return await ledger.run(conn, args)
         if args.command in quotas.COMMANDS:
             return await quotas.run(conn, args)
+        if args.command in controls.COMMANDS:
+            return await controls.run(conn, args)
         if args.command in erase.COMMANDS:
             return await erase.run(settings, conn, args)
         return await teams.run(conn, args)

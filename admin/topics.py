@@ -2,7 +2,8 @@
 
     ingest-admin create-topics [TOPIC[:PARTITIONS] ...]
 
-Without arguments: the writes topic (6 partitions) and the dead-letter topic (1).
+Without arguments: the writes topic and its overflow lane (6 partitions each) and the
+dead-letter topic (1).
 Each is made with ``KAFKA_REPLICATION_FACTOR`` copies, ``min.insync.replicas`` of
 ``KAFKA_MIN_INSYNC_REPLICAS`` and records up to ``KAFKA_MESSAGE_MAX_BYTES``; a topic
 that exists is left as it is and reported. ``make run`` runs it after the migrations;
@@ -29,13 +30,13 @@ WRITES_PARTITIONS = 6
 def add_parsers(sub: Any) -> None:
     """Add the command to ``ingest-admin``'s subparsers."""
     create = sub.add_parser(
-        "create-topics", help="create the writes and dead-letter topics (or those named)"
+        "create-topics", help="create the writes, overflow and dead-letter topics (or those named)"
     )
     create.add_argument(
         "topics",
         nargs="*",
         metavar="TOPIC[:PARTITIONS]",
-        help="default: WRITES_TOPIC:6 and DEAD_LETTER_TOPIC:1",
+        help="default: WRITES_TOPIC:6, WRITES_OVERFLOW_TOPIC:6 and DEAD_LETTER_TOPIC:1",
     )
 
 
@@ -43,6 +44,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> str:
     """Run ``create-topics``; returns what to print."""
     wanted = dict(_parse(spec) for spec in args.topics) or {
         settings.writes_topic: WRITES_PARTITIONS,
+        settings.writes_overflow_topic: WRITES_PARTITIONS,
         settings.dead_letter_topic: 1,
     }
     created = await ensure_topics(settings, wanted)

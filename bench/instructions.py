@@ -31,6 +31,8 @@ from ingest_gateway import app as app_module
 from ingest_gateway.web import deps
 from ingest_gateway.web.auth_cache import KeyCache
 from ingest_gateway.write import blocked_values
+from ingest_gateway.write.controls import TeamControls
+from ingest_gateway.write.lanes import Lanes
 from ingest_gateway.write.quotas import Quotas
 from runtime.gc import tune_gc
 from runtime.settings import Settings
@@ -44,7 +46,7 @@ class AlwaysKnown(KeyCache):
 
 
 class EncodeOnly:
-    async def publish(self, messages: Any) -> None:
+    async def publish(self, messages: Any, topic: str | None = None) -> None:
         msgspec.json.encode(list(messages))
 
 
@@ -82,6 +84,8 @@ async def main(kind: str, n: int, metrics: bool) -> None:
         publisher=EncodeOnly(),  # type: ignore[arg-type]
         key_cache=AlwaysKnown(),
         quotas=Quotas(settings, None),
+        controls=TeamControls(settings, None),
+        lanes=Lanes(settings),
     )
     _no_blocked_values()
     path, body, headers = request(kind)

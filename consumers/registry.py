@@ -3,8 +3,8 @@
 One job: say what a consumer is (the topic it reads, its group, its chain of
 steps, where refusals go, its limits), so that a reader finds all of it here and
 ``consumers.worker`` stays the same loop for any of them. There is one today,
-``writes``; ``ingest-consumer`` runs it. Imports ``consumers.steps`` and what its
-steps are made of, and ``runtime.settings``.
+``writes``, in two lanes (``consumers.lanes``); ``ingest-consumer`` runs both.
+Imports ``consumers.steps`` and what its steps are made of, and ``runtime.settings``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from consumers.dead_letter import DeadLetterLimit, DeadLetterSink
 from consumers.faults import Backoff
+from consumers.lanes import Lane, topic_and_group
 from consumers.steps import Apply, Commit, Decode, SendDeadLetters, Step
 from runtime.settings import Settings
 
@@ -49,8 +50,8 @@ class ConsumerSpec:
         return self.steps(self, clients)
 
 
-def writes(settings: Settings) -> ConsumerSpec:
-    """The consumer of canonical writes: apply them to PostgreSQL, in batches."""
+def writes(settings: Settings, lane: Lane = "main") -> ConsumerSpec:
+    """The consumer of canonical writes of ``lane``: apply them to PostgreSQL, in batches."""
 
     def steps(spec: ConsumerSpec, clients: Clients) -> list[Step]:
         sink = DeadLetterSink(
@@ -65,9 +66,10 @@ def writes(settings: Settings) -> ConsumerSpec:
             Commit(clients.consumer),
         ]
 
+    topic, group = topic_and_group(settings, lane)
     return ConsumerSpec(
-        topic=settings.writes_topic,
-        group=settings.consumer_group,
+        topic=topic,
+        group=group,
         dead_letter_topic=settings.dead_letter_topic,
         max_records=settings.consumer_max_records,
         dead_letter_limit=(settings.dead_letter_max_ratio, settings.dead_letter_window),

@@ -25,6 +25,7 @@ from consumers import metrics, timestamps
 from consumers.dead_letter import DeadLetterLimitExceeded
 from consumers.exit_codes import STOPPED_FOR_A_PERSON
 from consumers.faults import Backoff, Stopping
+from consumers.lanes import Lane
 from consumers.ledger import prune_unless_busy
 from consumers.registry import Clients, ConsumerSpec, writes
 from consumers.steps import Batch, Step
@@ -32,6 +33,7 @@ from runtime.gc import tune_gc
 from runtime.health_server import HealthServer
 from runtime.kafka import acked_producer, connection_options, described
 from runtime.settings import Settings
+from runtime.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +103,7 @@ class Worker:
                 started.push_async_callback(producer.stop)
                 if s.ledger_retention_days:
                     pruning = asyncio.create_task(self._prune_ledger_periodically(pool))
-                    started.push_async_callback(_cancelled, pruning)
+                    started.push_async_callback(cancel_and_wait, pruning)
                 await self._consume(
                     consumer, spec.chain(Clients(pool, consumer, producer, self._stopping))
                 )
@@ -148,10 +150,11 @@ class Worker:
                 )
 
 
-async def run_worker(settings: Settings, http_port: int = 0) -> None:
-    """Run one worker until SIGTERM/SIGINT; ``http_port``: its metrics and health (0: none)."""
+async def run_worker(settings: Settings, lane: Lane = "main", http_port: int = 0) -> None:
+    """Run one worker of ``lane`` until SIGTERM/SIGINT; ``http_port``: its metrics and
+    health (0: none)."""
     tune_gc()
-    worker = Worker(writes(settings), settings, http_port)
+    worker = Worker(writes(settings, lane), settings, http_port)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.stop)
@@ -164,9 +167,3 @@ async def run_worker(settings: Settings, http_port: int = 0) -> None:
             exc,
         )
         raise SystemExit(STOPPED_FOR_A_PERSON) from exc
-
-
-async def _cancelled(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task

@@ -38,6 +38,8 @@ from ingest_gateway.web.cors import CorsHeaders, cors_prefixes
 from ingest_gateway.web.deps import SCOPE_KEY, Services
 from ingest_gateway.web.errors import render_error
 from ingest_gateway.web.routing import RequestObserver, Route, Routes, Surface
+from ingest_gateway.write.controls import TeamControls
+from ingest_gateway.write.lanes import Lanes
 from ingest_gateway.write.publisher import Publisher
 from ingest_gateway.write.quotas import Quotas
 from runtime.gc import tune_gc
@@ -158,13 +160,22 @@ async def _start(settings: Settings) -> Services:
     await publisher.start()
     quotas = Quotas(settings, db)
     quotas.start()
+    controls = TeamControls(settings, db)
+    controls.start()
     tune_gc()
     return Services(
-        settings=settings, db=db, publisher=publisher, key_cache=KeyCache(), quotas=quotas
+        settings=settings,
+        db=db,
+        publisher=publisher,
+        key_cache=KeyCache(),
+        quotas=quotas,
+        controls=controls,
+        lanes=Lanes(settings),
     )
 
 
 async def _stop(services: Services) -> None:
+    await services.controls.stop()
     await services.quotas.stop()
     await services.publisher.stop()
     # A connection still borrowed by a request that hangs must not hold the shutdown:

@@ -20,7 +20,7 @@ only.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import collections
 import os
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterable
@@ -31,6 +31,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from starlette.types import Scope
 
 from ingest_gateway.edge.body import BODY_BYTES_KEY
+from runtime.tasks import cancel_and_wait
 
 if TYPE_CHECKING:  # (imported at run time, routing would import the publisher, which imports this)
     from ingest_gateway.web.routing import Route
@@ -81,10 +82,32 @@ READY = Gauge(
     ["service"],
     multiprocess_mode="livemin",
 )
+OVERFLOW_MESSAGES = Counter(
+    "ingest_gateway_overflow_messages_total",
+    "Writes published to the overflow lane, by why: team (its rate through this process"
+    " beyond LANE_TEAM_EVENTS_PER_SECOND), customer (one customer key beyond"
+    " LANE_CUSTOMER_EVENTS_PER_SECOND) or control (the team's overflow control)",
+    ["reason"],
+)
+CONTROLLED_MESSAGES = Counter(
+    "ingest_gateway_controlled_messages_total",
+    "Writes a team's runtime control acted on (ingest-admin control), by control:"
+    " drop (answered, not stored), dead_letter, skip_identity, overflow",
+    ["control"],
+)
+TEAM_CONTROLS = Gauge(
+    "ingest_gateway_team_controls",
+    "Teams under each runtime control, as the gateway last read them",
+    ["control"],
+    multiprocess_mode="livemax",
+)
 for _service in ("kafka", "postgres"):
     READY.labels(_service)
 for _reason in ("broker_unavailable", "timeout", "too_large", "other"):
     PUBLISH_FAILURES.labels(_reason)
+
+for _reason in ("team", "customer", "control"):
+    OVERFLOW_MESSAGES.labels(_reason)
 
 # The statuses whose request was refused for what it held (a message, counted refused).
 _REFUSED_CONTENT = frozenset({400, 413, 422})
@@ -214,6 +237,36 @@ def publish_failed(reason: str) -> None:
         PUBLISH_FAILURES.labels(reason).inc()
 
 
+# Writes counted by (counter, label) since the last flush: the overflow lane's are
+# counted per request of a flood, where a prometheus_client call each would cost.
+_counts: collections.Counter[tuple[Counter, str]] = collections.Counter()
+
+
+def overflowed(reason: str, messages: int) -> None:
+    """``messages`` of a request went to the overflow lane, for ``reason``."""
+    if _observer is not None:
+        _counts[(OVERFLOW_MESSAGES, reason)] += messages
+
+
+def controlled(control: str, messages: int) -> None:
+    """A team's ``control`` acted on ``messages`` of a request."""
+    if _observer is not None:
+        _counts[(CONTROLLED_MESSAGES, control)] += messages
+
+
+def teams_controlled(counts: dict[str, int]) -> None:
+    """How many teams are under each control (every control named, 0 included)."""
+    for control, teams in counts.items():
+        TEAM_CONTROLS.labels(control).set(teams)
+
+
+def _flush_counts() -> None:
+    counted = list(_counts.items())
+    _counts.clear()
+    for (counter, label), value in counted:
+        counter.labels(label).inc(value)
+
+
 def enable(observer: RequestMetrics) -> None:
     """Count in this process (``GATEWAY_METRICS_PORT`` is set), routes by ``observer``."""
     global _observer
@@ -248,15 +301,14 @@ class Sampler:
         self._task = asyncio.create_task(self._sample())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         self._observer.flush()  # the last second's counts
+        _flush_counts()
 
     async def _sample(self) -> None:
         while True:
             self._observer.flush()
+            _flush_counts()
             READY.labels("kafka").set(1 if self._kafka_ready() else 0)
             try:
                 async with asyncio.timeout(self._interval_s):

@@ -115,6 +115,10 @@ class Topics(_Section):
 
     writes_topic: str = "ingest.writes"
     """The topic the gateway publishes writes to and the consumers apply."""
+    writes_overflow_topic: str = "ingest.writes.overflow"
+    """The overflow lane: the writes of a team or customer beyond its fair share
+    (``LANE_*``), or of a team under the ``overflow`` control, applied by consumers of
+    their own (``CONSUMER_OVERFLOW_PROCESSES``)."""
     dead_letter_topic: str = "ingest.writes.dlq"
     """Where consumers put the messages they cannot apply, with the reason
     (``ingest-admin replay-dead-letters`` sends them back)."""
@@ -240,6 +244,26 @@ class Quotas(_Section):
     not used after a second; smaller: closer to the quota, more round trips."""
 
 
+class Lanes(_Section):
+    """Gateway: lanes
+
+    Writes beyond these rates go to the overflow lane (``WRITES_OVERFLOW_TOPIC``)
+    instead of the main one, so that a flooding team, or a customer id shared by a
+    fleet of devices, cannot delay everyone else's writes
+    (``ingest_gateway/write/lanes.py``). Counted per gateway process, in windows of a
+    second; a team or customer over its rate stays in the overflow lane for the next
+    window too. The store ends the same whichever lane a write took.
+    """
+
+    lane_team_events_per_second: float = Field(2000.0, ge=0)
+    """A team's events per second through one gateway process beyond which its writes
+    go to the overflow lane; 0: never for this reason."""
+    lane_customer_events_per_second: float = Field(100.0, ge=0)
+    """Events per second of one customer key (a team's first identifier of a write)
+    through one gateway process beyond which its writes go to the overflow lane: far
+    beyond any person's rate (Segment caps a profile at 25); 0: never for this reason."""
+
+
 class GatewayDatabase(_Section):
     """Gateway: PostgreSQL
 
@@ -265,6 +289,12 @@ class Consumers(_Section):
     """Kafka consumer group of the workers."""
     consumer_processes: int = Field(1, ge=1)
     """Worker processes ``ingest-consumer`` starts (``--processes`` overrides it)."""
+    consumer_overflow_processes: int = Field(1, ge=0)
+    """Worker processes ``ingest-consumer`` starts for the overflow lane, in a group
+    of their own (``CONSUMER_GROUP`` + ``.overflow``); 0: none (run them elsewhere)."""
+    consumer_overflow_nice: int = Field(10, ge=0, le=19)
+    """The overflow lane's workers run at this CPU niceness: on a busy host the main
+    lane's workers are scheduled first."""
     consumer_max_records: int = Field(2000, ge=1)
     """Records per poll, and messages per transaction."""
     consumer_poll_timeout_ms: int = Field(200, ge=1)
@@ -362,6 +392,7 @@ class Settings(
     RequestLimits,
     Publishing,
     Quotas,
+    Lanes,
     GatewayDatabase,
     Consumers,
     Supervision,

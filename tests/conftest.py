@@ -96,11 +96,13 @@ async def create_topics(bootstrap: str, topics: dict[str, int]) -> None:
 @pytest.fixture(scope="session")
 async def settings(service_urls: tuple[str, str], database_url: str, run_id: str) -> Settings:
     writes, dead = f"test.{run_id}.writes", f"test.{run_id}.dlq"
-    await create_topics(service_urls[0], {writes: PARTITIONS, dead: 1})
+    overflow = f"{writes}.overflow"
+    await create_topics(service_urls[0], {writes: PARTITIONS, overflow: PARTITIONS, dead: 1})
     return Settings(
         kafka_bootstrap_servers=service_urls[0],
         database_url=database_url,
         writes_topic=writes,
+        writes_overflow_topic=overflow,
         dead_letter_topic=dead,
         consumer_group=f"test.{run_id}.consumers",
         gateway_port=free_port(),

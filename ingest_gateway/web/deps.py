@@ -4,7 +4,7 @@
 every request (in the ASGI scope); endpoints read it through these functions, so a
 reader and mypy see exactly what each one uses.
 
-Imports: settings, the publisher and the key cache only.
+Imports: settings and the write path's services (publisher, quotas, controls, lanes, key cache).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import asyncpg
 from starlette.requests import Request
 
 from ingest_gateway.web.auth_cache import KeyCache
+from ingest_gateway.write.controls import TeamControls
+from ingest_gateway.write.lanes import Lanes
 from ingest_gateway.write.publisher import Publisher
 from ingest_gateway.write.quotas import Quotas
 from runtime.settings import Settings
@@ -29,6 +31,8 @@ class Services:
     publisher: Publisher
     key_cache: KeyCache
     quotas: Quotas
+    controls: TeamControls
+    lanes: Lanes
 
 
 def services(request: Request) -> Services:

@@ -7,17 +7,22 @@ them, bounded by ``WAIT_TIMEOUT_S``), and the answer (``Accepted.respond``: 202 
 the message id when the wait ran out).
 
 Every write passes here, so this is also where a team's blocked identifier values
-are enforced before anything is published (``blocked_values.unblocked``).
+are enforced before anything is published (``blocked_values.unblocked``), then its
+runtime controls (``controls``: dropped or dead-lettered writes end here), its quota
+(``quotas``) and the lane each write takes (``lanes``).
 
-Imports the services (``web.deps``), the answer type, ``blocked_values``, the read
-model's wait (``read_model.outcomes``), the sink's interface and ``schemas``.
+Imports the services (``web.deps``), the answer type, ``blocked_values``,
+``controls``, the read model's wait (``read_model.outcomes``), the sink's interface
+and ``schemas``.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from starlette.requests import Request
 
 from ingest_gateway import metrics
@@ -26,6 +31,7 @@ from ingest_gateway.web import deps
 from ingest_gateway.web.errors import ApiError
 from ingest_gateway.web.responses import JSON
 from ingest_gateway.write.blocked_values import unblocked
+from ingest_gateway.write.controls import Control
 from ingest_gateway.write.sink import Sink
 from runtime import logs
 from schemas.messages import WriteMessage
@@ -66,18 +72,51 @@ async def accept(request: Request, messages: list[WriteMessage], refused: int = 
     the metrics)."""
     services = deps.services(request)
     wait = wants_wait(request)
+    applied = False
     if messages:
         messages = await unblocked(request, messages)
         request.scope[logs.MESSAGES_KEY] = messages  # named on the request's log lines
-        await services.quotas.take(messages[0].team_id, len(messages))
-        sink: Sink = services.publisher
-        await sink.publish(messages)
+        applied = await _publish(services, messages)
     metrics.messages(request.scope, len(messages), refused)
     ids = [m.id for m in messages]
-    if not wait or not ids:
+    if not wait or not applied:
         return Accepted(ids, None, waited=False)
     found = await wait_for_outcomes(services.db, ids, services.settings.wait_timeout_s)
     return Accepted(ids, found, waited=True)
+
+
+async def _publish(services: deps.Services, messages: list[WriteMessage]) -> bool:
+    """Publish one request's messages (all of one team) as the team's quota, controls
+    and lanes say; whether they go on to the consumers (not dropped or dead-lettered)."""
+    team_id = messages[0].team_id
+    controls = services.controls.of(team_id)
+    if controls and Control.DROP in controls:
+        metrics.controlled(Control.DROP, len(messages))
+        return False
+    await services.quotas.take(team_id, len(messages))
+    sink: Sink = services.publisher
+    if controls:
+        if Control.DEAD_LETTER in controls:
+            metrics.controlled(Control.DEAD_LETTER, len(messages))
+            await sink.publish_dead_letters(messages, DEAD_LETTER_REASON)
+            return False
+        if Control.SKIP_IDENTITY in controls:
+            metrics.controlled(Control.SKIP_IDENTITY, len(messages))
+            messages = [msgspec.structs.replace(m, skip_identity=True) for m in messages]
+    main, overflow = services.lanes.route(messages, Control.OVERFLOW in controls)
+    if not overflow:
+        await sink.publish(main)
+    elif not main:
+        await sink.publish(overflow, services.settings.writes_overflow_topic)
+    else:
+        await asyncio.gather(
+            sink.publish(main), sink.publish(overflow, services.settings.writes_overflow_topic)
+        )
+    return True
+
+
+# The reason a dead letter of a team under the ``dead_letter`` control carries.
+DEAD_LETTER_REASON = "the team's dead_letter control (ingest-admin control)"
 
 
 # -- the optional wait for the consumers ---------------------------------------

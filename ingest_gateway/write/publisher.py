@@ -150,6 +150,7 @@ class _Waiter:
 class _OpenRecord:
     """A record being filled with messages of one partition, from any number of calls."""
 
+    topic: str
     partition: int
     key: bytes
     values: list[bytes]
@@ -170,7 +171,7 @@ class Publisher:
         self._connecting: asyncio.Task[None] | None = None
         self._partitioner = MemoPartitioner()
         # Coalescing (PUBLISH_LINGER_MS): messages of concurrent calls share records.
-        self._open: dict[int, _OpenRecord] = {}
+        self._open: dict[tuple[str, int], _OpenRecord] = {}
         self._ready: list[_OpenRecord] = []
         self._linger: asyncio.TimerHandle | None = None
         self._sender: asyncio.Task[None] | None = None
@@ -311,21 +312,19 @@ class Publisher:
         """Connected, and the broker answered the last check: writes can be accepted."""
         return self._producer is not None and self._reachable
 
-    async def publish(self, messages: Sequence[WriteMessage]) -> None:
-        """Send and wait for every acknowledgement; ``BrokerUnavailable`` if any is missing.
+    async def publish(self, messages: Sequence[WriteMessage], topic: str | None = None) -> None:
+        """Send to ``topic`` (default ``WRITES_TOPIC``) and wait for every
+        acknowledgement; ``BrokerUnavailable`` if any is missing.
 
         The messages travel several per record, grouped by partition
         (``group_records``): a send per record rather than per message.
         """
-        producer = self._producer
-        if producer is None or not self._reachable:
-            metrics.publish_failed("broker_unavailable")
-            raise BrokerUnavailable("not connected to Kafka")
+        producer = self._connected()
         s = self._settings
+        topic = topic or s.writes_topic
         if s.publish_coalesce:
-            await self._publish_coalesced(producer, messages)
+            await self._publish_coalesced(producer, messages, topic)
             return
-        topic = s.writes_topic
         started = perf_counter()
         try:
             async with asyncio.timeout(s.publish_timeout_s):
@@ -344,15 +343,50 @@ class Publisher:
                 await asyncio.gather(*acks)
             metrics.published(started)
         except (KafkaError, TimeoutError) as exc:
-            log.warning("publish failed: %r", exc)
-            metrics.publish_failed(failure_reason(exc))
-            self._on_send_error(exc)
-            raise BrokerUnavailable(str(exc) or type(exc).__name__) from exc
+            raise self._unavailable(exc) from exc
+
+    async def publish_dead_letters(self, messages: Sequence[WriteMessage], reason: str) -> None:
+        """Send each message to ``DEAD_LETTER_TOPIC`` as the consumers' dead letters are
+        (its bytes as the value, ``reason`` and ``source`` headers), and wait for the
+        acknowledgements; ``BrokerUnavailable`` if any is missing."""
+        producer = self._connected()
+        s = self._settings
+        headers = [("reason", reason.encode()), ("source", b"gateway")]
+        limit = message_limit(s)
+        try:
+            async with asyncio.timeout(s.publish_timeout_s):
+                acks = [
+                    await producer.send(
+                        s.dead_letter_topic,
+                        value=encode_within(message, limit),
+                        key=partition_key(message.team_id, message.identifiers),
+                        headers=headers,
+                    )
+                    for message in messages
+                ]
+                await asyncio.gather(*acks)
+        except (KafkaError, TimeoutError) as exc:
+            raise self._unavailable(exc) from exc
+
+    def _connected(self) -> AIOKafkaProducer:
+        """The producer, when the broker answers; else ``BrokerUnavailable``."""
+        producer = self._producer
+        if producer is None or not self._reachable:
+            metrics.publish_failed("broker_unavailable")
+            raise BrokerUnavailable("not connected to Kafka")
+        return producer
+
+    def _unavailable(self, exc: BaseException) -> BrokerUnavailable:
+        """The error to raise for a send that failed with ``exc``, noted."""
+        log.warning("publish failed: %r", exc)
+        metrics.publish_failed(failure_reason(exc))
+        self._on_send_error(exc)
+        return BrokerUnavailable(str(exc) or type(exc).__name__)
 
     # -- coalescing: concurrent calls share records ------------------------------------
 
     async def _publish_coalesced(
-        self, producer: AIOKafkaProducer, messages: Sequence[WriteMessage]
+        self, producer: AIOKafkaProducer, messages: Sequence[WriteMessage], topic: str
     ) -> None:
         """Queue the messages into per-partition records that a linger timer sends.
 
@@ -363,7 +397,6 @@ class Publisher:
         if not messages:
             return
         s = self._settings
-        topic = s.writes_topic
         loop = asyncio.get_running_loop()
         waiter = _Waiter(loop.create_future())
         try:
@@ -378,13 +411,13 @@ class Publisher:
         for message, value in zip(messages, encoded, strict=True):
             key = partition_key(message.team_id, message.identifiers)
             partition = self._partitioner.partition(key, partitions)
-            record = self._open.get(partition)
+            record = self._open.get((topic, partition))
             if record is not None and record.size + len(value) + 1 > budget:
-                self._ready.append(self._open.pop(partition))
+                self._ready.append(self._open.pop((topic, partition)))
                 record = None
             if record is None:
-                record = _OpenRecord(partition, key, [value], len(value) + 2, [])
-                self._open[partition] = record
+                record = _OpenRecord(topic, partition, key, [value], len(value) + 2, [])
+                self._open[(topic, partition)] = record
             else:
                 record.values.append(value)
                 record.size += len(value) + 1
@@ -418,7 +451,6 @@ class Publisher:
 
     async def _send_ready(self) -> None:
         """Send the closed records in order (per partition, the order of the messages)."""
-        topic = self._settings.writes_topic
         while self._ready:
             ready, self._ready = self._ready, []
             for record in ready:
@@ -430,7 +462,7 @@ class Publisher:
                 started = perf_counter()
                 try:
                     ack = await producer.send(
-                        topic,
+                        record.topic,
                         value=encode_many(record.values),
                         key=record.key,
                         partition=record.partition,
@@ -454,10 +486,9 @@ class Publisher:
             waiter.acked()
 
     def _failed(self, waiters: list[_Waiter], exc: BaseException) -> None:
-        log.warning("publish failed: %r", exc)
-        metrics.publish_failed(failure_reason(exc))
-        self._on_send_error(exc)
-        _fail(waiters, str(exc) or type(exc).__name__)
+        unavailable = self._unavailable(exc)
+        for waiter in waiters:
+            waiter.failed(unavailable)
 
 
 # A broker (or the partition's leader, or enough in-sync replicas) is away.

@@ -17,7 +17,7 @@ quota ``take`` raises ``QuotaExceeded``, which the HTTP layer answers 429 with
 When PostgreSQL does not answer, quotas are not enforced: refusing writes because the
 quota's store is away would turn its outage into everyone's.
 
-Imports asyncpg, ``runtime.pg`` and ``runtime.settings``.
+Imports asyncpg and ``runtime``.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import asyncpg
 
 from runtime.pg import is_unavailable
 from runtime.settings import Settings
+from runtime.tasks import cancel_and_wait, every
 
 log = logging.getLogger(__name__)
 
@@ -166,13 +167,12 @@ class Quotas:
     # -- the quotas' refresh, and leases given back --------------------------------
 
     def start(self) -> None:
-        self._refreshing = asyncio.create_task(self._refresh_periodically())
+        self._refreshing = asyncio.create_task(
+            every(self._settings.quota_refresh_s, self._refresh_and_give_back, "the quotas")
+        )
 
     async def stop(self) -> None:
-        if self._refreshing is not None:
-            self._refreshing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refreshing
+        await cancel_and_wait(self._refreshing)
         with contextlib.suppress(Exception):
             await self._give_back(older_than_s=0.0)
 
@@ -195,16 +195,9 @@ class Quotas:
             for row in rows
         }
 
-    async def _refresh_periodically(self) -> None:
-        while True:
-            try:
-                await self.refresh()
-                await self._give_back(older_than_s=LEASE_KEPT_S)
-            except Exception as exc:
-                if not is_unavailable(exc) and not isinstance(exc, TimeoutError):
-                    raise
-                log.warning("could not read the quotas (%s); keeping the last ones", exc)
-            await asyncio.sleep(self._settings.quota_refresh_s)
+    async def _refresh_and_give_back(self) -> None:
+        await self.refresh()
+        await self._give_back(older_than_s=LEASE_KEPT_S)
 
     async def _give_back(self, older_than_s: float) -> None:
         """Return the unused tokens of leases older than ``older_than_s`` to their buckets."""

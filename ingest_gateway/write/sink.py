@@ -19,10 +19,14 @@ from schemas.messages import WriteMessage
 
 
 class Sink(Protocol):
-    async def publish(self, messages: Sequence[WriteMessage]) -> None:
-        """Return once every message is durably accepted; else raise ``MessageTooLarge``
-        (before any of them is sent) or ``BrokerUnavailable`` (some may still arrive:
-        the client retries, and message ids make a resend harmless)."""
+    async def publish(self, messages: Sequence[WriteMessage], topic: str | None = None) -> None:
+        """Return once every message is durably accepted in ``topic`` (default: the
+        writes topic); else raise ``MessageTooLarge`` (before any of them is sent) or
+        ``BrokerUnavailable`` (some may still arrive: the client retries, and message
+        ids make a resend harmless)."""
+
+    async def publish_dead_letters(self, messages: Sequence[WriteMessage], reason: str) -> None:
+        """As ``publish``, to the dead-letter topic with ``reason``."""
 
 
 class MessageTooLarge(Exception):

@@ -92,9 +92,17 @@ async def wait_for_exit(proc: Process, timeout: float = 60) -> int:
 async def private(settings: Settings, run_id: str) -> Settings:
     """The session's settings with a topic and a consumer group of this test's own."""
     name = f"test.{run_id}.supervised.{uuid.uuid4().hex[:8]}"
-    await create_topics(settings.kafka_bootstrap_servers, {name: PARTITIONS})
+    overflow = f"{name}.overflow"
+    await create_topics(settings.kafka_bootstrap_servers, {name: PARTITIONS, overflow: PARTITIONS})
     return settings.model_copy(
-        update={"writes_topic": name, "consumer_group": name, "metrics_port": 0}
+        update={
+            "writes_topic": name,
+            "writes_overflow_topic": overflow,
+            "consumer_group": name,
+            "metrics_port": 0,
+            # The overflow lane's worker only where a test asks for it (--overflow-processes).
+            "consumer_overflow_processes": 0,
+        }
     )
 
 
@@ -133,7 +141,9 @@ async def stable_members(admin: AIOKafkaAdminClient, group: str, count: int) -> 
     return members if described[2] == "Stable" and len(members) == count else None
 
 
-async def produce_to_every_partition(settings: Settings, team: Team) -> list[WriteMessage]:
+async def produce_to_every_partition(
+    settings: Settings, team: Team, topic: str | None = None
+) -> list[WriteMessage]:
     now = utcnow()
     messages = [
         WriteMessage(
@@ -154,7 +164,9 @@ async def produce_to_every_partition(settings: Settings, team: Team) -> list[Wri
     try:
         for p, m in enumerate(messages):
             key = partition_key(m.team_id, m.identifiers)
-            await producer.send_and_wait(settings.writes_topic, encode(m), key=key, partition=p)
+            await producer.send_and_wait(
+                topic or settings.writes_topic, encode(m), key=key, partition=p
+            )
     finally:
         await producer.stop()
     return messages
@@ -201,6 +213,35 @@ async def test_a_killed_worker_is_restarted_and_consumes_again(
     messages = await produce_to_every_partition(private, team)
     await wait_until_applied(db, team, messages)
     assert children_of(proc.popen.pid) == now  # and nothing restarted meanwhile
+
+
+async def test_the_overflow_lane_has_its_own_group_of_niced_workers(
+    start: Start, private: Settings, admin: AIOKafkaAdminClient, db: asyncpg.Pool, team: Team
+) -> None:
+    proc = start("--processes", "1", "--overflow-processes", "2")
+    children = await wait_for_children(proc, 3)
+    await wait_for_log(proc, f"consumer started on {private.writes_overflow_topic}", count=2)
+    await wait_for_log(proc, f"consumer started on {private.writes_topic} ")
+    # Each lane is a group of its own: the overflow's backlog never holds the main one.
+    await eventually(
+        lambda: stable_members(admin, f"{private.consumer_group}.overflow", 2),
+        timeout=60,
+        interval=0.2,
+    )
+    await eventually(
+        lambda: stable_members(admin, private.consumer_group, 1), timeout=60, interval=0.2
+    )
+    nice = sorted(niceness(pid) for pid in children)
+    assert nice == [0, private.consumer_overflow_nice, private.consumer_overflow_nice]
+    main = await produce_to_every_partition(private, team)
+    overflow = await produce_to_every_partition(private, team, private.writes_overflow_topic)
+    await wait_until_applied(db, team, main + overflow)
+
+
+def niceness(pid: int) -> int:
+    """The CPU niceness of ``pid`` (field 19 of /proc/PID/stat)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[16])
 
 
 @pytest.mark.parametrize("processes", [1, 2])

@@ -40,11 +40,17 @@ def add_parsers(sub: Any) -> None:
     control.add_argument(
         "controls",
         nargs="*",
-        choices=[*CONTROLS, "none"],
+        type=_control,  # (not choices=: argparse refuses an empty list against them)
         metavar="CONTROL",
         help=f"{', '.join(CONTROLS)}; none: lift them all; nothing: show them",
     )
     sub.add_parser("list-controls", help="teams with runtime controls or a quota of their own")
+
+
+def _control(value: str) -> str:
+    if value not in CONTROLS and value != "none":
+        raise argparse.ArgumentTypeError(f"not one of {', '.join(CONTROLS)}, none: {value!r}")
+    return value
 
 
 async def run(conn: Connection, args: argparse.Namespace) -> str:

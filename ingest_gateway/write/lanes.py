@@ -99,13 +99,21 @@ class Lanes:
         customers = self._customers
         if customers is None:
             return messages, ()
-        main: list[WriteMessage] = []
-        hot: list[WriteMessage] = []
+        # On every write: _Rate.over, inlined (a call per message costs a tenth of this
+        # loop).
+        counts, hot_keys, limit = customers.counts, customers.hot, customers.limit
+        hot: list[WriteMessage] | None = None
         for message in messages:
             key = partition_key(message.team_id, message.identifiers)
-            (hot if customers.over(key, 1) else main).append(message)
-        if not hot:
+            count = counts[key] = counts.get(key, 0) + 1
+            if count > limit or key in hot_keys:
+                if hot is None:
+                    hot = []
+                hot.append(message)
+        if hot is None:
             return messages, ()
+        hot_ids = {id(m) for m in hot}
+        main = [m for m in messages if id(m) not in hot_ids]
         metrics.overflowed("customer", len(hot))
         return main, hot
 

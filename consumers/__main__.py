@@ -56,13 +56,6 @@ def _name(index: int, lane: Lane) -> str:
 
 def _processes(value: str) -> int:
     n = int(value)
-    if n < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return n
-
-
-def _processes_or_none(value: str) -> int:
-    n = int(value)
     if n < 0:
         raise argparse.ArgumentTypeError("must be 0 or more")
     return n
@@ -71,11 +64,13 @@ def _processes_or_none(value: str) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="ingest-consumer", description=__doc__)
     parser.add_argument(
-        "--processes", type=_processes, help="worker processes (default: CONSUMER_PROCESSES)"
+        "--processes",
+        type=_processes,
+        help="worker processes of the main lane (default: CONSUMER_PROCESSES)",
     )
     parser.add_argument(
         "--overflow-processes",
-        type=_processes_or_none,
+        type=_processes,
         help="worker processes of the overflow lane (default: CONSUMER_OVERFLOW_PROCESSES)",
     )
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
@@ -88,10 +83,12 @@ def main() -> int:
     logs.configure(settings.log_format, "supervisor")
     # Here only: the workers inherit this environment, and restart often.
     warn_unknown_settings()
-    processes = args.processes or settings.consumer_processes
+    processes = settings.consumer_processes if args.processes is None else args.processes
     overflow = args.overflow_processes
     if overflow is None:
         overflow = settings.consumer_overflow_processes
+    if processes + overflow == 0:
+        parser.error("no worker to run: --processes and --overflow-processes are both 0")
     if settings.supervisor_metrics_port:
         # prometheus_client's own server (a thread): the supervisor has no event loop.
         prometheus_client.start_http_server(settings.supervisor_metrics_port)

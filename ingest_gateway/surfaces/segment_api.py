@@ -149,6 +149,7 @@ _CODES = {
     408: "request_timeout",
     413: "request_too_large",
     415: "unsupported_encoding",
+    429: "too_many_requests",
     503: "service_unavailable",
 }
 

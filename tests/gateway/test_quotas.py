@@ -97,6 +97,7 @@ async def test_each_api_answers_429_in_its_own_format_and_a_batch_counts_its_eve
         segment = await http.post("/v1/track", json=track, headers=segment_auth)
         assert segment.status_code == 429 and segment.headers["Retry-After"]
         assert segment.json()["success"] is False
+        assert segment.json()["code"] == "too_many_requests"
 
         # A batch larger than the burst can never pass: 413, not a 429 to retry forever.
         calls = [{**track, "messageId": f"m{n}"} for n in range(5)]

@@ -123,9 +123,10 @@ async def test_two_gateway_processes_hold_one_total_for_the_team(
     accepted = 0
     started = time.monotonic()
     deadline = started + 4.0
+    last_accepted = started
 
     async def client(n: int) -> None:
-        nonlocal accepted
+        nonlocal accepted, last_accepted
         # A connection each: the kernel spreads them over both processes.
         async with httpx.AsyncClient(base_url=quick_gateway, timeout=30) as http:
             i = 0
@@ -135,10 +136,14 @@ async def test_two_gateway_processes_hold_one_total_for_the_team(
                     f"/api/1.0/customer/c{n}-{i}@example.com", json={}, headers=team.headers
                 )
                 assert answer.status_code in (200, 429), answer.text
-                accepted += answer.status_code == 200
+                if answer.status_code == 200:
+                    accepted += 1
+                    last_accepted = time.monotonic()
 
     await asyncio.gather(*(client(n) for n in range(8)))
-    elapsed = time.monotonic() - started
+    # Until the last write accepted: on a loaded machine the answers to the writes sent
+    # just before the deadline come well after it, and no token they took is younger.
+    elapsed = last_accepted - started
     expected = burst + rate * elapsed
     print(f"QUOTA accepted {accepted} in {elapsed:.2f} s, quota allows {expected:.1f}")
     assert abs(accepted - expected) <= 0.1 * expected, (accepted, expected)

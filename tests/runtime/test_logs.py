@@ -101,13 +101,12 @@ async def test_a_consumers_lines_are_json_too(settings: Settings, tmp_path: Path
     consumer = Process("json-consumer", [str(BIN / "ingest-consumer")], env, tmp_path)
     try:
 
-        async def started() -> bool:
-            return any(
-                "consumer started" in each["message"] for each in json_lines(consumer.log_path)
-            )
+        async def started() -> bool:  # both workers: the main lane's and the overflow's
+            lines = json_lines(consumer.log_path)
+            return sum("consumer started" in each["message"] for each in lines) >= 2
 
         await eventually(started, timeout=60, interval=0.2)
     finally:
         consumer.stop()
     processes = {each["process"] for each in json_lines(consumer.log_path)}
-    assert processes == {"supervisor", "consumer-0"}
+    assert processes == {"supervisor", "consumer-0", "consumer-1-overflow"}

@@ -1,6 +1,6 @@
 """``ingest-admin lag``: how far a consumer group is behind, per partition, without Java.
 
-    ingest-admin lag [--group GROUP] [--topic TOPIC ...] [--json]
+    ingest-admin lag [--lane main|overflow] [--group GROUP] [--topic TOPIC ...] [--json]
 
 Kafka's own view, as its consumer-group tool gives it: for each partition of the
 group's topics, the offset the group committed, the partition's end (the offset
@@ -8,17 +8,19 @@ the next record will get), the lag between them, and which member of the group
 reads it now (its member id, which starts with the client id, and its host, from the
 group's assignment); then the total.
 
-- ``--group``: default ``CONSUMER_GROUP`` (the consumers'); the replay's is
-  ``ingest-admin-replay`` (on ``DEAD_LETTER_TOPIC``).
+- ``--lane``: ``main`` (default) or ``overflow``: the lane's group and topic
+  (``consumers.lanes``).
+- ``--group``: default the lane's (``CONSUMER_GROUP``, or ``CONSUMER_GROUP.overflow``);
+  the replay's is ``ingest-admin-replay`` (on ``DEAD_LETTER_TOPIC``).
 - ``--topic``: default every topic the group committed offsets for or is assigned,
-  else ``WRITES_TOPIC``.
+  else the lane's (``WRITES_TOPIC`` or ``WRITES_OVERFLOW_TOPIC``).
 - A partition the group committed nothing for is read from its start when the group
   gets it (the consumers' ``auto_offset_reset``), so its lag counts every record
   still in it; so does a committed offset the log no longer holds (retention, a
   purge).
 
 Only reads: it joins no group. Imports Kafka's client, ``admin.terminal``,
-``admin.topic_reader`` and ``runtime.settings``.
+``admin.topic_reader``, ``consumers.lanes`` and ``runtime.settings``.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from admin.topic_reader import (
     kafka_clients,
     topic_partitions,
 )
+from consumers.lanes import LANES, topic_and_group
 from runtime.settings import Settings
 
 COMMANDS = frozenset({"lag"})
@@ -49,7 +52,13 @@ CLIENT_ID = "ingest-admin-lag"
 def add_parsers(sub: Any) -> None:
     """Add the command to ``ingest-admin``'s subparsers."""
     lag = sub.add_parser("lag", help="a consumer group's lag per partition, and the total")
-    lag.add_argument("--group", help="default: CONSUMER_GROUP")
+    lag.add_argument("--group", help="default: the lane's group (CONSUMER_GROUP)")
+    lag.add_argument(
+        "--lane",
+        choices=LANES,
+        default="main",
+        help="main (default) or overflow: the lane's group and topic",
+    )
     lag.add_argument(
         "--topic",
         action="append",
@@ -61,10 +70,9 @@ def add_parsers(sub: Any) -> None:
 
 async def run(settings: Settings, args: argparse.Namespace) -> str:
     """Run ``lag``; returns what to print."""
+    topic, group = topic_and_group(settings, args.lane)
     async with kafka_clients(settings, CLIENT_ID) as kafka:
-        found = await group_lag(
-            kafka, args.group or settings.consumer_group, args.topic, settings.writes_topic
-        )
+        found = await group_lag(kafka, args.group or group, args.topic, topic)
     return to_json(found.as_json()) if args.json else found.report()
 
 

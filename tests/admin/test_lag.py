@@ -87,3 +87,23 @@ async def test_lag_per_partition_committed_against_the_end(settings: Settings, r
     # Another group's view, of a topic named.
     other = await lag_of(settings, "--group", f"{group}.other", "--topic", topic)
     assert (other["state"], other["total_lag"]) == ("Dead", 5)
+
+
+async def test_the_overflow_lane_is_its_own_group_on_its_own_topic(
+    settings: Settings, run_id: str
+) -> None:
+    name = f"test.{run_id}.lag.{uuid.uuid4().hex[:6]}"
+    own = settings.model_copy(
+        update={"writes_overflow_topic": f"{name}.overflow", "consumer_group": name}
+    )
+    await create_topics(settings.kafka_bootstrap_servers, {own.writes_overflow_topic: 1})
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        for n in range(2):
+            await producer.send_and_wait(own.writes_overflow_topic, f"{n}".encode(), partition=0)
+    finally:
+        await producer.stop()
+    found = await lag_of(own, "--lane", "overflow")
+    assert found["group"] == f"{name}.overflow"
+    assert rows(found) == [(0, None, 2, 2)]

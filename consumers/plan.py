@@ -258,7 +258,8 @@ class _Planner:
         self.events: list[PlannedEvent] = []
         self.outcomes: dict[str, Outcome] = {}
         self.discarded: Counter[tuple[int, Rule, date]] = Counter()
-        self.orders_seen: dict[tuple[int, str], WriteMessage] = {}
+        # The kept confirmation of each order, and the event of each client id, so far.
+        self.orders_seen: dict[tuple[int, str], PlannedEvent] = {}
         self.client_events: dict[tuple[int, str], int] = {}
         self.groups: dict[GroupKey, GroupState] = {}
         self.memberships: dict[MembershipKey, datetime] = {}
@@ -295,13 +296,23 @@ class _Planner:
             return
         for key in keys:
             self.tombstone(key, message.id)
-        for ref in {r for r in (self.owner(k) for k in keys) if r is not None}:
+        erased = {r for r in (self.owner(k) for k in keys) if r is not None}
+        for ref in erased:
             self.deleted[ref] = message.id
             # Everything that resolves to the erased customer is forgotten.
             for key in [k for k in self.owners if self.owner(k) == ref]:
                 self.tombstone(key, message.id)
                 del self.owners[key]
                 self.new_identifiers.pop(key, None)
+        if erased:
+            # Its events are erased too: a later copy of one of its orders, or version of
+            # one of its client events, is stored afresh.
+            for order, kept in list(self.orders_seen.items()):
+                if self.final(kept.customer_ref) in erased:
+                    del self.orders_seen[order]
+            for key, index in list(self.client_events.items()):
+                if self.final(self.events[index].customer_ref) in erased:
+                    del self.client_events[key]
 
     def new_customer(self, message: WriteMessage) -> CustomerState:
         ref = next(self.new_refs)
@@ -398,16 +409,19 @@ class _Planner:
             return
         if message.skip_identity:
             first = first_identifier(message)
-            if first is not None and self.tombstones and self.erased(message, [first]):
-                self.discard(message, Rule.ERASED)
-                return
+            named = [] if first is None else [first]
+        else:
+            named = [(message.team_id, k, v) for k, v in message.identifiers.items()]
+        if self.tombstones and self.erased(message, named):
+            # Applied before the delete, its customer part would have been erased with
+            # the customer; its group's traits would not.
+            if message.group is not None:
+                self.set_group_traits(message)
+            self.discard(message, Rule.ERASED)
+            return
+        if message.skip_identity:
             customer = None if first is None else self.resolve_first(message, first)
         else:
-            if self.tombstones and self.erased(
-                message, [(message.team_id, k, v) for k, v in message.identifiers.items()]
-            ):
-                self.discard(message, Rule.ERASED)
-                return
             customer = self.resolve(message)
         if customer is None:
             self.discard(message, Rule.UNKNOWN_CUSTOMER)
@@ -427,11 +441,11 @@ class _Planner:
             order = (message.team_id, event.order_id)
             kept = self.orders_seen.get(order)
             if kept is not None:
-                if kept.id < message.id:
+                if kept.message.id < message.id:
                     self.discard(message, Rule.DUPLICATE_ORDER)
                     return
-                self.drop(kept, Rule.DUPLICATE_ORDER)
-            self.orders_seen[order] = message
+                self.drop(kept.message, Rule.DUPLICATE_ORDER)
+            self.orders_seen[order] = PlannedEvent(message, customer.ref)
         if (
             event.kind == "email_open"
             and self.window
@@ -479,7 +493,7 @@ class _Planner:
         self.batch_opens[message.id] = message
         return True
 
-    def join_group(self, message: WriteMessage, customer: CustomerState) -> None:
+    def set_group_traits(self, message: WriteMessage) -> None:
         group = message.group
         assert group is not None
         at = message.occurred_at
@@ -488,6 +502,12 @@ class _Planner:
         if state is None:
             state = self.groups[key] = GroupState({}, {}, at, at)
         state.set_traits(group.traits, rules.version(at, message.id), at)
+
+    def join_group(self, message: WriteMessage, customer: CustomerState) -> None:
+        self.set_group_traits(message)
+        group = message.group
+        assert group is not None
+        at = message.occurred_at
         member = (message.team_id, group.group_id, customer.ref)
         self.memberships[member] = min(at, self.memberships.get(member, at))
 

@@ -14,7 +14,7 @@ from consumers.statements import (
     identifier_keys,
     identifiers_to_attach,
 )
-from schemas.messages import EventData, Identifiers, Operation, WriteMessage
+from schemas.messages import EventData, GroupData, Identifiers, Operation, WriteMessage
 from schemas.outcomes import Outcome, Rule
 from tests.consumers.workload import message
 
@@ -453,3 +453,35 @@ def test_skip_identity_is_discarded_when_its_first_identifier_was_erased_after_i
     # A tombstone on another identifier it names does not concern it.
     p = plan_batch([m], {}, {}, WINDOW, {(TEAM, "phone", "+14155550100"): delete.id})
     assert len(p.created) == 1 and p.outcomes == {}
+
+
+def test_a_later_copy_of_an_order_the_batch_erased_is_stored_afresh() -> None:
+    confirmation = EventData(name="c", kind="confirmation", order_id="o-1")
+    first = msg(email="a@x.io", event=confirmation)
+    delete = msg("delete_customer", email="a@x.io")
+    again = msg(email="a@x.io", at=1, event=confirmation)
+    p = plan([first, delete, again])
+    assert [e.message.id for e in p.events] == [again.id] and p.outcomes == {}
+    version = EventData(name="t", client_event_id="e-1")
+    v1, erase, v2 = (
+        msg(email="b@x.io", event=version),
+        msg("delete_customer", email="b@x.io"),
+        msg(email="b@x.io", event=version),
+    )
+    p = plan([v1, erase, v2])
+    assert [e.message.id for e in p.events] == [v2.id]
+
+
+def test_an_erased_write_still_sets_its_groups_traits() -> None:
+    # Applied before the delete it would have: the group is not the customer's.
+    before = message(
+        TEAM,
+        "upsert_customer",
+        Identifiers(email="a@x.io"),
+        T0,
+        group=GroupData(group_id="acme", traits={"seats": 5}),
+    )
+    delete = msg("delete_customer", email="a@x.io")
+    p = plan([delete, before])
+    assert p.outcomes == {before.id: Outcome.DISCARDED_ERASED}
+    assert p.groups[(TEAM, "acme")].traits == {"seats": 5} and p.memberships == {}

@@ -310,9 +310,9 @@ class _Planner:
             for order, kept in list(self.orders_seen.items()):
                 if self.final(kept.customer_ref) in erased:
                     del self.orders_seen[order]
-            for key, index in list(self.client_events.items()):
+            for client_id, index in list(self.client_events.items()):
                 if self.final(self.events[index].customer_ref) in erased:
-                    del self.client_events[key]
+                    del self.client_events[client_id]
 
     def new_customer(self, message: WriteMessage) -> CustomerState:
         ref = next(self.new_refs)

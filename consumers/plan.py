@@ -282,6 +282,13 @@ class _Planner:
         """Whether a delete accepted after ``message`` erased a customer it names."""
         return any(self.tombstones.get(k, "") > message.id for k in keys)
 
+    @staticmethod
+    def named(message: WriteMessage, first: IdentifierKey | None) -> list[IdentifierKey]:
+        """The identifiers a write applies by (of a skip-identity write, its first)."""
+        if message.skip_identity:
+            return [] if first is None else [first]
+        return [(message.team_id, k, v) for k, v in message.identifiers.items()]
+
     def tombstone(self, key: IdentifierKey, message_id: str) -> None:
         if self.tombstones.get(key, "") < message_id:
             self.tombstones[key] = message_id
@@ -407,22 +414,18 @@ class _Planner:
         if event is not None and rules.is_bot(message.user_agent):
             self.discard(message, Rule.BOT)
             return
-        if message.skip_identity:
-            first = first_identifier(message)
-            named = [] if first is None else [first]
-        else:
-            named = [(message.team_id, k, v) for k, v in message.identifiers.items()]
-        if self.tombstones and self.erased(message, named):
+        first = first_identifier(message) if message.skip_identity else None
+        if self.tombstones and self.erased(message, self.named(message, first)):
             # Applied before the delete, its customer part would have been erased with
             # the customer; its group's traits would not.
             if message.group is not None:
                 self.set_group_traits(message)
             self.discard(message, Rule.ERASED)
             return
-        if message.skip_identity:
-            customer = None if first is None else self.resolve_first(message, first)
-        else:
+        if not message.skip_identity:
             customer = self.resolve(message)
+        else:
+            customer = None if first is None else self.resolve_first(message, first)
         if customer is None:
             self.discard(message, Rule.UNKNOWN_CUSTOMER)
             return

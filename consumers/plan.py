@@ -164,7 +164,7 @@ class StoredEvent(NamedTuple):
     confirmation, an earlier email open of its window)."""
 
     team_id: int
-    message_id: str
+    id: str  # the message id
     occurred_at: datetime
 
 
@@ -204,28 +204,18 @@ class Plan:
         for message in refused:
             self.discard(message, Rule.DUPLICATE_ORDER)
         for stored in displaced:
-            _discard_stored(self.outcomes, self.discarded, stored, Rule.DUPLICATE_ORDER)
+            _discard(self.outcomes, self.discarded, stored, Rule.DUPLICATE_ORDER)
 
 
 def _discard(
     outcomes: dict[str, Outcome],
     counts: Counter[tuple[int, Rule, date]],
-    message: WriteMessage,
+    message: WriteMessage | StoredEvent,
     rule: Rule,
 ) -> None:
+    """``message``: of this batch, or applied by an earlier one (its event now taken out)."""
     outcomes[message.id] = Outcome.discarded(rule)
     counts[(message.team_id, rule, message.occurred_at.date())] += 1
-
-
-def _discard_stored(
-    outcomes: dict[str, Outcome],
-    counts: Counter[tuple[int, Rule, date]],
-    stored: StoredEvent,
-    rule: Rule,
-) -> None:
-    """A message applied by an earlier batch whose event a rule now takes out."""
-    outcomes[stored.message_id] = Outcome.discarded(rule)
-    counts[(stored.team_id, rule, stored.occurred_at.date())] += 1
 
 
 def email_open_window_of(at: datetime, window: timedelta) -> int:
@@ -491,7 +481,7 @@ class _Planner:
             else:
                 stored = StoredEvent(customer.team_id, message_id, at)
                 self.removed_opens.append(stored)
-                _discard_stored(self.outcomes, self.discarded, stored, Rule.EMAIL_OPEN_WINDOW)
+                _discard(self.outcomes, self.discarded, stored, Rule.EMAIL_OPEN_WINDOW)
         customer.email_opens.append(opened)
         self.batch_opens[message.id] = message
         return True

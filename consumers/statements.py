@@ -606,6 +606,13 @@ _EVENT_ROWS = """
               order_id, source, body, properties, context, occurred_at, received_at)
 """
 
+# An event stored again: every column but its key and id from the new version.
+_REPLACE_EVENT = """customer_id = excluded.customer_id, event_type_id = excluded.event_type_id,
+    kind = excluded.kind, external_id = excluded.external_id, source = excluded.source,
+    body = excluded.body, properties = excluded.properties, context = excluded.context,
+    occurred_at = excluded.occurred_at, received_at = excluded.received_at,
+    version_message_id = excluded.version_message_id, stored_at = excluded.stored_at"""
+
 
 async def insert_events(
     conn: Connection,
@@ -675,14 +682,7 @@ async def insert_events(
             f"""
             INSERT INTO events ({_EVENT_COLUMNS}) {_EVENT_ROWS}
             ON CONFLICT (team_id, order_id) WHERE order_id IS NOT NULL
-            DO UPDATE SET id = excluded.id, customer_id = excluded.customer_id,
-                          event_type_id = excluded.event_type_id, kind = excluded.kind,
-                          external_id = excluded.external_id, source = excluded.source,
-                          body = excluded.body, properties = excluded.properties,
-                          context = excluded.context,
-                          occurred_at = excluded.occurred_at, received_at = excluded.received_at,
-                          version_message_id = excluded.version_message_id,
-                          stored_at = excluded.stored_at
+            DO UPDATE SET id = excluded.id, {_REPLACE_EVENT}
             -- The earliest-accepted copy is kept, whichever is applied first.
             WHERE excluded.id < events.id
             RETURNING id, team_id, order_id, xmax = 0 AS inserted
@@ -710,14 +710,7 @@ async def insert_events(
             f"""
             INSERT INTO events ({_EVENT_COLUMNS}) {_EVENT_ROWS}
             ON CONFLICT (team_id, client_event_id) WHERE client_event_id IS NOT NULL
-            DO UPDATE SET customer_id = excluded.customer_id,
-                          event_type_id = excluded.event_type_id, kind = excluded.kind,
-                          external_id = excluded.external_id, source = excluded.source,
-                          body = excluded.body, properties = excluded.properties,
-                          context = excluded.context,
-                          occurred_at = excluded.occurred_at, received_at = excluded.received_at,
-                          version_message_id = excluded.version_message_id,
-                          stored_at = excluded.stored_at
+            DO UPDATE SET {_REPLACE_EVENT}
             -- The later-accepted write wins, whatever its event time (document 004).
             WHERE events.version_message_id < excluded.version_message_id
             """,
@@ -733,7 +726,7 @@ async def remove_events(conn: Connection, removed: list[StoredEvent]) -> None:
             "DELETE FROM events e USING unnest($1::bigint[], $2::uuid[]) AS r (team_id, id)"
             " WHERE e.team_id = r.team_id AND e.id = r.id",
             [r.team_id for r in removed],
-            [r.message_id for r in removed],
+            [r.id for r in removed],
         )
 
 

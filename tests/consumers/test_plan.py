@@ -203,7 +203,7 @@ def test_a_later_applied_earlier_open_replaces_the_stored_one_of_its_window() ->
     earlier, later = email_open(3), email_open(15)
     p = plan([later, earlier], owners={("email", "a@x.io"): 7}, customers=[stored])
     assert [e.message.id for e in p.events] == [earlier.id]
-    assert [(r.message_id, r.occurred_at) for r in p.removed_opens] == [
+    assert [(r.id, r.occurred_at) for r in p.removed_opens] == [
         ("01890000-0000-7000-8000-000000000001", T0 + timedelta(minutes=10))
     ]
     assert p.outcomes == {
@@ -323,7 +323,7 @@ def test_a_stored_confirmation_an_earlier_copy_replaced_is_a_discarded_duplicate
     p = plan([])
     replaced = StoredEvent(TEAM, "01890000-0000-7000-8000-000000000009", T0)
     p.discard_stored_confirmations([], [replaced])
-    assert p.outcomes == {replaced.message_id: Outcome.DISCARDED_DUPLICATE_ORDER}
+    assert p.outcomes == {replaced.id: Outcome.DISCARDED_DUPLICATE_ORDER}
     assert p.discarded == {(TEAM, Rule.DUPLICATE_ORDER, T0.date()): 1}
 
 

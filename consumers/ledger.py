@@ -4,7 +4,10 @@ One job: pruning. Each applied message id is claimed once in ``processed_message
 (``consumers.statements``, in the unit of work), so a redelivered batch changes
 nothing. The ledger only has to remember ids Kafka could still redeliver; older
 rows are deleted by ``ingest-admin prune-ledger`` and, every
-``LEDGER_PRUNE_INTERVAL_S``, by one of the running consumers. Imports ``runtime.pg``.
+``LEDGER_PRUNE_INTERVAL_S``, by one of the running consumers. The deletes'
+tombstones (``delete_tombstones``) only have to outlive the writes accepted before
+their delete that could still arrive, the same span: they are pruned with it.
+Imports ``runtime.pg``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ async def prune_ledger(conn: Connection, older_than_days: int, chunk: int = 50_0
     cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
     # The smallest UUIDv7 of the cutoff's millisecond: every older id sorts below it.
     boundary = uuid.UUID(int=int(cutoff.timestamp() * 1000) << 80)
+    await prune_tombstones(conn, boundary, chunk)
     total = 0
     while True:
         result = await conn.execute(
@@ -54,3 +58,24 @@ async def prune_unless_busy(conn: Connection, older_than_days: int) -> int | Non
         return await prune_ledger(conn, older_than_days)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _PRUNE_LOCK)
+
+
+async def prune_tombstones(conn: Connection, boundary: uuid.UUID, chunk: int) -> int:
+    """Delete the tombstones of deletes accepted before ``boundary`` (a UUIDv7), in chunks.
+
+    A write accepted before such a delete was accepted before the ledger's cutoff too:
+    Kafka no longer holds it, so no tombstone of that age can still discard anything.
+    """
+    total = 0
+    while True:
+        result = await conn.execute(
+            "DELETE FROM delete_tombstones WHERE (team_id, kind, value) IN ("
+            " SELECT team_id, kind, value FROM delete_tombstones"
+            " WHERE message_id < $1 LIMIT $2)",
+            boundary,
+            chunk,
+        )
+        deleted = int(result.split()[-1])
+        total += deleted
+        if deleted < chunk:
+            return total

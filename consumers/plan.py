@@ -31,27 +31,49 @@ Identity policy (docs/identity.md):
   per customer: an anonymous customer holds only those, has no external id, and so
   merges into the identified customer a write links it to; two customers with
   different external ids are still never merged, whatever anonymous ids they share.
-- A delete erases the customer; a later write for the same email starts afresh.
+- A delete erases the customer and leaves a tombstone (the delete's message id) on
+  every identifier the customer held and every one the delete named; a write (or a
+  delete) naming a tombstoned identifier with a smaller message id was accepted
+  before the delete and is discarded (``Rule.ERASED``): it was applied after the
+  delete only because it travelled in another lane. A write accepted after the
+  delete starts afresh. So a delete's effect does not depend on the apply order of
+  the writes accepted before it (docs/identity.md, "Lanes and order").
 - Groups (accounts, Segment's ``group``): a write naming a group puts its customer
   in it; the group's traits combine per trait by newest event time, like attributes.
 - Client-identified events (004's ``id``): the later-accepted write replaces the
   stored event whatever its event time, ordered by the gateway's message ids
   (UUIDv7), so the result does not depend on which consumer applies first.
+- Confirmations with an order id: the earliest-accepted (smallest message id) copy
+  is kept, whichever is applied first; the others are discarded
+  (``Rule.DUPLICATE_ORDER``), a stored one too when an earlier copy arrives later.
+- Email opens: at most one per customer per window of event time, the windows fixed
+  (``EMAIL_OPEN_WINDOW`` wide, counted from the Unix epoch); the earliest open of a
+  window by (event time, message id) is kept, so a later-applied earlier open
+  replaces the stored one (``Rule.EMAIL_OPEN_WINDOW``). (Before lanes this was
+  greedy in apply order: an open within the window of a kept one, in either
+  direction, was discarded.)
+- Skip identity (``WriteMessage.skip_identity``, a per-team control): the write
+  applies to the customer its first identifier names (``schemas.topics.KEY_PRECEDENCE``),
+  creating one that holds only that identifier when none does and the API allows;
+  no merge, no other identifier attached.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
 from consumers import rules
 from schemas.messages import WriteMessage
 from schemas.outcomes import Outcome, Rule
+from schemas.topics import KEY_PRECEDENCE
 
 IdentifierKey = tuple[int, str, str]  # (team_id, kind, value)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -65,7 +87,9 @@ class CustomerState:
     first_seen_at: datetime
     last_updated_at: datetime
     external_ids: set[str] = field(default_factory=set)
-    email_opens: list[datetime] = field(default_factory=list)
+    # Kept email opens as (event time, message id): stored ones in the windows the
+    # batch's opens fall in, then the batch's own.
+    email_opens: list[tuple[datetime, str]] = field(default_factory=list)
     changed: bool = False
 
     @property
@@ -135,11 +159,26 @@ GroupKey = tuple[int, str]  # (team_id, group_id)
 MembershipKey = tuple[int, str, int]  # (team_id, group_id, customer ref)
 
 
+class StoredEvent(NamedTuple):
+    """A stored event a later-applied message displaces (an earlier copy of its
+    confirmation, an earlier email open of its window)."""
+
+    team_id: int
+    id: str  # the message id
+    occurred_at: datetime
+
+
 @dataclass
 class Plan:
     created: list[CustomerState]
     updated: list[CustomerState]
     deleted: list[int]
+    # Stored customers erased -> the message id of the delete (tombstones of their
+    # stored identifiers, ``statements.delete_customers``).
+    erasures: dict[int, str]
+    # Identifiers the batch's deletes named or knew the erased customers by -> the
+    # largest such delete's message id.
+    tombstones: dict[IdentifierKey, str]
     merges: list[Merge]
     identifiers: list[tuple[int, str, str, int]]  # (team_id, kind, value, customer ref)
     events: list[PlannedEvent]
@@ -147,25 +186,41 @@ class Plan:
     memberships: dict[MembershipKey, datetime]  # -> joined at (the first call's event time)
     outcomes: dict[str, Outcome]  # message id -> outcome, for messages not simply applied
     discarded: Counter[tuple[int, Rule, date]]  # (team, rule, day of the event) -> messages
+    # Stored email opens displaced by an earlier open of their window in this batch.
+    removed_opens: list[StoredEvent] = field(default_factory=list)
+    # What the locked read found of tombstones on the identifiers the batch names:
+    # ``statements.attach_identifiers`` retries the batch if a newer one appeared since.
+    tombstones_read: dict[IdentifierKey, str] = field(default_factory=dict)
 
     def discard(self, message: WriteMessage, rule: Rule) -> None:
         _discard(self.outcomes, self.discarded, message, rule)
 
-    def discard_stored_confirmations(self, refused: list[WriteMessage]) -> None:
-        """``refused``: events whose order id the store already held (the statement
-        inserting events with an order id wrote none of them): duplicate confirmations."""
+    def discard_stored_confirmations(
+        self, refused: list[WriteMessage], displaced: Sequence[StoredEvent] = ()
+    ) -> None:
+        """``refused``: events whose order id the store already held with an earlier
+        message id; ``displaced``: stored confirmations an earlier-accepted copy of
+        this batch replaced. Both are duplicate confirmations, discarded."""
         for message in refused:
             self.discard(message, Rule.DUPLICATE_ORDER)
+        for stored in displaced:
+            _discard(self.outcomes, self.discarded, stored, Rule.DUPLICATE_ORDER)
 
 
 def _discard(
     outcomes: dict[str, Outcome],
     counts: Counter[tuple[int, Rule, date]],
-    message: WriteMessage,
+    message: WriteMessage | StoredEvent,
     rule: Rule,
 ) -> None:
+    """``message``: of this batch, or applied by an earlier one (its event now taken out)."""
     outcomes[message.id] = Outcome.discarded(rule)
     counts[(message.team_id, rule, message.occurred_at.date())] += 1
+
+
+def email_open_window_of(at: datetime, window: timedelta) -> int:
+    """The fixed window of event time an email open falls in (counted from the epoch)."""
+    return (at - EPOCH) // window
 
 
 class _Planner:
@@ -174,19 +229,27 @@ class _Planner:
         owners: dict[IdentifierKey, int],
         customers: dict[int, CustomerState],
         email_open_window: timedelta,
+        tombstones: dict[IdentifierKey, str],
     ) -> None:
         self.owners = dict(owners)
         self.customers = dict(customers)
         self.window = email_open_window
+        self.tombstones_read = tombstones
+        self.tombstones = dict(tombstones)
+        self.new_tombstones: dict[IdentifierKey, str] = {}
         self.merged_into: dict[int, int] = {}
-        self.deleted: set[int] = set()
+        self.deleted: dict[int, str] = {}  # ref -> the delete's message id
+        self.dropped: set[str] = set()  # batch events a later-applied one displaced
+        self.removed_opens: list[StoredEvent] = []
+        self.batch_opens: dict[str, WriteMessage] = {}
         self.new_refs = itertools.count(-1, -1)
         self.new_identifiers: dict[IdentifierKey, int] = {}
         self.merges: list[Merge] = []
         self.events: list[PlannedEvent] = []
         self.outcomes: dict[str, Outcome] = {}
         self.discarded: Counter[tuple[int, Rule, date]] = Counter()
-        self.orders_seen: set[tuple[int, str]] = set()
+        # The kept confirmation of each order, and the event of each client id, so far.
+        self.orders_seen: dict[tuple[int, str], PlannedEvent] = {}
         self.client_events: dict[tuple[int, str], int] = {}
         self.groups: dict[GroupKey, GroupState] = {}
         self.memberships: dict[MembershipKey, datetime] = {}
@@ -205,14 +268,79 @@ class _Planner:
 
     # -- operations --------------------------------------------------------------
 
+    def erased(self, message: WriteMessage, keys: list[IdentifierKey]) -> bool:
+        """Whether a delete accepted after ``message`` erased a customer it names."""
+        return any(self.tombstones.get(k, "") > message.id for k in keys)
+
+    @staticmethod
+    def named(message: WriteMessage, first: IdentifierKey | None) -> list[IdentifierKey]:
+        """The identifiers a write applies by (of a skip-identity write, its first)."""
+        if message.skip_identity:
+            return [] if first is None else [first]
+        return [(message.team_id, k, v) for k, v in message.identifiers.items()]
+
+    def tombstone(self, key: IdentifierKey, message_id: str) -> None:
+        if self.tombstones.get(key, "") < message_id:
+            self.tombstones[key] = message_id
+            self.new_tombstones[key] = message_id
+
     def delete(self, message: WriteMessage) -> None:
         keys = [(message.team_id, kind, value) for kind, value in message.identifiers.items()]
-        for ref in {r for r in (self.owner(k) for k in keys) if r is not None}:
-            self.deleted.add(ref)
+        if self.tombstones and self.erased(message, keys):
+            # A later delete already erased what this one would: doing it again would
+            # erase what writes accepted after that one built.
+            self.discard(message, Rule.ERASED)
+            return
+        for key in keys:
+            self.tombstone(key, message.id)
+        erased = {r for r in (self.owner(k) for k in keys) if r is not None}
+        for ref in erased:
+            self.deleted[ref] = message.id
             # Everything that resolves to the erased customer is forgotten.
             for key in [k for k in self.owners if self.owner(k) == ref]:
+                self.tombstone(key, message.id)
                 del self.owners[key]
                 self.new_identifiers.pop(key, None)
+        if erased:
+            # Its events are erased too: a later copy of one of its orders, or version of
+            # one of its client events, is stored afresh.
+            for order, kept in list(self.orders_seen.items()):
+                if self.final(kept.customer_ref) in erased:
+                    del self.orders_seen[order]
+            for client_id, index in list(self.client_events.items()):
+                if self.final(self.events[index].customer_ref) in erased:
+                    del self.client_events[client_id]
+
+    def new_customer(self, message: WriteMessage) -> CustomerState:
+        ref = next(self.new_refs)
+        customer = self.customers[ref] = CustomerState(
+            ref=ref,
+            team_id=message.team_id,
+            attributes={},
+            versions={},
+            first_seen_at=message.occurred_at,
+            last_updated_at=message.occurred_at,
+            changed=True,
+        )
+        return customer
+
+    def resolve_first(self, message: WriteMessage, key: IdentifierKey) -> CustomerState | None:
+        """Skip identity: the customer ``key`` (the write's first identifier) names."""
+        ref = self.owner(key)
+        if ref is not None:
+            customer = self.customers[ref]
+            if message.occurred_at < customer.first_seen_at:
+                customer.first_seen_at = message.occurred_at
+                customer.changed = True
+            return customer
+        _, kind, value = key
+        if kind == "customer_id" or not message.create_if_missing:
+            return None
+        customer = self.new_customer(message)
+        self.owners[key] = self.new_identifiers[key] = customer.ref
+        if kind == "external_id":
+            customer.external_ids.add(value)
+        return customer
 
     def resolve(self, message: WriteMessage) -> CustomerState | None:
         """The customer a write applies to, creating and merging as the policy says."""
@@ -248,19 +376,7 @@ class _Planner:
         if not group:
             if not message.create_if_missing:
                 return None
-            ref = next(self.new_refs)
-            group = [
-                CustomerState(
-                    ref=ref,
-                    team_id=team,
-                    attributes={},
-                    versions={},
-                    first_seen_at=message.occurred_at,
-                    last_updated_at=message.occurred_at,
-                    changed=True,
-                )
-            ]
-            self.customers[ref] = group[0]
+            group = [self.new_customer(message)]
         survivor = min(group, key=CustomerState.age_key)
         for other in group:
             if other is survivor:
@@ -288,7 +404,18 @@ class _Planner:
         if event is not None and rules.is_bot(message.user_agent):
             self.discard(message, Rule.BOT)
             return
-        customer = self.resolve(message)
+        first = first_identifier(message) if message.skip_identity else None
+        if self.tombstones and self.erased(message, self.named(message, first)):
+            # Applied before the delete, its customer part would have been erased with
+            # the customer; its group's traits would not.
+            if message.group is not None:
+                self.set_group_traits(message)
+            self.discard(message, Rule.ERASED)
+            return
+        if not message.skip_identity:
+            customer = self.resolve(message)
+        else:
+            customer = None if first is None else self.resolve_first(message, first)
         if customer is None:
             self.discard(message, Rule.UNKNOWN_CUSTOMER)
             return
@@ -303,16 +430,22 @@ class _Planner:
         if event is None:
             return
         if event.kind == "confirmation" and event.order_id:
+            # The earliest-accepted copy is kept, whichever is applied first.
             order = (message.team_id, event.order_id)
-            if order in self.orders_seen:
-                self.discard(message, Rule.DUPLICATE_ORDER)
-                return
-            self.orders_seen.add(order)
-        if event.kind == "email_open":
-            if any(abs(message.occurred_at - t) < self.window for t in customer.email_opens):
-                self.discard(message, Rule.EMAIL_OPEN_WINDOW)
-                return
-            customer.email_opens.append(message.occurred_at)
+            kept = self.orders_seen.get(order)
+            if kept is not None:
+                if kept.message.id < message.id:
+                    self.discard(message, Rule.DUPLICATE_ORDER)
+                    return
+                self.drop(kept.message, Rule.DUPLICATE_ORDER)
+            self.orders_seen[order] = PlannedEvent(message, customer.ref)
+        if (
+            event.kind == "email_open"
+            and self.window
+            and not self.keep_email_open(message, customer)
+        ):
+            self.discard(message, Rule.EMAIL_OPEN_WINDOW)
+            return
         if event.client_event_id:
             # Only the newest version of a client-identified event in the batch is written.
             key = (message.team_id, event.client_event_id)
@@ -326,7 +459,34 @@ class _Planner:
             self.client_events[key] = len(self.events)
         self.events.append(PlannedEvent(message, customer.ref))
 
-    def join_group(self, message: WriteMessage, customer: CustomerState) -> None:
+    def drop(self, message: WriteMessage, rule: Rule) -> None:
+        """Take out an event of the batch kept so far: a later-applied one displaces it."""
+        self.dropped.add(message.id)
+        self.discard(message, rule)
+
+    def keep_email_open(self, message: WriteMessage, customer: CustomerState) -> bool:
+        """Whether the open is the earliest of its window on the customer so far; the
+        kept opens of its window it displaces are taken out."""
+        opened = (message.occurred_at, message.id)
+        window = email_open_window_of(message.occurred_at, self.window)
+        same = [
+            o for o in customer.email_opens if email_open_window_of(o[0], self.window) == window
+        ]
+        if any(o < opened for o in same):
+            return False
+        for at, message_id in same:
+            customer.email_opens.remove((at, message_id))
+            if message_id in self.batch_opens:
+                self.drop(self.batch_opens[message_id], Rule.EMAIL_OPEN_WINDOW)
+            else:
+                stored = StoredEvent(customer.team_id, message_id, at)
+                self.removed_opens.append(stored)
+                _discard(self.outcomes, self.discarded, stored, Rule.EMAIL_OPEN_WINDOW)
+        customer.email_opens.append(opened)
+        self.batch_opens[message.id] = message
+        return True
+
+    def set_group_traits(self, message: WriteMessage) -> None:
         group = message.group
         assert group is not None
         at = message.occurred_at
@@ -335,6 +495,12 @@ class _Planner:
         if state is None:
             state = self.groups[key] = GroupState({}, {}, at, at)
         state.set_traits(group.traits, rules.version(at, message.id), at)
+
+    def join_group(self, message: WriteMessage, customer: CustomerState) -> None:
+        self.set_group_traits(message)
+        group = message.group
+        assert group is not None
+        at = message.occurred_at
         member = (message.team_id, group.group_id, customer.ref)
         self.memberships[member] = min(at, self.memberships.get(member, at))
 
@@ -342,12 +508,13 @@ class _Planner:
 
     def result(self) -> Plan:
         live = {ref: c for ref, c in self.customers.items() if ref not in self.merged_into}
-        final_deleted = {self.final(ref) for ref in self.deleted}
-        deleted = [
-            ref
+        final_deleted = {self.final(ref): mid for ref, mid in self.deleted.items()}
+        erasures = {
+            ref: final_deleted[self.final(ref)]
             for ref in self.customers
-            if ref > 0 and (ref in final_deleted or self.final(ref) in final_deleted)
-        ]
+            if ref > 0 and self.final(ref) in final_deleted
+        }
+        deleted = list(erasures)
         merges = [m for m in self.merges if self.final(m.survivor_ref) not in final_deleted]
         merges = [
             Merge(m.merged_id, self.final(m.survivor_ref), m.team_id, m.message_id) for m in merges
@@ -365,6 +532,7 @@ class _Planner:
             e if ref == e.customer_ref else PlannedEvent(e.message, ref)
             for e in self.events
             if (ref := self.final(e.customer_ref)) not in final_deleted
+            and e.message.id not in self.dropped
         ]
         memberships: dict[MembershipKey, datetime] = {}
         for (team, group_id, ref), joined_at in self.memberships.items():
@@ -376,6 +544,8 @@ class _Planner:
             created=created,
             updated=updated,
             deleted=sorted(deleted),
+            erasures=erasures,
+            tombstones=self.new_tombstones,
             merges=merges,
             identifiers=identifiers,
             events=events,
@@ -383,7 +553,19 @@ class _Planner:
             memberships=memberships,
             outcomes=self.outcomes,
             discarded=self.discarded,
+            removed_opens=self.removed_opens,
+            tombstones_read=self.tombstones_read,
         )
+
+
+def first_identifier(message: WriteMessage) -> IdentifierKey | None:
+    """The identifier a skip-identity write applies by: its first by ``KEY_PRECEDENCE``."""
+    ids = message.identifiers
+    for kind in KEY_PRECEDENCE:
+        value = getattr(ids, kind)
+        if value:
+            return (message.team_id, kind, value)
+    return None
 
 
 def plan_batch(
@@ -391,13 +573,16 @@ def plan_batch(
     owners: dict[IdentifierKey, int],
     customers: dict[int, CustomerState],
     email_open_window: timedelta,
+    tombstones: dict[IdentifierKey, str] | None = None,
 ) -> Plan:
     """What to write for ``messages``, applied in order, given the current owners.
 
     ``owners`` maps every identifier the batch names to its customer (when held);
-    ``customers`` has the state of those customers, locked by the caller.
+    ``customers`` has the state of those customers, locked by the caller;
+    ``tombstones`` the message id of the latest delete that erased a customer
+    holding an identifier the batch names (when one did).
     """
-    planner = _Planner(owners, customers, email_open_window)
+    planner = _Planner(owners, customers, email_open_window, tombstones or {})
     for message in messages:
         if message.op == "delete_customer":
             planner.delete(message)

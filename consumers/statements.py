@@ -26,13 +26,14 @@ from __future__ import annotations
 import contextlib
 from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import msgspec
 import orjson
 
 from consumers.plan import (
+    EPOCH,
     CustomerState,
     GroupKey,
     GroupState,
@@ -41,6 +42,9 @@ from consumers.plan import (
     Merge,
     Plan,
     PlannedEvent,
+    StoredEvent,
+    email_open_window_of,
+    first_identifier,
 )
 from runtime.pg import Connection
 from schemas.messages import WriteMessage
@@ -130,20 +134,29 @@ async def record_dead_letters(db: Connection | asyncpg.Pool, message_ids: list[s
 # -- locked reads -------------------------------------------------------------------
 
 
+class Locked(NamedTuple):
+    """What the plan is given of the store (``consumers.plan.plan_batch``'s arguments)."""
+
+    owners: dict[IdentifierKey, int]
+    customers: dict[int, CustomerState]
+    tombstones: dict[IdentifierKey, str]
+
+
 async def lock_customers(
     conn: Connection, messages: list[WriteMessage], email_open_window: timedelta
-) -> tuple[dict[IdentifierKey, int], dict[int, CustomerState]]:
+) -> Locked:
     """The owners of the identifiers ``messages`` name, and their customers, locked,
     with what the plan needs to know of them; three statements at most.
 
-    Reads what ``consumers.plan`` compares, and no more: the external ids of the
+    Reads what ``consumers.plan`` compares, and no more: the tombstones of the
+    identifiers named (in the same statement as the owners), the external ids of the
     customers a merge may compare (``customers_to_compare``) that the batch does not
-    name itself (``external_ids_named``), and the stored email opens the batch's
-    opens can meet (``email_open_span``).
+    name itself (``external_ids_named``), and the stored email opens of the windows
+    the batch's opens fall in (``email_open_span``).
     """
-    owners, customers = await _lock_owners(conn, identifier_keys(messages))
+    owners, customers, tombstones = await _lock_owners(conn, identifier_keys(messages))
     if not customers:
-        return owners, customers
+        return Locked(owners, customers, tombstones)
     compared = customers_to_compare(messages, owners)
     if compared:
         # Most customers a Segment call compares own the userId it names: no read for them.
@@ -157,36 +170,55 @@ async def lock_customers(
     span = email_open_span(messages, email_open_window)
     if span is not None:
         for row in await email_opens(conn, list(customers), *span):
-            customers[row["customer_id"]].email_opens.append(row["occurred_at"])
-    return owners, customers
+            customers[row["customer_id"]].email_opens.append((row["occurred_at"], str(row["id"])))
+    return Locked(owners, customers, tombstones)
 
 
 async def _lock_owners(
     conn: Connection, keys: list[IdentifierKey]
-) -> tuple[dict[IdentifierKey, int], dict[int, CustomerState]]:
-    """Owners of ``keys`` and their customers, locked ``FOR UPDATE`` in id order.
+) -> tuple[dict[IdentifierKey, int], dict[int, CustomerState], dict[IdentifierKey, str]]:
+    """Owners of ``keys`` and their customers, locked ``FOR UPDATE`` in id order, and
+    the tombstones of ``keys`` (rows without a customer).
 
     One statement is enough because an identifier only ever changes hands when its
     customer is deleted (erasure, or being merged away): if a concurrent transaction
     did that, the lock wait ends with the row gone and it is left out, so the key
     looks unowned here. Creating it then collides with the identifier's unique key
-    and the batch is retried against the new owner (``ConcurrentChange``).
+    and the batch is retried against the new owner (``ConcurrentChange``); a
+    tombstone the erasure left, which this statement's snapshot does not show, is
+    found by ``attach_identifiers`` (``ConcurrentChange`` too).
     """
     rows = await conn.fetch(
         """
-        SELECT i.team_id AS key_team, i.kind, i.value, c.id, c.team_id,
-               c.attributes::text AS attributes, c.attribute_times::text AS attribute_times,
-               c.first_seen_at, c.last_updated_at
-          FROM unnest($1::bigint[], $2::text[], $3::text[]) AS k (team_id, kind, value)
-          JOIN customer_identifiers i USING (team_id, kind, value)
-          JOIN customers c ON c.id = i.customer_id
-         ORDER BY c.id
-           FOR UPDATE OF c
+        WITH k AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[])
+                                  AS k (team_id, kind, value)),
+        locked AS (
+            SELECT i.team_id AS key_team, i.kind, i.value, c.id, c.team_id,
+                   c.attributes::text AS attributes,
+                   c.attribute_times::text AS attribute_times,
+                   c.first_seen_at, c.last_updated_at, NULL::uuid AS tombstone
+              FROM k
+              JOIN customer_identifiers i USING (team_id, kind, value)
+              JOIN customers c ON c.id = i.customer_id
+             ORDER BY c.id
+               FOR UPDATE OF c
+        )
+        SELECT * FROM locked
+        UNION ALL
+        SELECT t.team_id, t.kind, t.value, NULL, NULL, NULL, NULL, NULL, NULL, t.message_id
+          FROM k JOIN delete_tombstones t USING (team_id, kind, value)
         """,
         [k[0] for k in keys],
         [k[1] for k in keys],
         [k[2] for k in keys],
     )
+    tombstones = {
+        (r["key_team"], r["kind"], r["value"]): str(r["tombstone"])
+        for r in rows
+        if r["tombstone"] is not None
+    }
+    if tombstones:
+        rows = [r for r in rows if r["tombstone"] is None]
     owners = {(r["key_team"], r["kind"], r["value"]): r["id"] for r in rows}
     locked = {r["id"]: r for r in rows}
     customers = {
@@ -200,7 +232,7 @@ async def _lock_owners(
         )
         for cid, row in locked.items()
     }
-    return owners, customers
+    return owners, customers, tombstones
 
 
 async def external_ids(conn: Connection, customer_ids: set[int]) -> list[asyncpg.Record]:
@@ -215,10 +247,11 @@ async def external_ids(conn: Connection, customer_ids: set[int]) -> list[asyncpg
 async def email_opens(
     conn: Connection, customer_ids: list[int], after: datetime, before: datetime
 ) -> list[asyncpg.Record]:
-    """Rows ``(customer_id, occurred_at)``: the customers' stored email opens in the span."""
+    """Rows ``(customer_id, occurred_at, id)``: the customers' stored email opens in the
+    span (from ``after`` inclusive)."""
     return await conn.fetch(
-        "SELECT customer_id, occurred_at FROM events WHERE customer_id = ANY($1::bigint[])"
-        " AND kind = 'email_open' AND occurred_at > $2 AND occurred_at < $3",
+        "SELECT customer_id, occurred_at, id FROM events WHERE customer_id = ANY($1::bigint[])"
+        " AND kind = 'email_open' AND occurred_at >= $2 AND occurred_at < $3",
         customer_ids,
         after,
         before,
@@ -226,10 +259,17 @@ async def email_opens(
 
 
 def identifier_keys(messages: list[WriteMessage]) -> list[IdentifierKey]:
-    """Every identifier the batch names, sorted: the owners to read and lock."""
-    return sorted(
-        {(m.team_id, kind, value) for m in messages for kind, value in m.identifiers.items()}
-    )
+    """Every identifier the batch names, sorted: the owners to read and lock (of a
+    skip-identity write, only the first: the only one it applies by)."""
+    keys = set()
+    for m in messages:
+        if m.skip_identity:
+            first = first_identifier(m)
+            if first is not None:
+                keys.add(first)
+        else:
+            keys.update((m.team_id, kind, value) for kind, value in m.identifiers.items())
+    return sorted(keys)
 
 
 def customers_to_compare(
@@ -243,7 +283,7 @@ def customers_to_compare(
     return {
         owners[key]
         for m in messages
-        if m.identifiers.several()
+        if m.identifiers.several() and not m.skip_identity
         for kind, value in m.identifiers.items()
         if (key := (m.team_id, kind, value)) in owners
     }
@@ -265,19 +305,50 @@ def external_ids_named(owners: dict[IdentifierKey, int], customers: set[int]) ->
 def email_open_span(
     messages: list[WriteMessage], email_open_window: timedelta
 ) -> tuple[datetime, datetime] | None:
-    """The open interval of stored email opens the batch's opens can fall within the
-    window of (None: the batch has none)."""
+    """The span ``[start, end)`` of the fixed windows the batch's email opens fall in
+    (``consumers.plan.email_open_window_of``): the stored opens they compete with
+    (None: the batch has none, or the window is 0, which keeps every open)."""
     opens = [m.occurred_at for m in messages if m.event and m.event.kind == "email_open"]
-    if not opens:
+    if not opens or not email_open_window:
         return None
-    return min(opens) - email_open_window, max(opens) + email_open_window
+    first = email_open_window_of(min(opens), email_open_window)
+    last = email_open_window_of(max(opens), email_open_window)
+    return EPOCH + first * email_open_window, EPOCH + (last + 1) * email_open_window
 
 
 # -- writes -------------------------------------------------------------------------
 
 
-async def delete_customers(conn: Connection, customer_ids: list[int]) -> None:
-    """Erasure: the customers and their events, identifiers by ``ON DELETE CASCADE``."""
+async def delete_customers(conn: Connection, plan: Plan) -> None:
+    """Erasure: tombstones on the identifiers (``plan.tombstones``, and every stored
+    identifier of the erased customers), then the customers and their events,
+    identifiers by ``ON DELETE CASCADE``."""
+    customer_ids = plan.deleted
+    if plan.tombstones or customer_ids:
+        named = sorted(plan.tombstones.items())
+        erased = sorted(plan.erasures.items())
+        # One row per key (ON CONFLICT may touch a row once): the largest delete id.
+        await conn.execute(
+            """
+            INSERT INTO delete_tombstones AS t (team_id, kind, value, message_id)
+            SELECT DISTINCT ON (team_id, kind, value) team_id, kind, value, message_id
+              FROM (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::uuid[])
+                    UNION ALL
+                    SELECT i.team_id, i.kind, i.value, e.message_id
+                      FROM unnest($5::bigint[], $6::uuid[]) AS e (customer_id, message_id)
+                      JOIN customer_identifiers i USING (customer_id)
+                   ) AS u (team_id, kind, value, message_id)
+             ORDER BY team_id, kind, value, message_id DESC
+            ON CONFLICT (team_id, kind, value) DO UPDATE SET message_id = excluded.message_id
+             WHERE t.message_id < excluded.message_id
+            """,
+            [k[0] for k, _ in named],
+            [k[1] for k, _ in named],
+            [k[2] for k, _ in named],
+            [m for _, m in named],
+            [c for c, _ in erased],
+            [m for _, m in erased],
+        )
     if customer_ids:
         # Events explicitly: the hot table has no foreign key.
         await conn.execute("DELETE FROM events WHERE customer_id = ANY($1::bigint[])", customer_ids)
@@ -369,26 +440,37 @@ def identifiers_to_attach(plan: Plan, ids: dict[int, int]) -> list[tuple[int, st
 
 async def attach_identifiers(conn: Connection, plan: Plan, ids: dict[int, int]) -> None:
     """Insert ``identifiers_to_attach``; ``ConcurrentChange`` if one of them was
-    created by another transaction since the owners were read."""
+    created by another transaction since the owners were read, or was given a newer
+    tombstone (a concurrent delete erased its customer while this batch waited for
+    the lock: the write may have been accepted before that delete)."""
     identifiers = identifiers_to_attach(plan, ids)
     if not identifiers:
         return
-    inserted = await conn.fetchval(
+    # The batch's own deletes wrote tombstones before this statement: those are known.
+    known = {k: max(m, plan.tombstones.get(k, m)) for k, m in plan.tombstones_read.items()}
+    known = plan.tombstones | known
+    row = await conn.fetchrow(
         """
         WITH ins AS (
             INSERT INTO customer_identifiers (team_id, kind, value, customer_id)
             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[])
             ON CONFLICT DO NOTHING
             RETURNING 1
-        ) SELECT count(*) FROM ins
+        )
+        SELECT (SELECT count(*) FROM ins) AS inserted,
+               EXISTS (SELECT FROM unnest($1, $2, $3, $5::uuid[]) AS k (team_id, kind, value, seen)
+                         JOIN delete_tombstones t USING (team_id, kind, value)
+                        WHERE k.seen IS NULL OR t.message_id > k.seen) AS tombstoned
         """,
         [i[0] for i in identifiers],
         [i[1] for i in identifiers],
         [i[2] for i in identifiers],
         [i[3] for i in identifiers],
+        [known.get(i[:3]) for i in identifiers],
     )
-    if inserted != len(identifiers):
-        raise ConcurrentChange("an identifier was created concurrently")
+    assert row is not None
+    if row["inserted"] != len(identifiers) or row["tombstoned"]:
+        raise ConcurrentChange("an identifier was created or erased concurrently")
 
 
 async def update_attributes(conn: Connection, updated: list[CustomerState]) -> None:
@@ -524,18 +606,29 @@ _EVENT_ROWS = """
               order_id, source, body, properties, context, occurred_at, received_at)
 """
 
+# An event stored again: every column but its key and id from the new version.
+_REPLACE_EVENT = """customer_id = excluded.customer_id, event_type_id = excluded.event_type_id,
+    kind = excluded.kind, external_id = excluded.external_id, source = excluded.source,
+    body = excluded.body, properties = excluded.properties, context = excluded.context,
+    occurred_at = excluded.occurred_at, received_at = excluded.received_at,
+    version_message_id = excluded.version_message_id, stored_at = excluded.stored_at"""
+
 
 async def insert_events(
     conn: Connection,
     events: list[PlannedEvent],
     ids: dict[int, int],
     type_ids: dict[tuple[int, str], int],
-) -> list[WriteMessage]:
-    """Insert the planned events; returns those with an order id the store already held.
+) -> tuple[list[WriteMessage], list[StoredEvent]]:
+    """Insert the planned events; returns those whose order id the store already held
+    with an earlier message id, and the stored ones an earlier copy replaced.
 
-    Three statements at most, by the event's unique key: plain events by COPY,
-    events with an order id keep the first stored (``ON CONFLICT DO NOTHING``),
-    client-identified events keep the later-accepted version (by message id).
+    Four statements at most, by the event's unique key: plain events by COPY; events
+    with an order id keep the earliest-accepted copy (smallest message id) whichever
+    is applied first (the stored copies are locked and read first, so that the one
+    replaced is known); client-identified events keep the later-accepted version (by
+    message id). ``ConcurrentChange`` when a copy another transaction stored since
+    the read was replaced.
     """
     groups: dict[str, list[list[Any]]] = defaultdict(lambda: [[] for _ in range(14)])
     for planned in events:
@@ -562,6 +655,7 @@ async def insert_events(
         for column, value in zip(groups[group], values, strict=True):
             column.append(value)
     refused: list[WriteMessage] = []
+    displaced: list[StoredEvent] = []
     if "plain" in groups:
         # Most events: COPY, the cheapest way in. No conflict is possible: the message
         # ids were claimed in processed_messages by this transaction.
@@ -572,15 +666,37 @@ async def insert_events(
             records=zip(*columns, columns[0], strict=True),
         )
     if "order" in groups:
-        kept = {
-            str(r["id"])
+        columns = groups["order"]
+        stored = {
+            (r["team_id"], r["order_id"]): StoredEvent(r["team_id"], str(r["id"]), r["occurred_at"])
             for r in await conn.fetch(
-                f"INSERT INTO events ({_EVENT_COLUMNS}) {_EVENT_ROWS}"
-                " ON CONFLICT (team_id, order_id) WHERE order_id IS NOT NULL DO NOTHING"
-                " RETURNING id",
-                *groups["order"],
+                "SELECT e.team_id, e.order_id, e.id, e.occurred_at FROM events e"
+                " JOIN unnest($1::bigint[], $2::text[]) AS k (team_id, order_id)"
+                "   USING (team_id, order_id)"
+                " WHERE e.order_id IS NOT NULL ORDER BY 1, 2 FOR UPDATE OF e",
+                columns[1],
+                columns[7],
             )
         }
+        rows = await conn.fetch(
+            f"""
+            INSERT INTO events ({_EVENT_COLUMNS}) {_EVENT_ROWS}
+            ON CONFLICT (team_id, order_id) WHERE order_id IS NOT NULL
+            DO UPDATE SET id = excluded.id, {_REPLACE_EVENT}
+            -- The earliest-accepted copy is kept, whichever is applied first.
+            WHERE excluded.id < events.id
+            RETURNING id, team_id, order_id, xmax = 0 AS inserted
+            """,
+            *columns,
+        )
+        kept = {str(r["id"]) for r in rows}
+        for r in rows:
+            if not r["inserted"]:
+                # Updated: it replaced a stored copy, which must be the one read.
+                replaced = stored.get((r["team_id"], r["order_id"]))
+                if replaced is None:
+                    raise ConcurrentChange("a confirmation was stored concurrently")
+                displaced.append(replaced)
         refused = [
             p.message
             for p in events
@@ -594,20 +710,24 @@ async def insert_events(
             f"""
             INSERT INTO events ({_EVENT_COLUMNS}) {_EVENT_ROWS}
             ON CONFLICT (team_id, client_event_id) WHERE client_event_id IS NOT NULL
-            DO UPDATE SET customer_id = excluded.customer_id,
-                          event_type_id = excluded.event_type_id, kind = excluded.kind,
-                          external_id = excluded.external_id, source = excluded.source,
-                          body = excluded.body, properties = excluded.properties,
-                          context = excluded.context,
-                          occurred_at = excluded.occurred_at, received_at = excluded.received_at,
-                          version_message_id = excluded.version_message_id,
-                          stored_at = excluded.stored_at
+            DO UPDATE SET {_REPLACE_EVENT}
             -- The later-accepted write wins, whatever its event time (document 004).
             WHERE events.version_message_id < excluded.version_message_id
             """,
             *groups["client"],
         )
-    return refused
+    return refused, displaced
+
+
+async def remove_events(conn: Connection, removed: list[StoredEvent]) -> None:
+    """Delete stored events a rule now takes out (``Plan.removed_opens``)."""
+    if removed:
+        await conn.execute(
+            "DELETE FROM events e USING unnest($1::bigint[], $2::uuid[]) AS r (team_id, id)"
+            " WHERE e.team_id = r.team_id AND e.id = r.id",
+            [r.team_id for r in removed],
+            [r.id for r in removed],
+        )
 
 
 async def count_discarded(conn: Connection, discarded: Counter[tuple[int, Rule, date]]) -> None:

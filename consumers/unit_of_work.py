@@ -9,8 +9,10 @@ batch, whatever its size, about a dozen statements run:
 2. lock the customers: read the owners of every identifier the batch names and
    lock those customers (``FOR UPDATE``, in id order), so that a concurrent merge
    or delete in another consumer is waited for and seen, never overwritten; then
-   read what the plan needs of them: recent email opens, and the external ids of
-   the customers a merge may compare (``statements.lock_customers``);
+   read what the plan needs of them: the tombstones deletes left on those
+   identifiers (in the same statement), the email opens of the windows the batch's
+   opens fall in, and the external ids of the customers a merge may compare
+   (``statements.lock_customers``);
 3. plan: ``consumers.plan.plan_batch`` decides in Python, in one call, what to
    create, merge, update, delete, store and discard;
 4. write the plan, set-based, and the ledger's outcomes.
@@ -73,8 +75,10 @@ async def _apply_once(
         todo = await _claim(conn, messages, first_try)
         if not todo:
             return None
-        owners, customers = await statements.lock_customers(conn, todo, email_open_window)
-        decided = plan_batch(todo, owners, customers, email_open_window)
+        locked = await statements.lock_customers(conn, todo, email_open_window)
+        decided = plan_batch(
+            todo, locked.owners, locked.customers, email_open_window, locked.tombstones
+        )
         type_ids = await _write(conn, decided, event_types)
     event_types.ids.update(type_ids)
     return decided
@@ -109,7 +113,7 @@ async def _write(
     conn: Connection, decided: Plan, event_types: EventTypeCache
 ) -> dict[tuple[int, str], int]:
     """Write the plan, in this order; returns the ids of the event types it used."""
-    await statements.delete_customers(conn, decided.deleted)
+    await statements.delete_customers(conn, decided)
     ids = await statements.create_customers(conn, decided.created)
     await statements.merge_customers(conn, decided.merges, ids)
     await statements.attach_identifiers(conn, decided, ids)
@@ -125,8 +129,9 @@ async def _write(
         missing = sorted(wanted - type_ids.keys())
         if missing:
             type_ids.update(await statements.ensure_event_types(conn, missing))
-        refused = await statements.insert_events(conn, decided.events, ids, type_ids)
-        decided.discard_stored_confirmations(refused)
+        refused, displaced = await statements.insert_events(conn, decided.events, ids, type_ids)
+        decided.discard_stored_confirmations(refused, displaced)
+    await statements.remove_events(conn, decided.removed_opens)
     await statements.count_discarded(conn, decided.discarded)
     await statements.record_outcomes(conn, decided.outcomes)
     return type_ids

@@ -32,6 +32,9 @@ class Rule(enum.StrEnum):
     DUPLICATE_ORDER = "duplicate_confirmation"
     EMAIL_OPEN_WINDOW = "email_open_window"
     UNKNOWN_CUSTOMER = "unknown_customer"
+    # Accepted before a delete of the customer it names, applied after it (the delete
+    # travelled in another lane): applying it would re-create what was erased.
+    ERASED = "erased"
 
 
 class Outcome(enum.StrEnum):
@@ -43,6 +46,7 @@ class Outcome(enum.StrEnum):
     DISCARDED_DUPLICATE_ORDER = DISCARDED_PREFIX + Rule.DUPLICATE_ORDER
     DISCARDED_EMAIL_OPEN_WINDOW = DISCARDED_PREFIX + Rule.EMAIL_OPEN_WINDOW
     DISCARDED_UNKNOWN_CUSTOMER = DISCARDED_PREFIX + Rule.UNKNOWN_CUSTOMER
+    DISCARDED_ERASED = DISCARDED_PREFIX + Rule.ERASED
 
     @classmethod
     def discarded(cls, rule: Rule) -> Outcome:

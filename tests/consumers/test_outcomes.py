@@ -13,12 +13,14 @@ def test_the_stored_text_of_every_outcome_is_as_the_gateway_and_the_ledger_read_
         "discarded:duplicate_confirmation",
         "discarded:email_open_window",
         "discarded:unknown_customer",
+        "discarded:erased",
     }
     assert {r.value for r in Rule} == {
         "bot",
         "duplicate_confirmation",
         "email_open_window",
         "unknown_customer",
+        "erased",
     }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from consumers.plan import CustomerState, Plan, plan_batch
+from consumers.plan import CustomerState, Plan, StoredEvent, first_identifier, plan_batch
 from consumers.statements import (
     customers_to_compare,
     email_open_span,
@@ -14,7 +14,7 @@ from consumers.statements import (
     identifier_keys,
     identifiers_to_attach,
 )
-from schemas.messages import EventData, Identifiers, Operation, WriteMessage
+from schemas.messages import EventData, GroupData, Identifiers, Operation, WriteMessage
 from schemas.outcomes import Outcome, Rule
 from tests.consumers.workload import message
 
@@ -151,27 +151,71 @@ def test_unknown_customer_id_is_never_created() -> None:
     assert p.created == [] and p.outcomes[m.id] == "discarded:unknown_customer"
 
 
-def test_confirmations_are_kept_once_per_order() -> None:
-    first, again = (
+def test_confirmations_are_kept_once_per_order_the_earliest_accepted() -> None:
+    first, again, third = (
         msg(
             email="a@x.io",
             event=EventData(name="confirmation", kind="confirmation", order_id="o-1"),
         )
-        for _ in range(2)
+        for _ in range(3)
     )
-    p = plan([first, again])
-    assert [e.message.id for e in p.events] == [first.id]
-    assert p.outcomes == {again.id: "discarded:duplicate_confirmation"}
+    for order in ([first, again, third], [third, again, first], [again, first, third]):
+        p = plan(order)
+        assert [e.message.id for e in p.events] == [first.id]
+        assert p.outcomes == {
+            again.id: "discarded:duplicate_confirmation",
+            third.id: "discarded:duplicate_confirmation",
+        }
 
 
-def test_email_opens_at_most_one_per_twenty_minutes_of_event_time() -> None:
-    opens = [
-        msg(email="a@x.io", at=at, event=EventData(name="email_open", kind="email_open"))
-        for at in (0, 5, 19, 21, 30)
-    ]
+def email_open(at: int, message_id: str | None = None) -> WriteMessage:
+    return message(
+        TEAM,
+        "track_event",
+        Identifiers(email="a@x.io"),
+        T0 + timedelta(minutes=at),
+        message_id,
+        event=EventData(name="email_open", kind="email_open"),
+    )
+
+
+def test_email_opens_at_most_one_per_twenty_minute_window_of_event_time() -> None:
+    # Fixed windows from the epoch (T0 starts one): [0, 20) keeps 0, [20, 40) keeps 21.
+    opens = [email_open(at) for at in (0, 5, 19, 21, 30)]
     p = plan(opens)
     assert [e.message.occurred_at for e in p.events] == [T0, T0 + timedelta(minutes=21)]
     assert sum(p.discarded.values()) == 3
+
+
+def test_the_earliest_open_of_a_window_is_kept_whatever_the_apply_order() -> None:
+    opens = [email_open(at) for at in (0, 5, 19, 21, 30, 39, 41)]
+    expected = {opens[0].id, opens[3].id, opens[6].id}
+    for order in (opens, opens[::-1], opens[3:] + opens[:3]):
+        p = plan(order)
+        assert {e.message.id for e in p.events} == expected
+        assert set(p.outcomes) == {m.id for m in opens} - expected
+        assert p.outcomes[opens[1].id] == Outcome.DISCARDED_EMAIL_OPEN_WINDOW
+
+
+def test_a_later_applied_earlier_open_replaces_the_stored_one_of_its_window() -> None:
+    stored = customer(7)
+    stored.email_opens = [(T0 + timedelta(minutes=10), "01890000-0000-7000-8000-000000000001")]
+    earlier, later = email_open(3), email_open(15)
+    p = plan([later, earlier], owners={("email", "a@x.io"): 7}, customers=[stored])
+    assert [e.message.id for e in p.events] == [earlier.id]
+    assert [(r.id, r.occurred_at) for r in p.removed_opens] == [
+        ("01890000-0000-7000-8000-000000000001", T0 + timedelta(minutes=10))
+    ]
+    assert p.outcomes == {
+        later.id: Outcome.DISCARDED_EMAIL_OPEN_WINDOW,
+        "01890000-0000-7000-8000-000000000001": Outcome.DISCARDED_EMAIL_OPEN_WINDOW,
+    }
+    assert p.discarded == {(TEAM, Rule.EMAIL_OPEN_WINDOW, T0.date()): 2}
+    # An open of the same time with a larger message id leaves the stored one.
+    tie = email_open(10)
+    stored.email_opens = [(T0 + timedelta(minutes=10), "01890000-0000-7000-8000-000000000001")]
+    p = plan([tie], owners={("email", "a@x.io"): 7}, customers=[stored])
+    assert p.events == [] and p.removed_opens == []
 
 
 def test_bot_events_are_not_stored() -> None:
@@ -243,13 +287,12 @@ def test_an_external_id_the_batch_names_is_known_from_its_owner() -> None:
     assert external_ids_named(owners, set()) == {}
 
 
-def test_stored_email_opens_are_read_within_a_window_of_the_batchs_opens() -> None:
-    def email_open(at: int) -> WriteMessage:
-        return msg(email="a@x.io", at=at, event=EventData(name="email_open", kind="email_open"))
-
+def test_stored_email_opens_are_read_in_the_windows_of_the_batchs_opens() -> None:
     assert email_open_span([msg(email="a@x.io", event=EventData(name="view"))], WINDOW) is None
+    # T0 (midnight) starts a window: the windows are [0, 20) and [20, 40) minutes.
     span = email_open_span([email_open(30), email_open(5)], WINDOW)
-    assert span == (T0 + timedelta(minutes=5) - WINDOW, T0 + timedelta(minutes=30) + WINDOW)
+    assert span == (T0, T0 + timedelta(minutes=40))
+    assert email_open_span([email_open(5)], timedelta(0)) is None  # 0 keeps every open
 
 
 def test_a_new_customer_is_known_by_its_own_id_once_it_has_one() -> None:
@@ -274,3 +317,171 @@ def test_a_confirmation_whose_order_the_store_holds_is_a_discarded_duplicate() -
     p.discard_stored_confirmations([stored])
     assert p.outcomes == {stored.id: Outcome.DISCARDED_DUPLICATE_ORDER}
     assert p.discarded == {(TEAM, Rule.DUPLICATE_ORDER, T0.date()): 1}
+
+
+def test_a_stored_confirmation_an_earlier_copy_replaced_is_a_discarded_duplicate() -> None:
+    p = plan([])
+    replaced = StoredEvent(TEAM, "01890000-0000-7000-8000-000000000009", T0)
+    p.discard_stored_confirmations([], [replaced])
+    assert p.outcomes == {replaced.id: Outcome.DISCARDED_DUPLICATE_ORDER}
+    assert p.discarded == {(TEAM, Rule.DUPLICATE_ORDER, T0.date()): 1}
+
+
+# -- deletes and the writes around them, in any order (lanes) ------------------------
+
+
+def test_a_delete_tombstones_every_identifier_of_the_erased_customer() -> None:
+    existing = customer(7)
+    delete = msg("delete_customer", email="a@x.io", phone="+14155550199")
+    p = plan(
+        [msg(email="a@x.io", external_id="u-1"), delete],
+        owners={("email", "a@x.io"): 7},
+        customers=[existing],
+    )
+    assert p.deleted == [7] and p.erasures == {7: delete.id}
+    # Named by the delete (held or not), or attached in the batch to the erased customer;
+    # the stored ones the batch does not name are added by statements.delete_customers.
+    assert p.tombstones == {
+        (TEAM, "email", "a@x.io"): delete.id,
+        (TEAM, "phone", "+14155550199"): delete.id,
+        (TEAM, "external_id", "u-1"): delete.id,
+    }
+    assert p.identifiers == []
+
+
+def test_a_write_accepted_before_a_delete_and_applied_after_it_is_discarded() -> None:
+    before = msg(email="a@x.io", attrs={"plan": "old"})
+    both = msg(email="b@x.io", phone="+14155550100")
+    delete = msg("delete_customer", email="a@x.io")
+    after = msg(email="a@x.io", at=1, attrs={"plan": "new"})
+    # In one batch, in the other order than accepted:
+    p = plan([delete, before, after])
+    assert p.outcomes == {before.id: Outcome.DISCARDED_ERASED}
+    assert p.discarded == {(TEAM, Rule.ERASED, T0.date()): 1}
+    assert [c.attributes for c in p.created] == [{"plan": "new"}]
+    # In a later batch, against the stored tombstone:
+    tombstones = {(TEAM, "email", "a@x.io"): delete.id}
+    p = plan_batch([before], {}, {}, WINDOW, tombstones)
+    assert p.created == [] and p.outcomes == {before.id: Outcome.DISCARDED_ERASED}
+    # Naming the tombstoned identifier beside another is enough.
+    p = plan_batch([both], {}, {}, WINDOW, {(TEAM, "phone", "+14155550100"): delete.id})
+    assert p.created == [] and p.outcomes == {both.id: Outcome.DISCARDED_ERASED}
+    # Accepted after the delete: starts afresh.
+    p = plan_batch([after], {}, {}, WINDOW, tombstones)
+    assert [c.attributes for c in p.created] == [{"plan": "new"}] and p.outcomes == {}
+
+
+def test_a_delete_older_than_a_tombstone_erases_nothing_again() -> None:
+    first = msg("delete_customer", email="a@x.io")
+    second = msg("delete_customer", email="a@x.io")
+    fresh = customer(8)  # built by writes accepted after the second delete
+    p = plan_batch(
+        [first],
+        {(TEAM, "email", "a@x.io"): 8},
+        {8: fresh},
+        WINDOW,
+        {(TEAM, "email", "a@x.io"): second.id},
+    )
+    assert p.deleted == [] and p.tombstones == {}
+    assert p.outcomes == {first.id: Outcome.DISCARDED_ERASED}
+
+
+def test_a_delete_keeps_the_latest_tombstone() -> None:
+    first = msg("delete_customer", email="a@x.io")
+    second = msg("delete_customer", email="a@x.io")
+    p = plan([second, first])
+    assert p.tombstones == {(TEAM, "email", "a@x.io"): second.id}
+    assert p.outcomes == {first.id: Outcome.DISCARDED_ERASED}
+
+
+# -- skip identity -----------------------------------------------------------------
+
+
+def skipping(**ids: str) -> WriteMessage:
+    return message(
+        TEAM, "upsert_customer", Identifiers(**ids), T0, attributes={"x": 1}, skip_identity=True
+    )
+
+
+def test_skip_identity_applies_to_the_customer_of_the_first_identifier_without_merging() -> None:
+    a, b = customer(1), customer(2)
+    m = skipping(email="a@x.io", phone="+14155550100", anonymous_id="d-1")
+    p = plan([m], owners={("email", "a@x.io"): 1, ("phone", "+14155550100"): 2}, customers=[a, b])
+    assert p.merges == [] and p.identifiers == [] and p.created == []
+    assert [(c.ref, c.attributes) for c in p.updated] == [(1, {"x": 1})]
+
+
+def test_skip_identity_follows_the_key_precedence_not_the_merge_rules() -> None:
+    # email > external_id > phone > customer_id > anonymous_id (schemas.topics).
+    owner_of_phone = customer(2)
+    m = skipping(phone="+14155550100", external_id="u-1")
+    p = plan([m], owners={("phone", "+14155550100"): 2}, customers=[owner_of_phone])
+    # The external id comes first: nobody holds it, so a customer holding only it.
+    (new,) = p.created
+    assert new.external_ids == {"u-1"} and p.updated == []
+    assert [(k, v) for _, k, v, _ in p.identifiers] == [("external_id", "u-1")]
+    assert first_identifier(m) == (TEAM, "external_id", "u-1")
+
+
+def test_skip_identity_creates_nothing_where_the_api_requires_a_customer() -> None:
+    m = message(
+        TEAM,
+        "track_event",
+        Identifiers(email="new@x.io"),
+        T0,
+        event=EventData(name="view"),
+        create_if_missing=False,
+        skip_identity=True,
+    )
+    assert plan([m]).outcomes == {m.id: Outcome.DISCARDED_UNKNOWN_CUSTOMER}
+    by_id = skipping(customer_id="99", email=None)  # type: ignore[arg-type]
+    assert plan([by_id]).outcomes == {by_id.id: Outcome.DISCARDED_UNKNOWN_CUSTOMER}
+
+
+def test_skip_identity_locks_and_compares_only_the_first_identifier() -> None:
+    m = skipping(email="a@x.io", phone="+14155550100")
+    assert identifier_keys([m]) == [(TEAM, "email", "a@x.io")]
+    owners = {(TEAM, "email", "a@x.io"): 1, (TEAM, "phone", "+14155550100"): 2}
+    assert customers_to_compare([m], owners) == set()
+
+
+def test_skip_identity_is_discarded_when_its_first_identifier_was_erased_after_it() -> None:
+    m = skipping(email="a@x.io", phone="+14155550100")
+    delete = msg("delete_customer", email="a@x.io")
+    p = plan_batch([m], {}, {}, WINDOW, {(TEAM, "email", "a@x.io"): delete.id})
+    assert p.outcomes == {m.id: Outcome.DISCARDED_ERASED}
+    # A tombstone on another identifier it names does not concern it.
+    p = plan_batch([m], {}, {}, WINDOW, {(TEAM, "phone", "+14155550100"): delete.id})
+    assert len(p.created) == 1 and p.outcomes == {}
+
+
+def test_a_later_copy_of_an_order_the_batch_erased_is_stored_afresh() -> None:
+    confirmation = EventData(name="c", kind="confirmation", order_id="o-1")
+    first = msg(email="a@x.io", event=confirmation)
+    delete = msg("delete_customer", email="a@x.io")
+    again = msg(email="a@x.io", at=1, event=confirmation)
+    p = plan([first, delete, again])
+    assert [e.message.id for e in p.events] == [again.id] and p.outcomes == {}
+    version = EventData(name="t", client_event_id="e-1")
+    v1, erase, v2 = (
+        msg(email="b@x.io", event=version),
+        msg("delete_customer", email="b@x.io"),
+        msg(email="b@x.io", event=version),
+    )
+    p = plan([v1, erase, v2])
+    assert [e.message.id for e in p.events] == [v2.id]
+
+
+def test_an_erased_write_still_sets_its_groups_traits() -> None:
+    # Applied before the delete it would have: the group is not the customer's.
+    before = message(
+        TEAM,
+        "upsert_customer",
+        Identifiers(email="a@x.io"),
+        T0,
+        group=GroupData(group_id="acme", traits={"seats": 5}),
+    )
+    delete = msg("delete_customer", email="a@x.io")
+    p = plan([delete, before])
+    assert p.outcomes == {before.id: Outcome.DISCARDED_ERASED}
+    assert p.groups[(TEAM, "acme")].traits == {"seats": 5} and p.memberships == {}

@@ -4,7 +4,18 @@ Built so that its final state does not depend on how partitions interleave:
 writes link identifiers of one person only (so merges are unions), attributes and
 group traits are last-writer-wins by event time, and a person who is ever deleted
 is only ever named by email (so all of their writes share one partition and stay
-ordered).
+ordered). That restriction stays with lanes: a delete's tombstones discard a write
+accepted before it and applied after it, but such a write naming the person beside
+another identifier would, applied before the delete, have merged another customer
+into the one erased; discarding it cannot reproduce that erasure.
+
+Message ids grow in generation order, as the gateway's UUIDv7s grow in acceptance
+order: the rules that order by message id (deletes, duplicate confirmations, 004's
+client events) see the workload's order.
+
+Events with rules of their own are in it too: confirmations sent again with the same
+order id (a client retrying), email opens minutes apart (several per window), and
+004-style events with a client id sent in several versions.
 
 People browse anonymously first, as with a Segment SDK: each has devices
 (anonymous ids), and writes naming only a device create anonymous customers that
@@ -95,11 +106,44 @@ def _identifiers(rng: random.Random, person: Person) -> Identifiers:
     return Identifiers(**{k: named[k] for k in kinds})
 
 
+def _special_event(
+    rng: random.Random, person: Person, n: int, when: datetime
+) -> tuple[Identifiers, datetime, EventData]:
+    """An event a rule of its own applies to, for ``person``."""
+    tag = person.email.split("@")[0]
+    roll = rng.random()
+    if roll < 0.35:
+        # A few orders per person, each confirmed more than once.
+        order = f"order-{tag}-{rng.randint(0, 3)}"
+        return (
+            _identifiers(rng, person),
+            when,
+            EventData(name="confirmation", kind="confirmation", order_id=order, body={"n": n}),
+        )
+    if roll < 0.7:
+        # Opens of a few campaigns, minutes apart: several per 20-minute window. Named by
+        # email only: the window is per customer, and the email's is the person's.
+        base = T0 + timedelta(days=rng.randint(0, 2), hours=rng.randint(0, 2))
+        at = base + timedelta(minutes=rng.randint(0, 90), microseconds=n)
+        return (
+            Identifiers(email=person.email),
+            at,
+            EventData(name="email_open", kind="email_open", body={"n": n}),
+        )
+    client_id = f"ce-{tag}-{rng.randint(0, 3)}"
+    return (
+        _identifiers(rng, person),
+        when,
+        EventData(name="viewed", client_event_id=client_id, body={"n": n}),
+    )
+
+
 def generate(seed: int, team_id: int, count: int, population: int = 60) -> list[WriteMessage]:
     """``count`` messages plus replays (the same ids again) at the end."""
     rng = random.Random(seed)
     crowd = people(rng, population)
     messages: list[WriteMessage] = []
+    ids_in_order = sorted(str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(count))
     for n in range(count):
         person = rng.choice(crowd)
         # Distinct event times: last-writer-wins never needs the tie-break.
@@ -118,10 +162,13 @@ def generate(seed: int, team_id: int, count: int, population: int = 60) -> list[
                 group_id=f"acct-{rng.randint(0, 7)}",
                 traits={rng.choice(["tier", "seats"]): rng.randint(0, 1000)},
             )
-        else:
+        elif roll < 0.75:
             op, attrs = "track_event", {}
             event = EventData(name=rng.choice(["view", "click", "buy"]), body={"n": n})
-        message_id = str(uuid.UUID(int=rng.getrandbits(128)))
+        else:
+            op, attrs = "track_event", {}
+            ids, when, event = _special_event(rng, person, n, when)
+        message_id = ids_in_order[n]
         messages.append(
             message(team_id, op, ids, when, message_id, attributes=attrs, event=event, group=group)  # type: ignore[arg-type]
         )
@@ -130,14 +177,17 @@ def generate(seed: int, team_id: int, count: int, population: int = 60) -> list[
 
 
 async def canonical_store(db: asyncpg.Pool | asyncpg.Connection, team_id: int) -> dict[Any, Any]:
-    """Customers keyed by their set of identifiers (ids differ between runs, people do not)."""
+    """Customers keyed by their set of identifiers (ids differ between runs, people do not),
+    with their attributes, first-seen time and the events kept (by the message id of
+    the version stored: which copy of a confirmation, which open of a window, which
+    version of a client event); groups with traits and members."""
     rows = await db.fetch(
         """
         SELECT c.id, c.attributes::text AS attributes, c.first_seen_at,
                (SELECT array_agg(i.kind || ':' || i.value ORDER BY i.kind, i.value)
                   FROM customer_identifiers i
                  WHERE i.customer_id = c.id AND i.kind <> 'customer_id') AS identifiers,
-               (SELECT array_agg(e.id::text ORDER BY e.id)
+               (SELECT array_agg(e.version_message_id::text ORDER BY e.version_message_id)
                   FROM events e WHERE e.customer_id = c.id) AS events
           FROM customers c WHERE c.team_id = $1
         """,

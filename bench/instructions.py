@@ -32,6 +32,7 @@ from ingest_gateway.web import deps
 from ingest_gateway.web.auth_cache import KeyCache
 from ingest_gateway.write import blocked_values
 from ingest_gateway.write.quotas import Quotas
+from ingest_gateway.write.tracking import TrackingPlans
 from runtime.gc import tune_gc
 from runtime.settings import Settings
 
@@ -82,6 +83,7 @@ async def main(kind: str, n: int, metrics: bool) -> None:
         publisher=EncodeOnly(),  # type: ignore[arg-type]
         key_cache=AlwaysKnown(),
         quotas=Quotas(settings, None),
+        plans=TrackingPlans(settings, None),
     )
     _no_blocked_values()
     path, body, headers = request(kind)

@@ -40,6 +40,7 @@ from ingest_gateway.web.errors import render_error
 from ingest_gateway.web.routing import RequestObserver, Route, Routes, Surface
 from ingest_gateway.write.publisher import Publisher
 from ingest_gateway.write.quotas import Quotas
+from ingest_gateway.write.tracking import TrackingPlans
 from runtime.gc import tune_gc
 from runtime.health_server import HealthServer
 from runtime.pg import is_unavailable
@@ -158,14 +159,22 @@ async def _start(settings: Settings) -> Services:
     await publisher.start()
     quotas = Quotas(settings, db)
     quotas.start()
+    plans = TrackingPlans(settings, db)
+    plans.start()
     tune_gc()
     return Services(
-        settings=settings, db=db, publisher=publisher, key_cache=KeyCache(), quotas=quotas
+        settings=settings,
+        db=db,
+        publisher=publisher,
+        key_cache=KeyCache(),
+        quotas=quotas,
+        plans=plans,
     )
 
 
 async def _stop(services: Services) -> None:
     await services.quotas.stop()
+    await services.plans.stop()
     await services.publisher.stop()
     # A connection still borrowed by a request that hangs must not hold the shutdown:
     # close within the timeout, then cut what is left.

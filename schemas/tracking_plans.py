@@ -71,10 +71,7 @@ _plan_decoder = msgspec.json.Decoder(Plan)
 def parse_plan(raw: bytes | str | dict[str, Any]) -> Plan:
     """The plan of a document (JSON text or an object); ``PlanError`` when it is not one."""
     try:
-        if isinstance(raw, dict):
-            plan = msgspec.convert(raw, Plan)
-        else:
-            plan = _plan_decoder.decode(raw)
+        plan = msgspec.convert(raw, Plan) if isinstance(raw, dict) else _plan_decoder.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise PlanError(f"not a tracking plan: {exc}") from exc
     for where, rule in _rules(plan):

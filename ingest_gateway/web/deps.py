@@ -17,6 +17,7 @@ from starlette.requests import Request
 from ingest_gateway.web.auth_cache import KeyCache
 from ingest_gateway.write.publisher import Publisher
 from ingest_gateway.write.quotas import Quotas
+from ingest_gateway.write.tracking import TrackingPlans
 from runtime.settings import Settings
 
 SCOPE_KEY = "ingest.services"
@@ -29,6 +30,7 @@ class Services:
     publisher: Publisher
     key_cache: KeyCache
     quotas: Quotas
+    plans: TrackingPlans
 
 
 def services(request: Request) -> Services:

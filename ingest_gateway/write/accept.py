@@ -25,6 +25,7 @@ from ingest_gateway.read_model.outcomes import wait_for_outcomes
 from ingest_gateway.web import deps
 from ingest_gateway.web.errors import ApiError
 from ingest_gateway.web.responses import JSON
+from ingest_gateway.write import tracking
 from ingest_gateway.write.blocked_values import unblocked
 from ingest_gateway.write.sink import Sink
 from runtime import logs
@@ -38,6 +39,7 @@ class Accepted:
     # Outcome per message id when the client asked to wait and the consumers finished.
     outcomes: dict[str, Outcome] | None
     waited: bool
+    violations: int = 0  # messages that broke their team's tracking plan
 
     @property
     def timed_out(self) -> bool:
@@ -47,7 +49,10 @@ class Accepted:
     def headers(self) -> dict[str, str]:
         """``X-Message-Id``: the accepted writes' ids (for at most 20 of them)."""
         ids = self.message_ids
-        return {"X-Message-Id": ",".join(ids)} if ids and len(ids) <= 20 else {}
+        headers = {"X-Message-Id": ",".join(ids)} if ids and len(ids) <= 20 else {}
+        if self.violations:
+            headers[tracking.HEADER] = str(self.violations)
+        return headers
 
     def outcome(self, message_id: str) -> str:
         """What the consumers made of a write the client waited for ("" if unknown)."""
@@ -66,18 +71,20 @@ async def accept(request: Request, messages: list[WriteMessage], refused: int = 
     the metrics)."""
     services = deps.services(request)
     wait = wants_wait(request)
+    violations = 0
     if messages:
         messages = await unblocked(request, messages)
         request.scope[logs.MESSAGES_KEY] = messages  # named on the request's log lines
+        messages, violations = services.plans.enforce(request, messages)  # tracking plans
         await services.quotas.take(messages[0].team_id, len(messages))
         sink: Sink = services.publisher
         await sink.publish(messages)
     metrics.messages(request.scope, len(messages), refused)
     ids = [m.id for m in messages]
     if not wait or not ids:
-        return Accepted(ids, None, waited=False)
+        return Accepted(ids, None, waited=False, violations=violations)
     found = await wait_for_outcomes(services.db, ids, services.settings.wait_timeout_s)
-    return Accepted(ids, found, waited=True)
+    return Accepted(ids, found, waited=True, violations=violations)
 
 
 # -- the optional wait for the consumers ---------------------------------------

@@ -213,4 +213,5 @@ async def test_analyst_views_count_per_event_property_and_library(
         " WHERE team_id = $1",
         team.id,
     )
+    assert library is not None
     assert tuple(library) == ("analytics.js", "2.1", 1)

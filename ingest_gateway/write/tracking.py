@@ -66,6 +66,10 @@ class TrackingPlans:
     def active(self, team_id: int) -> CompiledPlan | None:
         return self._active.get(team_id)
 
+    def hold(self, team_id: int, plan: CompiledPlan) -> None:
+        """Make ``plan`` the team's until the next refresh (the bench, without PostgreSQL)."""
+        self._active = self._active | {team_id: plan}
+
     def enforce(
         self, request: Request, messages: list[WriteMessage]
     ) -> tuple[list[WriteMessage], int]:

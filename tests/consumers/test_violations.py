@@ -6,28 +6,20 @@ from __future__ import annotations
 import msgspec
 
 from consumers.violations import as_sent
-from schemas.messages import EventData, Identifiers, WriteMessage, utcnow
+from schemas.messages import WriteMessage
 from schemas.violations import Failure, Tracking
+from tests.schemas.test_tracking_plans import track
 
 
 def test_the_omitted_parts_are_put_back_and_the_verdict_left_out() -> None:
-    now = utcnow()
     tracking = Tracking(
         2,
         "omit",
         (Failure("/properties/total", "type", "no"),),
         {"properties": {"total": "1"}, "traits": {"plan": "gold"}},
     )
-    message = WriteMessage(
-        id="m",
-        team_id=1,
-        op="track_event",
-        identifiers=Identifiers(email="a@example.com"),
-        occurred_at=now,
-        received_at=now,
-        attributes={"name": "Ana"},
-        event=EventData(name="Order Completed", body={"order_id": "o"}),
-        tracking=tracking,
+    message = track(
+        "Order Completed", {"order_id": "o"}, attributes={"name": "Ana"}, tracking=tracking
     )
     sent = msgspec.json.decode(as_sent(message))
     assert sent["event"]["body"] == {"order_id": "o", "total": "1"}

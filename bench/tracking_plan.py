@@ -11,6 +11,7 @@ plans use.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from bench.workload import CATEGORIES, PLANS, SEGMENT_EVENTS
@@ -103,6 +104,8 @@ def plan_document() -> dict[str, Any]:
     }
 
 
+@functools.cache
 def compiled(version: int = 1) -> CompiledPlan:
-    """The plan, compiled as a gateway process compiles the active version."""
+    """The plan, compiled as a gateway process compiles the active version (once: a
+    gateway compiles a version when it becomes active, not per request)."""
     return CompiledPlan(version, parse_plan(plan_document()))

@@ -7,9 +7,10 @@ them, bounded by ``WAIT_TIMEOUT_S``), and the answer (``Accepted.respond``: 202 
 the message id when the wait ran out).
 
 Every write passes here, so this is also where a team's blocked identifier values
-are enforced before anything is published (``blocked_values.unblocked``).
+are enforced before anything is published (``blocked_values.unblocked``), and its
+tracking plan (``tracking``: issue #22; ``?validate=true`` answers there, a dry run).
 
-Imports the services (``web.deps``), the answer type, ``blocked_values``, the read
+Imports the services (``web.deps``), the answer type, ``blocked_values``, ``tracking``, the read
 model's wait (``read_model.outcomes``), the sink's interface and ``schemas``.
 """
 

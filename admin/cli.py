@@ -25,6 +25,8 @@
     ingest-admin lag [--group GROUP] [--topic TOPIC ...] [--json]        admin.lag
     ingest-admin create-topics [TOPIC[:PARTITIONS] ...]                 admin.topics
     ingest-admin config [--check]                                       admin.config
+    ingest-admin plan-upload | plan-show | plan-diff | plan-activate
+                 | plan-rollback | violations | replay-violations       admin.tracking_plans
 
 Only the command line: each command module adds its subcommands and runs them
 (returning what to print); this module builds the parser from them, opens what the
@@ -61,6 +63,7 @@ from admin import (
     quotas,
     teams,
     topics,
+    tracking_plans,
 )
 from admin.errors import CommandError
 from runtime.pg import UNAVAILABLE
@@ -89,7 +92,16 @@ KAFKA_ONLY: tuple[KafkaCommands, ...] = (
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ingest-admin", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
-    for module in (teams, blocked_identifiers, ledger, event_groups, quotas, controls, erase):
+    for module in (
+        teams,
+        blocked_identifiers,
+        ledger,
+        event_groups,
+        quotas,
+        controls,
+        erase,
+        tracking_plans,
+    ):
         module.add_parsers(sub)
     for kafka_module in KAFKA_ONLY:
         kafka_module.add_parsers(sub)
@@ -116,6 +128,8 @@ async def run_command(settings: Settings, args: argparse.Namespace) -> str:
             return await controls.run(conn, args)
         if args.command in erase.COMMANDS:
             return await erase.run(settings, conn, args)
+        if args.command in tracking_plans.COMMANDS:  # issue #22
+            return await tracking_plans.run(settings, conn, args)
         return await teams.run(conn, args)
     finally:
         await conn.close()

@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from admin.teams import create_team
 from admin.topics import ensure_topics
-from bench import ceilings, report
+from bench import ceilings, report, tracking_cost
 from bench.databases import drop_database
 from bench.loadgen import LoadResult, LoadSpec
 from bench.loadgen import run as run_loadgen
@@ -768,6 +768,7 @@ def assemble(
 def main(argv: list[str] | None = None) -> None:
     opts = parse_args(argv)
     results = asyncio.run(main_async(opts))
+    results["tracking_plan"] = tracking_cost.measure()  # in process, after the services stopped
     files = report.write(results, opts.out)
     if opts.publish:
         docs = REPO / "docs" / "bench"

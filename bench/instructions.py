@@ -4,7 +4,9 @@ cache that always knows the key (no PostgreSQL), so that what an instruction cou
 sees is the gateway's own work per request. KIND: ``single`` (``POST
 /api/1.0/customer/{email}``), ``batch100`` (``POST /api/1.0/batch``, the bench's
 batches of 100) or ``segment100`` (``POST /v1/batch``, 100 SDK calls). With
-``--metrics`` after N, counted as with ``GATEWAY_METRICS_PORT`` set.
+``--metrics`` after N, counted as with ``GATEWAY_METRICS_PORT`` set; with ``--plan``,
+with the team's tracking plan active (``bench.tracking_plan``: 50 events of 10
+properties; the cost of enforcing it, docs/tracking-plans.md).
 
 Instructions per request, repeatable whatever else the machine does::
 
@@ -26,6 +28,7 @@ from typing import Any
 
 import msgspec
 
+from bench import tracking_plan
 from bench.workload import SCENARIOS, auth_headers, stamp, templates
 from ingest_gateway import app as app_module
 from ingest_gateway.web import deps
@@ -34,6 +37,7 @@ from ingest_gateway.write import blocked_values
 from ingest_gateway.write.controls import TeamControls
 from ingest_gateway.write.lanes import Lanes
 from ingest_gateway.write.quotas import Quotas
+from ingest_gateway.write.tracking import TrackingPlans
 from runtime.gc import tune_gc
 from runtime.settings import Settings
 
@@ -70,7 +74,7 @@ def request(kind: str) -> tuple[str, bytes, list[tuple[bytes, bytes]]]:
     return path, body, raw
 
 
-async def main(kind: str, n: int, metrics: bool) -> None:
+async def main(kind: str, n: int, metrics: bool, plan: bool = False) -> None:
     # --metrics: as a gateway with GATEWAY_METRICS_PORT set (the port itself is not
     # opened here: the lifespan does not run).
     settings = Settings(gateway_metrics_port=9 if metrics else 0)
@@ -86,8 +90,11 @@ async def main(kind: str, n: int, metrics: bool) -> None:
         quotas=Quotas(settings, None),
         controls=TeamControls(settings, None),
         lanes=Lanes(settings),
+        plans=TrackingPlans(settings, None),
     )
     _no_blocked_values()
+    if plan:
+        gateway.services.plans.hold(TEAM, tracking_plan.compiled())
     path, body, headers = request(kind)
 
     async def once() -> int:
@@ -131,4 +138,5 @@ async def main(kind: str, n: int, metrics: bool) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], int(sys.argv[2]), metrics="--metrics" in sys.argv[3:]))
+    flags = sys.argv[3:]
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]), "--metrics" in flags, "--plan" in flags))

@@ -13,6 +13,8 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from bench import tracking_cost
+
 COMPONENTS = ("gateway", "consumers", "kafka", "postgres", "loadgen")
 
 
@@ -85,6 +87,8 @@ def markdown(results: dict[str, Any]) -> str:
     t = results["targets"]
     rows += ["", "| target | measured | met |", "|---|---|---|"]
     rows += [f"| {x['target']} | {x['measured']} | {'yes' if x['met'] else 'NO'} |" for x in t]
+    if results.get("tracking_plan"):
+        rows += ["", tracking_cost.line(results["tracking_plan"])]
     cfg = results["config"]
     rows += [
         "",

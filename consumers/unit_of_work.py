@@ -31,7 +31,7 @@ from datetime import timedelta
 
 import asyncpg
 
-from consumers import statements
+from consumers import statements, violations
 from consumers.plan import Plan, plan_batch
 from runtime.pg import Connection
 from schemas.messages import WriteMessage
@@ -73,6 +73,7 @@ async def _apply_once(
     type_ids: dict[tuple[int, str], int] = {}
     async with conn.transaction():
         todo = await _claim(conn, messages, first_try)
+        todo = await violations.record(conn, todo)  # tracking plans: blocked ones left out
         if not todo:
             return None
         locked = await statements.lock_customers(conn, todo, email_open_window)

@@ -42,6 +42,7 @@ from ingest_gateway.write.controls import TeamControls
 from ingest_gateway.write.lanes import Lanes
 from ingest_gateway.write.publisher import Publisher
 from ingest_gateway.write.quotas import Quotas
+from ingest_gateway.write.tracking import TrackingPlans
 from runtime.gc import tune_gc
 from runtime.health_server import HealthServer
 from runtime.pg import is_unavailable
@@ -162,6 +163,8 @@ async def _start(settings: Settings) -> Services:
     quotas.start()
     controls = TeamControls(settings, db)
     controls.start()
+    plans = TrackingPlans(settings, db)
+    plans.start()
     tune_gc()
     return Services(
         settings=settings,
@@ -171,12 +174,14 @@ async def _start(settings: Settings) -> Services:
         quotas=quotas,
         controls=controls,
         lanes=Lanes(settings),
+        plans=plans,
     )
 
 
 async def _stop(services: Services) -> None:
     await services.controls.stop()
     await services.quotas.stop()
+    await services.plans.stop()
     await services.publisher.stop()
     # A connection still borrowed by a request that hangs must not hold the shutdown:
     # close within the timeout, then cut what is left.

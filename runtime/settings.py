@@ -383,6 +383,18 @@ class Metrics(_Section):
     0: none (and no cost per request)."""
 
 
+class TrackingPlans(_Section):
+    """Tracking plans
+
+    Each team's active tracking plan (``ingest-admin plan-activate``,
+    ``docs/tracking-plans.md``), checked by the gateway on every write.
+    """
+
+    tracking_plan_refresh_s: float = Field(1.0, gt=0)
+    """How often a gateway process reads which plan version each team has active: a
+    new version takes effect on every process within this time."""
+
+
 class Settings(
     BaseSettings,
     Services,
@@ -398,6 +410,7 @@ class Settings(
     Supervision,
     Logging,
     Metrics,
+    TrackingPlans,
 ):
     """One frozen, validated settings object shared by every process."""
 

@@ -31,6 +31,8 @@ from typing import Any, Literal
 import msgspec
 import uuid_utils
 
+from schemas.violations import Tracking
+
 WIRE_VERSION = 1
 
 Operation = Literal["upsert_customer", "delete_customer", "track_event"]
@@ -121,6 +123,8 @@ class WriteMessage(msgspec.Struct, omit_defaults=True, frozen=True):
     # ``schemas.topics.KEY_PRECEDENCE``), with no merge and no other identifier attached.
     skip_identity: bool = False
     v: int = WIRE_VERSION
+    # The tracking plan's verdict, when the message broke it or was replayed (issue #22).
+    tracking: Tracking | None = None
 
 
 NO_CONTEXT = msgspec.Raw(b"null")

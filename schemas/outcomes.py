@@ -8,6 +8,8 @@ contract, so each member's value is exactly what is stored and must never change
   records it without naming it);
 - ``discarded:<rule>``: accepted, but a rule kept it out of the store; the rule
   alone is what ``discarded_events.rule`` counts per team and day;
+- ``blocked``: its team's tracking plan kept it out of the store; it is in
+  ``tracking_violations``, from where it may be replayed after a fix;
 - ``dead_letter``: it could not be applied and went to the dead-letter topic; a
   message produced back from there (after a fix) may be applied after all.
 
@@ -42,6 +44,8 @@ class Outcome(enum.StrEnum):
 
     APPLIED = "applied"
     DEAD_LETTER = "dead_letter"
+    # Kept out of the store by the team's tracking plan (tracking_violations has it).
+    BLOCKED = "blocked"
     DISCARDED_BOT = DISCARDED_PREFIX + Rule.BOT
     DISCARDED_DUPLICATE_ORDER = DISCARDED_PREFIX + Rule.DUPLICATE_ORDER
     DISCARDED_EMAIL_OPEN_WINDOW = DISCARDED_PREFIX + Rule.EMAIL_OPEN_WINDOW

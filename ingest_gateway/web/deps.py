@@ -19,6 +19,7 @@ from ingest_gateway.write.controls import TeamControls
 from ingest_gateway.write.lanes import Lanes
 from ingest_gateway.write.publisher import Publisher
 from ingest_gateway.write.quotas import Quotas
+from ingest_gateway.write.tracking import TrackingPlans
 from runtime.settings import Settings
 
 SCOPE_KEY = "ingest.services"
@@ -33,6 +34,7 @@ class Services:
     quotas: Quotas
     controls: TeamControls
     lanes: Lanes
+    plans: TrackingPlans
 
 
 def services(request: Request) -> Services:

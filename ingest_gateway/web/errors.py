@@ -21,6 +21,7 @@ from starlette.responses import Response
 from ingest_gateway.web.responses import JSON
 from ingest_gateway.write.quotas import BeyondBurst, QuotaExceeded
 from ingest_gateway.write.sink import BrokerUnavailable, MessageTooLarge
+from ingest_gateway.write.tracking import DryRun
 from runtime.pg import is_unavailable
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,8 @@ def render_error(request: Request, exc: Exception) -> Response | None:
     """
     if isinstance(exc, ApiError):
         return error_response(request, exc)
+    if isinstance(exc, DryRun):  # ?validate=true: the tracking plan's verdicts
+        return exc.response
     if isinstance(exc, RequestTooLarge):
         return error_response(request, exc.api_error())
     if isinstance(exc, MessageTooLarge | BeyondBurst):

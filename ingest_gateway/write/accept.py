@@ -8,12 +8,13 @@ the message id when the wait ran out).
 
 Every write passes here, so this is also where a team's blocked identifier values
 are enforced before anything is published (``blocked_values.unblocked``), then its
-runtime controls (``controls``: dropped or dead-lettered writes end here), its quota
-(``quotas``) and the lane each write takes (``lanes``).
+tracking plan (``tracking``: issue #22; ``?validate=true`` answers there, a dry run),
+its runtime controls (``controls``: dropped or dead-lettered writes end here), its
+quota (``quotas``) and the lane each write takes (``lanes``).
 
 Imports the services (``web.deps``), the answer type, ``blocked_values``,
-``controls``, the read model's wait (``read_model.outcomes``), the sink's interface
-and ``schemas``.
+``tracking``, ``controls``, the read model's wait (``read_model.outcomes``), the
+sink's interface and ``schemas``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ingest_gateway.read_model.outcomes import wait_for_outcomes
 from ingest_gateway.web import deps
 from ingest_gateway.web.errors import ApiError
 from ingest_gateway.web.responses import JSON
+from ingest_gateway.write import tracking
 from ingest_gateway.write.blocked_values import unblocked
 from ingest_gateway.write.controls import Control
 from ingest_gateway.write.sink import Sink
@@ -44,6 +46,7 @@ class Accepted:
     # Outcome per message id when the client asked to wait and the consumers finished.
     outcomes: dict[str, Outcome] | None
     waited: bool
+    violations: int = 0  # messages that broke their team's tracking plan
 
     @property
     def timed_out(self) -> bool:
@@ -53,7 +56,10 @@ class Accepted:
     def headers(self) -> dict[str, str]:
         """``X-Message-Id``: the accepted writes' ids (for at most 20 of them)."""
         ids = self.message_ids
-        return {"X-Message-Id": ",".join(ids)} if ids and len(ids) <= 20 else {}
+        headers = {"X-Message-Id": ",".join(ids)} if ids and len(ids) <= 20 else {}
+        if self.violations:
+            headers[tracking.HEADER] = str(self.violations)
+        return headers
 
     def outcome(self, message_id: str) -> str:
         """What the consumers made of a write the client waited for ("" if unknown)."""
@@ -73,16 +79,18 @@ async def accept(request: Request, messages: list[WriteMessage], refused: int = 
     services = deps.services(request)
     wait = wants_wait(request)
     applied = False
+    violations = 0
     if messages:
         messages = await unblocked(request, messages)
         request.scope[logs.MESSAGES_KEY] = messages  # named on the request's log lines
+        messages, violations = services.plans.enforce(request, messages)  # tracking plans
         applied = await _publish(services, messages)
     metrics.messages(request.scope, len(messages), refused)
     ids = [m.id for m in messages]
     if not wait or not applied:
-        return Accepted(ids, None, waited=False)
+        return Accepted(ids, None, waited=False, violations=violations)
     found = await wait_for_outcomes(services.db, ids, services.settings.wait_timeout_s)
-    return Accepted(ids, found, waited=True)
+    return Accepted(ids, found, waited=True, violations=violations)
 
 
 async def _publish(services: deps.Services, messages: list[WriteMessage]) -> bool:

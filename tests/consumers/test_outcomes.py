@@ -8,6 +8,7 @@ from schemas.outcomes import Outcome, Rule
 def test_the_stored_text_of_every_outcome_is_as_the_gateway_and_the_ledger_read_it() -> None:
     assert {o.value for o in Outcome} == {
         "applied",
+        "blocked",  # by the team's tracking plan (issue #22)
         "dead_letter",
         "discarded:bot",
         "discarded:duplicate_confirmation",

@@ -9,8 +9,9 @@ Not a ``DELETE`` in PostgreSQL: the command publishes the write the 000 API's
 identifier, normalised as the gateway normalises it, junk refused), in a record made
 as the gateway makes it (``publisher.group_records``: the partition key of
 ``schemas.topics.partition_key``, the team and that identifier), acknowledged by
-every in-sync replica. So the consumers apply it as they apply the API's delete, in
-order with that customer's writes named the same way: a write accepted before is
+every in-sync replica, in both lanes as the gateway publishes a delete. So the
+consumers apply it as they apply the API's delete, in order with that customer's
+writes named the same way: a write accepted before is
 applied before and erased with the customer; one accepted after starts a new
 customer (docs/identity.md, "Delete"). Erased: the customer, its identifiers,
 attributes and events.
@@ -208,20 +209,24 @@ def delete_message(target: Target) -> WriteMessage:
 
 
 async def publish(settings: Settings, message: WriteMessage) -> tuple[int, int]:
-    """Publish ``message`` as the gateway would; its (partition, offset) once acknowledged."""
+    """Publish ``message`` as the gateway publishes a delete, to both lanes
+    (``ingest_gateway.write.lanes``); its (partition, offset) in the main lane's topic
+    once both are acknowledged."""
     producer = acked_producer(settings, "ingest-admin-erase")
     await producer.start()
     try:
-        topic = settings.writes_topic
-        partitions = len(await producer.partitions_for(topic))
-        ((partition, key, value),) = group_records(
-            [message],
-            partitions,
-            settings.producer_record_max_bytes,
-            MemoPartitioner(),
-            message_limit(settings),
-        )
-        sent = await producer.send_and_wait(topic, value=value, key=key, partition=partition)
-        return int(sent.partition), int(sent.offset)
+        placed = []
+        for topic in (settings.writes_topic, settings.writes_overflow_topic):
+            partitions = len(await producer.partitions_for(topic))
+            ((partition, key, value),) = group_records(
+                [message],
+                partitions,
+                settings.producer_record_max_bytes,
+                MemoPartitioner(),
+                message_limit(settings),
+            )
+            sent = await producer.send_and_wait(topic, value=value, key=key, partition=partition)
+            placed.append((int(sent.partition), int(sent.offset)))
+        return placed[0]
     finally:
         await producer.stop()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import msgspec
+
 from ingest_gateway.write.lanes import Lanes
 from runtime.settings import Settings
 from schemas.messages import Identifiers, WriteMessage
@@ -108,3 +110,16 @@ def test_rate_0_turns_a_rule_off() -> None:
     lane, _ = lanes(team_rate=0, customer_rate=0)
     lane.route(writes(2, 1))
     assert sizes(lane.route(writes(1, 10_000, email="one@example.com"))) == (10_000, 0)
+
+
+def test_a_delete_goes_to_both_lanes_in_the_requests_order() -> None:
+    lane, _ = lanes(customer_rate=2)
+    hot = writes(1, 4, email="fleet@example.com")
+    delete = msgspec.structs.replace(hot[2], id="delete", op="delete_customer")
+    request = [hot[0], hot[1], delete, hot[3]]
+    main, overflow = lane.route(request)
+    assert [m.id for m in main] == [hot[0].id, hot[1].id, "delete"]
+    assert [m.id for m in overflow] == ["delete", hot[3].id]
+    # And when the whole team overflows, the main lane still gets the delete.
+    main, overflow = lane.route([delete], overflow=True)
+    assert ([m.id for m in main], [m.id for m in overflow]) == (["delete"], ["delete"])

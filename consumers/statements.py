@@ -321,26 +321,36 @@ def email_open_span(
 
 async def delete_customers(conn: Connection, plan: Plan) -> None:
     """Erasure: tombstones on the identifiers (``plan.tombstones``, and every stored
-    identifier of the erased customers), then the customers and their events,
-    identifiers by ``ON DELETE CASCADE``."""
+    identifier of the erased customers) and the tracking-plan violations naming them,
+    then the customers and their events, identifiers by ``ON DELETE CASCADE``."""
     customer_ids = plan.deleted
     if plan.tombstones or customer_ids:
         named = sorted(plan.tombstones.items())
         erased = sorted(plan.erasures.items())
         # One row per key (ON CONFLICT may touch a row once): the largest delete id.
+        # The tracking-plan violations of the erased identifiers, accepted before the
+        # delete, go with them: they hold the messages as sent, personal data included.
         await conn.execute(
             """
-            INSERT INTO delete_tombstones AS t (team_id, kind, value, message_id)
-            SELECT DISTINCT ON (team_id, kind, value) team_id, kind, value, message_id
-              FROM (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::uuid[])
-                    UNION ALL
-                    SELECT i.team_id, i.kind, i.value, e.message_id
-                      FROM unnest($5::bigint[], $6::uuid[]) AS e (customer_id, message_id)
-                      JOIN customer_identifiers i USING (customer_id)
-                   ) AS u (team_id, kind, value, message_id)
-             ORDER BY team_id, kind, value, message_id DESC
-            ON CONFLICT (team_id, kind, value) DO UPDATE SET message_id = excluded.message_id
-             WHERE t.message_id < excluded.message_id
+            WITH erased (team_id, kind, value, message_id) AS (
+                SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::uuid[])
+                UNION ALL
+                SELECT i.team_id, i.kind, i.value, e.message_id
+                  FROM unnest($5::bigint[], $6::uuid[]) AS e (customer_id, message_id)
+                  JOIN customer_identifiers i USING (customer_id)
+            ), tombstoned AS (
+                INSERT INTO delete_tombstones AS t (team_id, kind, value, message_id)
+                SELECT DISTINCT ON (team_id, kind, value) team_id, kind, value, message_id
+                  FROM erased
+                 ORDER BY team_id, kind, value, message_id DESC
+                ON CONFLICT (team_id, kind, value) DO UPDATE SET message_id = excluded.message_id
+                 WHERE t.message_id < excluded.message_id
+            )
+            DELETE FROM tracking_violations v
+             USING erased e
+             WHERE v.team_id = e.team_id
+               AND v.message -> 'identifiers' @> jsonb_build_object(e.kind, e.value)
+               AND v.message_id < e.message_id
             """,
             [k[0] for k, _ in named],
             [k[1] for k, _ in named],

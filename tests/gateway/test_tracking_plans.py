@@ -161,6 +161,28 @@ async def test_000_api_planned_violating_and_unplanned_events_under_each_mode(
     assert customer_plan == {"allow": "gold", "omit": None, "block": None}[mode]
 
 
+async def test_erasing_a_customer_erases_its_violations_too(
+    http: httpx.AsyncClient, db: asyncpg.Pool, team: Team
+) -> None:
+    """Violations keep the message as sent, personal data included: a delete takes the
+    ones naming the customer with it, and leaves everyone else's."""
+    version = await activate(db, team, plan(mode="block"))
+    await in_force(http, team, version)
+    erased, kept = (f"{n}-{uuid.uuid4().hex[:6]}@example.com" for n in ("gone", "kept"))
+    for who in (erased, kept):
+        answer = await http.post(
+            f"/api/1.0/events/Order Completed/{who}/1?wait=true",
+            json={"order_id": 7},  # not a string: blocked
+            headers=team.headers,
+        )
+        assert answer.headers["X-Tracking-Violations"] == "1"
+    await http.post(f"/api/1.0/customer/{erased}?wait=true", json={}, headers=team.headers)
+    deleted = await http.delete(f"/api/1.0/customer/{erased}?wait=true", headers=team.headers)
+    assert deleted.status_code == 200, deleted.text
+    left = [json.loads(v["message"])["identifiers"]["email"] for v in await violations(db, team)]
+    assert left == [kept]
+
+
 async def test_004_api_modes_per_event(
     http: httpx.AsyncClient, db: asyncpg.Pool, team: Team
 ) -> None:

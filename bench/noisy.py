@@ -43,13 +43,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import multiprocessing
 import os
 import random
 import shlex
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -66,22 +64,21 @@ from admin.topics import ensure_topics
 from bench.__main__ import (
     PARTITIONS,
     Run,
-    _read_result,
     bench_run,
     env_of,
     free_port,
+    loadgen_results,
     new_team,
     percentile,
+    start_loadgens,
     wait_healthy,
 )
 from bench.__main__ import parse_args as bench_args
 from bench.http import Connection, HttpError, build_request
 from bench.loadgen import LoadResult, LoadSpec
-from bench.loadgen import run as run_loadgen
 from bench.procs import BIN, REPO, Service
 from bench.workload import EVENT_NAMES, SCENARIOS, Template, customer_email, templates
 
-_spawn = multiprocessing.get_context("spawn")
 QUIET_TEAMS = 3
 QUIET_CONNECTIONS = 8  # per quiet team: open loop, a request waits only for a free one
 REQUEST_TIMEOUT_S = 30.0
@@ -102,6 +99,7 @@ class Options:
     flood_connections: int
     poll_ms: float
     drain_timeout: float
+    overflow_processes: int
     phases: list[str]
     publish: bool
     command: str
@@ -130,6 +128,13 @@ def parse_args(argv: list[str] | None = None) -> Options:
     p.add_argument("--flood-connections", type=int, default=32, help="connections each")
     p.add_argument("--poll-ms", type=float, default=10.0, help="the visibility poller's interval")
     p.add_argument("--drain-timeout", type=float, default=120.0)
+    p.add_argument(
+        "--overflow-processes",
+        type=int,
+        default=1,
+        help="overflow-lane workers (0: the lane is not applied during the run, to see"
+        " what applying it costs the quiet teams; its writes then count as not stored)",
+    )
     p.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset")
     p.add_argument("--publish", action="store_true", help="copy the table to docs/bench/noisy.md")
     a = p.parse_args(argv)
@@ -148,6 +153,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         flood_connections=a.flood_connections,
         poll_ms=a.poll_ms,
         drain_timeout=a.drain_timeout,
+        overflow_processes=a.overflow_processes,
         phases=[x for x in PHASES if x in phases],
         publish=a.publish,
         command=shlex.join(
@@ -298,18 +304,7 @@ async def quiet_team(
 
 async def generate(specs: list[LoadSpec]) -> list[LoadResult]:
     """Run one load-generator process per spec; their results."""
-    outs = [tempfile.mktemp(prefix="bench-noisy-", suffix=".pickle") for _ in specs]
-    procs = [
-        _spawn.Process(target=run_loadgen, args=(spec, out), name=f"noisy-{i}")
-        for i, (spec, out) in enumerate(zip(specs, outs, strict=True))
-    ]
-    for proc in procs:
-        proc.start()
-    results = []
-    for proc, out in zip(procs, outs, strict=True):
-        await asyncio.to_thread(proc.join)
-        results.append(await asyncio.to_thread(_read_result, out))
-    return results
+    return await loadgen_results(start_loadgens(specs))
 
 
 def hot_key_templates(run: str, count: int = 10) -> list[Template]:
@@ -552,7 +547,7 @@ async def main_async(opts: Options) -> dict[str, Any]:
         run.settings = run.settings.model_copy(
             update={
                 "writes_overflow_topic": overflow,
-                "consumer_overflow_processes": 1,
+                "consumer_overflow_processes": opts.overflow_processes,
                 "gateway_metrics_port": metrics_port,
                 "quota_refresh_s": 0.5,
             }
@@ -600,6 +595,7 @@ async def main_async(opts: Options) -> dict[str, Any]:
             "lane_customer_events_per_second": s.lane_customer_events_per_second,
             "flood": f"{opts.flood_loadgens} x {opts.flood_connections} connections",
             "poll_ms": opts.poll_ms,
+            "overflow_processes": opts.overflow_processes,
             "cpus": os.cpu_count(),
         },
         "phases": bench.results,

@@ -185,6 +185,8 @@ async def bench_run(opts: Options) -> AsyncIterator[Run]:
         update={
             "database_url": admin_url.rsplit("/", 1)[0] + f"/{name}",
             "writes_topic": f"bench.{run_id}.writes",
+            # Its own overflow lane too: the default one is a running pipeline's.
+            "writes_overflow_topic": f"bench.{run_id}.writes.overflow",
             "dead_letter_topic": f"bench.{run_id}.dlq",
             "consumer_group": f"bench.{run_id}.consumers",
             "gateway_port": free_port(),
@@ -202,7 +204,12 @@ async def bench_run(opts: Options) -> AsyncIterator[Run]:
     try:
         await migrate(settings.database_url)
         run.db = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
-        run.topics = [settings.writes_topic, settings.dead_letter_topic, f"bench.{run_id}.raw"]
+        run.topics = [
+            settings.writes_topic,
+            settings.writes_overflow_topic,
+            settings.dead_letter_topic,
+            f"bench.{run_id}.raw",
+        ]
         await ensure_topics(settings, dict.fromkeys(run.topics, PARTITIONS))
         yield run
     finally:

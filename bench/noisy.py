@@ -60,9 +60,7 @@ import httpx
 import orjson
 import uvloop
 
-from admin.topics import ensure_topics
 from bench.__main__ import (
-    PARTITIONS,
     Run,
     bench_run,
     env_of,
@@ -538,22 +536,17 @@ def _quantiles(seconds: list[float]) -> dict[str, float | None]:
 
 async def main_async(opts: Options) -> dict[str, Any]:
     started = datetime.now(UTC).isoformat(timespec="seconds")
-    # bench_run makes the database and topics of bench/__main__.py; this adds its own
-    # overflow topic (the settings' default would be a shared one).
+    # The database and topics (the overflow lane's too) of bench/__main__.py.
     base = bench_args(["--gateway-workers", "1", "--consumer-processes", "1"])
     async with bench_run(base) as run:
-        overflow = f"bench.{run.id}.writes.overflow"
         metrics_port = free_port()
         run.settings = run.settings.model_copy(
             update={
-                "writes_overflow_topic": overflow,
                 "consumer_overflow_processes": opts.overflow_processes,
                 "gateway_metrics_port": metrics_port,
                 "quota_refresh_s": 0.5,
             }
         )
-        await ensure_topics(run.settings, {overflow: PARTITIONS})
-        run.topics.append(overflow)
         s = run.settings
         env = env_of(s)
         consumer = Service("consumer", [str(BIN / "ingest-consumer")], env, run.log_dir)

@@ -300,7 +300,8 @@ async def test_segments_sdk_throttled_with_429_delivers_every_event_once(
         throttled = await eventually(refused, timeout=10, interval=0.3)
 
     assert not failures, failures
-    # 100 events at 20/s beyond a burst of 20 cannot take less than 4 s.
-    assert elapsed >= 4.0, elapsed
+    # 100 events at 20/s beyond a burst of 20 take 4 s at the quota exactly; the
+    # leases may let a little more through, never a second's worth.
+    assert elapsed >= 3.0, elapsed
     assert throttled >= 1
     await stored_exactly(db, team, [client_message_id(team.id, m) for m in message_ids])

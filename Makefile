@@ -94,10 +94,12 @@ test: venv-test sdk-test-deps services migrate lint
 	source $(SERVICES_ENV) && $(BIN)/pytest -q
 
 # The write path against its ceilings, then the worst bodies against legitimate ones
-# of the same size (bench/bounded_work.py; its table is in docs/limits.md).
+# of the same size (bench/bounded_work.py; its table is in docs/limits.md), then three
+# quiet teams beside a noisy one (bench/noisy.py; docs/benchmark.md, "Noisy neighbour").
 bench: venv-bench services migrate
 	source $(SERVICES_ENV) && $(BIN)/python -m bench $(BENCH_ARGS)
 	source $(SERVICES_ENV) && $(BIN)/python -m bench.bounded_work
+	source $(SERVICES_ENV) && $(BIN)/python -m bench.noisy
 
 stop:
 	bash deploy/services.sh down

@@ -27,6 +27,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -184,6 +185,8 @@ async def bench_run(opts: Options) -> AsyncIterator[Run]:
         update={
             "database_url": admin_url.rsplit("/", 1)[0] + f"/{name}",
             "writes_topic": f"bench.{run_id}.writes",
+            # Its own overflow lane too: the default one is a running pipeline's.
+            "writes_overflow_topic": f"bench.{run_id}.writes.overflow",
             "dead_letter_topic": f"bench.{run_id}.dlq",
             "consumer_group": f"bench.{run_id}.consumers",
             "gateway_port": free_port(),
@@ -201,7 +204,12 @@ async def bench_run(opts: Options) -> AsyncIterator[Run]:
     try:
         await migrate(settings.database_url)
         run.db = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
-        run.topics = [settings.writes_topic, settings.dead_letter_topic, f"bench.{run_id}.raw"]
+        run.topics = [
+            settings.writes_topic,
+            settings.writes_overflow_topic,
+            settings.dead_letter_topic,
+            f"bench.{run_id}.raw",
+        ]
         await ensure_topics(settings, dict.fromkeys(run.topics, PARTITIONS))
         yield run
     finally:
@@ -240,6 +248,26 @@ def _read_result(path: str) -> LoadResult:
     Path(path).unlink()
     result: LoadResult = pickle.loads(raw)  # written by our own child process
     return result
+
+
+def start_loadgens(specs: list[LoadSpec]) -> list[tuple[BaseProcess, str]]:
+    """A started load-generator process per spec, and the file it leaves its result in."""
+    started: list[tuple[BaseProcess, str]] = []
+    for i, spec in enumerate(specs):
+        out = tempfile.mktemp(prefix="bench-load-", suffix=".pickle")
+        proc = _spawn.Process(target=run_loadgen, args=(spec, out), name=f"loadgen-{i}")
+        proc.start()
+        started.append((proc, out))
+    return started
+
+
+async def loadgen_results(started: list[tuple[BaseProcess, str]]) -> list[LoadResult]:
+    """The results of ``start_loadgens``' processes, once each has ended."""
+    results = []
+    for proc, out in started:
+        await asyncio.to_thread(proc.join)
+        results.append(await asyncio.to_thread(_read_result, out))
+    return results
 
 
 # -- one load phase ---------------------------------------------------------------------
@@ -301,27 +329,18 @@ class Bench:
             )
             for i in range(n)
         ]
-        outs = [tempfile.mktemp(prefix="bench-load-", suffix=".pickle") for _ in specs]
-        procs = [
-            _spawn.Process(target=run_loadgen, args=(spec, out), name=f"loadgen-{i}")
-            for i, (spec, out) in enumerate(zip(specs, outs, strict=True))
-        ]
-        for proc in procs:
-            proc.start()
+        started = start_loadgens(specs)
         samples = [await sample(self.probe, self.cpu)]
-        while any(p.is_alive() for p in procs):
+        while any(p.is_alive() for p, _out in started):
             await asyncio.sleep(0.5)
             samples.append(await sample(self.probe, self.cpu))
             if len(samples) >= 3:
                 a, b = samples[-3], samples[-1]
                 rate = (b.end - a.end) / (b.t - a.t)
                 self.tick(phase.name, accepted=f"{rate:,.0f}/s", lag=b.lag)
-        results = []
-        for proc, out, spec in zip(procs, outs, specs, strict=True):
-            proc.join()
-            result = await asyncio.to_thread(_read_result, out)
+        results = await loadgen_results(started)
+        for result, spec in zip(results, specs, strict=True):
             result.templates = spec.templates
-            results.append(result)
         return results, samples, start_at, start_at + phase.duration_s
 
     async def drain(self, samples: list[Sample], phase: str) -> float:

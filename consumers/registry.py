@@ -44,6 +44,8 @@ class ConsumerSpec:
     # (max ratio, window): stop when more than that share of the last messages is refused
     dead_letter_limit: tuple[float, int]
     steps: Callable[[ConsumerSpec, Clients], list[Step]]  # the chain, commit last
+    # The share of its time a worker spends on batches (it rests the rest); 1: no rest.
+    busy_share: float = 1.0
 
     def chain(self, clients: Clients) -> list[Step]:
         """The steps, made for the clients a worker opened."""
@@ -67,11 +69,15 @@ def writes(settings: Settings, lane: Lane = "main") -> ConsumerSpec:
         ]
 
     topic, group = topic_and_group(settings, lane)
+    overflow = lane == "overflow"
     return ConsumerSpec(
         topic=topic,
         group=group,
         dead_letter_topic=settings.dead_letter_topic,
-        max_records=settings.consumer_max_records,
+        max_records=(
+            settings.consumer_overflow_max_records if overflow else settings.consumer_max_records
+        ),
+        busy_share=settings.consumer_overflow_share if overflow else 1.0,
         dead_letter_limit=(settings.dead_letter_max_ratio, settings.dead_letter_window),
         steps=steps,
     )

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer
@@ -123,9 +124,18 @@ class Worker:
             if not polled:
                 await metrics.observe_lag(consumer)
                 continue
+            started = time.perf_counter()
             batch = Batch.polled(polled)
             for step in chain:
                 batch = await step(batch)
+            if spec.busy_share < 1:
+                busy = time.perf_counter() - started
+                await self._rest(busy * (1 / spec.busy_share - 1))
+
+    async def _rest(self, seconds: float) -> None:
+        """Wait ``seconds``, or less if asked to stop (the overflow lane's share)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def _prune_ledger_periodically(self, pool: asyncpg.Pool) -> None:
         """Forget old applied message ids now and then; one consumer of the group at a time."""

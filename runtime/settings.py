@@ -295,6 +295,16 @@ class Consumers(_Section):
     consumer_overflow_nice: int = Field(10, ge=0, le=19)
     """The overflow lane's workers run at this CPU niceness: on a busy host the main
     lane's workers are scheduled first."""
+    consumer_overflow_share: float = Field(0.25, gt=0, le=1)
+    """The share of its time an overflow-lane worker spends applying: after a batch
+    that took t seconds it rests t × (1/share − 1). Niceness reaches only the worker's
+    own process, not the PostgreSQL backend and the broker doing most of its work:
+    this bounds what a flood's backlog takes from the main lane on a shared host.
+    1: no rest (give the lane hosts of its own instead)."""
+    consumer_overflow_max_records: int = Field(500, ge=1)
+    """Records per poll, and messages per transaction, of an overflow-lane worker:
+    fewer than the main lane's, so that each of its transactions holds the host for
+    less time at once."""
     consumer_max_records: int = Field(2000, ge=1)
     """Records per poll, and messages per transaction."""
     consumer_poll_timeout_ms: int = Field(200, ge=1)

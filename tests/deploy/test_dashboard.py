@@ -92,7 +92,10 @@ async def test_every_dashboard_expression_returns_data(
             consumer_statement_timeout_s=1,
         )
         env = settings_env(
-            settings, metrics_port=ports["consumer"], supervisor_metrics_port=ports["supervisor"]
+            settings,
+            metrics_port=ports["consumer"],
+            supervisor_metrics_port=ports["supervisor"],
+            consumer_overflow_processes=0,  # one worker, whose restart the test watches
         )
         consumer = Process("dash-consumer", [str(BIN / "ingest-consumer")], env, log_dir)
         targets = {

@@ -165,6 +165,11 @@ async def start_stack(
             # A connection gone silent counts as lost after this (default 30 s).
             consumer_statement_timeout_s=5,
             metrics_port=0,
+            # The faults of the main lane: no write of these tests' few customers and one
+            # team is beyond a lane's rate, and no overflow worker runs beside theirs.
+            lane_team_events_per_second=0,
+            lane_customer_events_per_second=0,
+            consumer_overflow_processes=0,
         )
         proxy = None
         consumer_env = settings_env(settings)

@@ -68,7 +68,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
 from consumers import rules
-from schemas.messages import WriteMessage
+from schemas.messages import WriteMessage, acceptance_order
 from schemas.outcomes import Outcome, Rule
 from schemas.topics import KEY_PRECEDENCE
 
@@ -270,7 +270,8 @@ class _Planner:
 
     def erased(self, message: WriteMessage, keys: list[IdentifierKey]) -> bool:
         """Whether a delete accepted after ``message`` erased a customer it names."""
-        return any(self.tombstones.get(k, "") > message.id for k in keys)
+        accepted = acceptance_order(message)  # (a Segment write's id is not a time)
+        return any(self.tombstones.get(k, "") > accepted for k in keys)
 
     @staticmethod
     def named(message: WriteMessage, first: IdentifierKey | None) -> list[IdentifierKey]:

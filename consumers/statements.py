@@ -350,7 +350,7 @@ async def delete_customers(conn: Connection, plan: Plan) -> None:
              USING erased e
              WHERE v.team_id = e.team_id
                AND v.message -> 'identifiers' @> jsonb_build_object(e.kind, e.value)
-               AND v.message_id < e.message_id
+               AND accepted_at(v.message_id, v.received_at) < accepted_at(e.message_id, NULL)
             """,
             [k[0] for k, _ in named],
             [k[1] for k, _ in named],

@@ -214,7 +214,7 @@ def client_message_id(team_id: int, client_id: str) -> str:
     (``processed_messages``) makes the resend a no-op: a duplicate is accepted and not
     stored twice. A UUIDv8 (RFC 9562) from a SHA-256 of the team and the client's id,
     so two teams' ids never meet. Unlike the gateway's own UUIDv7 ids it is not
-    ordered by time; nothing orders these writes by message id but equal event times.
+    ordered by time: what orders writes by acceptance uses ``acceptance_order``.
     """
     digest = bytearray(hashlib.sha256(f"{team_id}\x00{client_id}".encode()).digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x80  # version 8
@@ -223,6 +223,20 @@ def client_message_id(team_id: int, client_id: str) -> str:
     # cost on the Segment surface's hot path (one call per message).
     h = digest.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def acceptance_order(message: WriteMessage) -> str:
+    """A key that orders writes by when the gateway accepted them, whatever lane or
+    replay brought them to a consumer: the message id when it is the gateway's UUIDv7
+    (its first 48 bits are the acceptance time in milliseconds); for an id the client
+    named (Segment's ``messageId``, a replayed violation's: not ordered by time), the
+    acceptance time ``received_at`` in the same form, the id after it. Comparable with
+    the gateway's ids as strings."""
+    message_id = message.id
+    if message_id[14] == "7":
+        return message_id
+    ms = f"{int(message.received_at.timestamp() * 1000):012x}"
+    return f"{ms[:8]}-{ms[8:]}-7{message_id[15:]}"
 
 
 def utcnow() -> datetime:

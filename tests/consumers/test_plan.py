@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
+
 from consumers.plan import CustomerState, Plan, StoredEvent, first_identifier, plan_batch
 from consumers.statements import (
     customers_to_compare,
@@ -14,7 +16,14 @@ from consumers.statements import (
     identifier_keys,
     identifiers_to_attach,
 )
-from schemas.messages import EventData, GroupData, Identifiers, Operation, WriteMessage
+from schemas.messages import (
+    EventData,
+    GroupData,
+    Identifiers,
+    Operation,
+    WriteMessage,
+    client_message_id,
+)
 from schemas.outcomes import Outcome, Rule
 from tests.consumers.workload import message
 
@@ -485,3 +494,22 @@ def test_an_erased_write_still_sets_its_groups_traits() -> None:
     p = plan([delete, before])
     assert p.outcomes == {before.id: Outcome.DISCARDED_ERASED}
     assert p.groups[(TEAM, "acme")].traits == {"seats": 5} and p.memberships == {}
+
+
+def test_a_segment_write_is_ordered_against_a_delete_by_when_it_was_accepted() -> None:
+    """A client-named id (Segment's messageId) is not a time: the tombstone is compared
+    with the write's acceptance time instead, so a write accepted after the delete
+    starts afresh and one accepted before is erased, whatever its id."""
+    delete = msg("delete_customer", email="a@x.io")
+    tombstones = {(TEAM, "email", "a@x.io"): delete.id}
+    accepted = datetime.fromtimestamp(int(delete.id[:8] + delete.id[9:13], 16) / 1000, UTC)
+    for client_id in ("a", "b", "c", "d", "e", "f"):
+        write = msgspec.structs.replace(
+            msg(email="a@x.io", attrs={"plan": "new"}), id=client_message_id(TEAM, client_id)
+        )
+        before = msgspec.structs.replace(write, received_at=accepted - timedelta(seconds=1))
+        after = msgspec.structs.replace(write, received_at=accepted + timedelta(seconds=1))
+        p = plan_batch([before], {}, {}, WINDOW, tombstones)
+        assert p.created == [] and p.outcomes == {write.id: Outcome.DISCARDED_ERASED}
+        p = plan_batch([after], {}, {}, WINDOW, tombstones)
+        assert [c.attributes for c in p.created] == [{"plan": "new"}] and p.outcomes == {}

@@ -99,6 +99,12 @@ class CustomerState:
     def age_key(self) -> tuple[datetime, bool, int]:
         return (self.first_seen_at, self.is_new, abs(self.ref))
 
+    def seen(self, at: datetime) -> None:
+        """A write of event time ``at`` applies to the customer: first seen no later."""
+        if at < self.first_seen_at:
+            self.first_seen_at = at
+            self.changed = True
+
     def set_attributes(self, attributes: dict[str, Any], version: str, at: datetime) -> None:
         for name, value in attributes.items():
             if version >= self.versions.get(name, ""):
@@ -330,9 +336,7 @@ class _Planner:
         ref = self.owner(key)
         if ref is not None:
             customer = self.customers[ref]
-            if message.occurred_at < customer.first_seen_at:
-                customer.first_seen_at = message.occurred_at
-                customer.changed = True
+            customer.seen(message.occurred_at)
             return customer
         _, kind, value = key
         if kind == "customer_id" or not message.create_if_missing:
@@ -352,9 +356,7 @@ class _Planner:
             ref = self.owner((team, *named[0]))
             if ref is not None:
                 customer = self.customers[ref]
-                if message.occurred_at < customer.first_seen_at:
-                    customer.first_seen_at = message.occurred_at
-                    customer.changed = True
+                customer.seen(message.occurred_at)
                 return customer
         held = [(kind, value, self.owner((team, kind, value))) for kind, value in named]
         if any(kind == "customer_id" and ref is None for kind, _, ref in held):
@@ -393,9 +395,7 @@ class _Planner:
                 self.new_identifiers[key] = survivor.ref
                 if kind == "external_id":
                     survivor.external_ids.add(value)
-        if message.occurred_at < survivor.first_seen_at:
-            survivor.first_seen_at = message.occurred_at
-            survivor.changed = True
+        survivor.seen(message.occurred_at)
         # An event alone leaves the customer row as it is: last_updated_at is the time
         # of the newest attribute change, and not rewriting the row keeps event batches cheap.
         return survivor

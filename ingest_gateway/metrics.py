@@ -108,6 +108,8 @@ for _reason in ("broker_unavailable", "timeout", "too_large", "other"):
 
 for _reason in ("team", "customer", "control"):
     OVERFLOW_MESSAGES.labels(_reason)
+for _control in ("drop", "dead_letter", "skip_identity", "overflow"):
+    CONTROLLED_MESSAGES.labels(_control)
 
 # The statuses whose request was refused for what it held (a message, counted refused).
 _REFUSED_CONTENT = frozenset({400, 413, 422})

@@ -18,10 +18,9 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from ingest_gateway.web.responses import JSON
+from ingest_gateway.web.responses import JSON, DryRun
 from ingest_gateway.write.quotas import BeyondBurst, QuotaExceeded
 from ingest_gateway.write.sink import BrokerUnavailable, MessageTooLarge
-from ingest_gateway.write.tracking import DryRun
 from runtime.pg import is_unavailable
 
 log = logging.getLogger(__name__)

@@ -29,7 +29,7 @@ from starlette.requests import Request
 from ingest_gateway import metrics
 from ingest_gateway.read_model.outcomes import wait_for_outcomes
 from ingest_gateway.web import deps
-from ingest_gateway.web.errors import ApiError
+from ingest_gateway.web.query import flag
 from ingest_gateway.web.responses import JSON
 from ingest_gateway.write import tracking
 from ingest_gateway.write.blocked_values import unblocked
@@ -130,23 +130,10 @@ DEAD_LETTER_REASON = "the team's dead_letter control (ingest-admin control)"
 # -- the optional wait for the consumers ---------------------------------------
 
 
-# What ``?wait=`` may say (without case): a boolean, as the OpenAPI types it (and the
-# 1/0, yes/no that clients wrote before it did).
-_WAIT = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-
-
 def wants_wait(request: Request) -> bool:
     """Whether the client asked to wait (``Prefer: return=representation`` or
     ``?wait=true``); ``ApiError(400)`` when ``wait`` is no boolean (``?wait=null``)."""
-    wait = False
-    # Parsing the query string costs more than the rest of this check: most writes
-    # have none, or no ``wait`` in it.
-    if b"wait" in request.scope.get("query_string", b""):
-        text = request.query_params.get("wait")
-        if text is not None:
-            said = _WAIT.get(text.lower())
-            if said is None:
-                raise ApiError(400, "Invalid parameter wait: true or false", field="wait")
-            wait = said
+    if flag(request, "wait"):
+        return True
     prefer = request.headers.get("prefer")
-    return wait or bool(prefer and "return=representation" in prefer.lower())
+    return bool(prefer and "return=representation" in prefer.lower())

@@ -16,7 +16,7 @@ violation is as durable as a write. The client is answered as for any write, wit
 ``X-Tracking-Violations`` counting the messages that broke the plan.
 
 ``?validate=true`` makes the request a dry run: nothing is published, and the answer
-(``DryRun``, rendered by the error layer) lists each message's verdict.
+(``web.responses.DryRun``, rendered by the error layer) lists each message's verdict.
 
 When PostgreSQL does not answer, the last plans read stay in force.
 
@@ -33,7 +33,8 @@ import asyncpg
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ingest_gateway.web.responses import JSON
+from ingest_gateway.web.query import flag
+from ingest_gateway.web.responses import JSON, DryRun
 from runtime.settings import Settings
 from runtime.tasks import cancel_and_wait, every
 from schemas.messages import WriteMessage
@@ -42,15 +43,6 @@ from schemas.tracking_plans import CompiledPlan, parse_plan
 log = logging.getLogger(__name__)
 
 HEADER = "X-Tracking-Violations"
-_VALIDATE = {"true", "1", "yes"}
-
-
-class DryRun(Exception):
-    """The answer to a ``?validate=true`` request: the verdicts, nothing published."""
-
-    def __init__(self, response: Response) -> None:
-        super().__init__("dry run")
-        self.response = response
 
 
 class TrackingPlans:
@@ -75,9 +67,7 @@ class TrackingPlans:
         """The messages as they go on, and how many broke the plan; raises ``DryRun``
         for ``?validate=true``."""
         plan = self._active.get(messages[0].team_id)
-        dry_run = b"validate" in request.scope.get("query_string", b"") and (
-            request.query_params.get("validate", "").lower() in _VALIDATE
-        )
+        dry_run = flag(request, "validate")
         if plan is None:
             if dry_run:
                 raise DryRun(_dry_run_answer(None, messages))

@@ -336,3 +336,12 @@ async def test_a_new_plan_version_is_in_force_on_every_gateway_process_within_se
 
 def _args(**values: Any) -> argparse.Namespace:
     return argparse.Namespace(**values)
+
+
+async def test_validate_is_a_boolean_as_wait_is(http: httpx.AsyncClient, team: Team) -> None:
+    for name in ("validate", "wait"):
+        answer = await http.post(
+            f"/api/1.0/customer/flag@example.com?{name}=maybe", json={}, headers=team.headers
+        )
+        assert answer.status_code == 400, answer.text
+        assert name in answer.json()["error"]

@@ -3,7 +3,8 @@
 - ``routing``: the one route table and its dispatcher (``Surface``, ``Routes``).
 - ``errors``: ``ApiError`` and each API's error format; the only place where the write
   path's domain errors (``write.sink``) and outages become status codes.
-- ``responses``: orjson answers.
+- ``request``: Starlette's request with cheaper header and body reads;
+  ``responses``: orjson answers.
 - ``auth`` + ``auth_cache``: every surface's keys, key → team or 401, cached 10 s.
 - ``cors``: surfaces browsers send to (the Segment spec); ``hosts``: the address
   clients are told (``PUBLIC_BASE_URL`` or a trusted Host, else 421).

@@ -34,6 +34,7 @@ from starlette.types import Receive, Scope, Send
 
 from ingest_gateway.web.auth import require_team
 from ingest_gateway.web.errors import ApiError, ErrorFormatter, register_error_format
+from ingest_gateway.web.request import Request as FastRequest
 from runtime import logs
 
 Endpoint = Callable[..., Awaitable[Response]]
@@ -265,7 +266,7 @@ class Routes:
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send) -> int:
         """Serve the request; the status of its answer."""
-        request = Request(scope, receive, send)
+        request = FastRequest(scope, receive, send)
         try:
             response = await self._serve(request)
         except Exception as exc:

@@ -20,7 +20,6 @@ sink's interface and ``schemas``.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -40,8 +39,9 @@ from schemas.messages import WriteMessage
 from schemas.outcomes import Outcome
 
 
-@dataclass(frozen=True)
-class Accepted:
+class Accepted(msgspec.Struct, frozen=True):
+    """What became of a request's writes. (A Struct: one per write request, made in C.)"""
+
     message_ids: list[str]
     # Outcome per message id when the client asked to wait and the consumers finished.
     outcomes: dict[str, Outcome] | None

@@ -11,9 +11,13 @@ use these too.
 **Replay.** After the cause of some dead letters was fixed (a team restored, a bug deployed
 away), this reads the dead-letter topic (``DEAD_LETTER_TOPIC``) with a consumer
 group of its own, ``ingest-admin-replay``, and produces each letter's original
-value, under its original key, to the writes topic (``WRITES_TOPIC``). The
-consumers apply a replayed message once: an id recorded as ``dead_letter`` is
-claimed again, an id applied meanwhile is skipped (``consumers.statements.claim_again``).
+value, under its original key, to the writes topic (``WRITES_TOPIC``); a letter
+holding a customer delete goes to the overflow lane (``WRITES_OVERFLOW_TOPIC``) too,
+as the gateway publishes a delete (``schemas.topics.with_deletes_in_every_lane``), so
+that no write accepted after it is applied before it in either lane. The consumers
+apply a replayed message once: an id recorded as ``dead_letter`` is claimed again,
+an id applied meanwhile is skipped (``consumers.statements.claim_again``), and of a
+delete's two copies the second is skipped.
 
 The contract, in order:
 
@@ -24,15 +28,15 @@ The contract, in order:
 - ``--reason-contains TEXT`` replays only the letters whose ``reason`` header
   contains TEXT (case-insensitive) and skips the others; skipped letters stay in
   the topic, but the group's offsets move past them like past the replayed ones.
-- Offsets are committed after the writes topic acknowledged every letter read
+- Offsets are committed after the writes topics acknowledged every letter read
   before them (``acks=all``, idempotent producer): a failure in between replays some
   letters twice, which the ledger makes harmless, and never loses one.
 - ``--dry-run`` prints each letter it would replay (reason, ``source`` header, the
   first bytes of the value) and produces and commits nothing.
 
-Imports Kafka's client, ``runtime.settings``, ``runtime.kafka``, ``admin.errors``,
-``admin.terminal`` and ``admin.topic_reader`` only: no store, no gateway, no consumer
-code.
+Imports Kafka's client, ``runtime.settings``, ``runtime.kafka``, ``schemas``
+(messages, topics), ``admin.errors``, ``admin.terminal`` and ``admin.topic_reader``
+only: no store, no gateway, no consumer code.
 """
 
 from __future__ import annotations
@@ -41,8 +45,10 @@ import argparse
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
+import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
@@ -59,6 +65,8 @@ from admin.topic_reader import (
 )
 from runtime.kafka import acked_producer
 from runtime.settings import Settings
+from schemas.messages import WriteMessage, decode_record, encode
+from schemas.topics import partition_key, with_deletes_in_every_lane
 
 COMMANDS = frozenset({"replay-dead-letters"})
 
@@ -88,20 +96,24 @@ async def run(settings: Settings, args: argparse.Namespace) -> str:
         raise CommandError("--limit must be at least 1")
     try:
         replay = await replay_dead_letters(
-            settings, limit=args.limit, dry_run=args.dry_run, reason_contains=args.reason_contains
+            settings,
+            limit=args.limit,
+            dry_run=args.dry_run,
+            selection=Selection(reason_contains=args.reason_contains),
         )
     except KafkaError as exc:
         raise CommandError(
             f"Kafka: {type(exc).__name__}: {exc}. The letters committed before are"
             " replayed; run again for the others (a letter replayed twice is harmless)"
         ) from exc
+    both = f", {replay.to_both} of them to both lanes (a delete)" if replay.to_both else ""
     if args.dry_run:
         summary = (
-            f"dry run: would replay {replay.replayed} dead letter(s), skip {replay.skipped};"
-            " nothing produced or committed"
+            f"dry run: would replay {replay.replayed} dead letter(s){both}, skip"
+            f" {replay.skipped}; nothing produced or committed"
         )
         return "\n".join([*replay.previews, summary])
-    return f"replayed {replay.replayed} dead letter(s), skipped {replay.skipped}"
+    return f"replayed {replay.replayed} dead letter(s){both}, skipped {replay.skipped}"
 
 
 @dataclass(frozen=True)
@@ -138,10 +150,31 @@ class Letter:
         """``PARTITION:OFFSET``, as ``show-dead-letter`` takes it."""
         return f"{self.partition}:{self.offset}"
 
+    @cached_property
+    def messages(self) -> list[WriteMessage] | None:
+        """The writes the letter holds (one, or a record's array of them), decoded as
+        the gateway encoded them; None when it does not decode."""
+        try:
+            decoded = decode_record(self.value)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None
+        return decoded if isinstance(decoded, list) else [decoded]
+
+    def overflow_copies(self) -> list[tuple[bytes, bytes | None]]:
+        """(value, key) of what the overflow lane gets when the letter is replayed:
+        its deletes (``with_deletes_in_every_lane``); the letter itself when it is one
+        delete, else each delete on its own under its own partition key."""
+        messages = self.messages or []
+        _, deletes = with_deletes_in_every_lane(messages, messages, ())
+        if deletes and len(messages) == 1:
+            return [(self.value, self.key)]
+        return [(encode(m), partition_key(m.team_id, m.identifiers)) for m in deletes]
+
     def preview(self) -> str:
         more = "…" if len(self.value) > PREVIEW_BYTES else ""
+        both = " (a delete: to both lanes)" if self.overflow_copies() else ""
         return (
-            f"{self.partition}/{self.offset} from {self.source or '?'}: {self.reason}\n"
+            f"{self.partition}/{self.offset} from {self.source or '?'}: {self.reason}{both}\n"
             f"    {self.value[:PREVIEW_BYTES]!r}{more}"
         )
 
@@ -228,10 +261,12 @@ async def letters_in(
 
 @dataclass
 class Replay:
-    """What a run did: letters replayed (in a dry run: to replay) and skipped."""
+    """What a run did: letters replayed (in a dry run: to replay) and skipped, and
+    how many of the replayed went to both lanes (a delete)."""
 
     replayed: int = 0
     skipped: int = 0
+    to_both: int = 0
     previews: list[str] = field(default_factory=list)  # dry run only
 
 
@@ -240,7 +275,7 @@ async def replay_dead_letters(
     *,
     limit: int | None = None,
     dry_run: bool = False,
-    reason_contains: str | None = None,
+    selection: Selection | None = None,
     group: str = GROUP,
 ) -> Replay:
     """Replay the dead letters as the module docstring says; returns the counts."""
@@ -251,28 +286,36 @@ async def replay_dead_letters(
             # Assigned, not subscribed: the group only keeps the offsets, nobody joins it.
             kafka.consumer.assign(await topic_partitions(kafka.admin, settings.dead_letter_topic))
             writer = None if dry_run else producer
-            return await replay_assigned(
-                kafka.consumer, writer, settings.writes_topic, limit, reason_contains
-            )
+            lanes = Lanes(settings.writes_topic, settings.writes_overflow_topic)
+            return await replay_assigned(kafka.consumer, writer, lanes, limit, selection)
         finally:
             await producer.stop()
+
+
+@dataclass(frozen=True)
+class Lanes:
+    """The topics a replay produces to: the writes topic, and the overflow topic a
+    delete goes to as well."""
+
+    writes: str
+    overflow: str
 
 
 async def replay_assigned(
     consumer: AIOKafkaConsumer,
     producer: AIOKafkaProducer | None,
-    writes_topic: str,
+    lanes: Lanes,
     limit: int | None = None,
-    reason_contains: str | None = None,
+    selection: Selection | None = None,
 ) -> Replay:
     """The replay loop, on a started consumer with the dead-letter partitions assigned.
 
     Reads each partition from its position to the end it had when this started (or
     until ``limit`` letters were replayed); ``producer`` None is a dry run. Each
-    fetched batch is produced, then every acknowledgement awaited, then the offsets
-    of what was read committed.
+    fetched batch is produced (a delete to both lanes), then every acknowledgement
+    awaited, then the offsets of what was read committed.
     """
-    selection = Selection(reason_contains=reason_contains)
+    selection = selection or Selection()
     ends: dict[TopicPartition, int] = await consumer.end_offsets(list(consumer.assignment()))
     replay = Replay()
     async with aclosing(read_until(consumer, ends)) as batches:
@@ -288,12 +331,16 @@ async def replay_assigned(
                         replay.skipped += 1
                         continue
                     replay.replayed += 1
+                    copies = letter.overflow_copies()
+                    replay.to_both += bool(copies)
                     if producer is None:
                         replay.previews.append(letter.preview())
-                    else:
-                        acks.append(
-                            await producer.send(writes_topic, value=letter.value, key=letter.key)
-                        )
+                        continue
+                    acks.append(
+                        await producer.send(lanes.writes, value=letter.value, key=letter.key)
+                    )
+                    for value, key in copies:
+                        acks.append(await producer.send(lanes.overflow, value=value, key=key))
             if producer is not None:
                 for ack in acks:
                     await ack

@@ -1,10 +1,11 @@
 """The dead-letter topic's letters, and ``ingest-admin replay-dead-letters``.
 
     ingest-admin replay-dead-letters [--limit N] [--dry-run] [--reason-contains TEXT]
+                 [--team ID]
 
 What a letter is as the repair tools read it (``Letter``: the record the consumers
 wrote, ``consumers.dead_letter``), which letters a command selects (``Selection``:
-partitions, a time window, a reason) and reading them (``letter_spans``,
+partitions, a time window, a reason, a team) and reading them (``letter_spans``,
 ``letters_in``); ``admin.inspect_letters`` (list, show) and ``admin.purge_letters``
 use these too.
 
@@ -26,8 +27,9 @@ The contract, in order:
   letter dead-lettered again meanwhile waits for the next run. ``--limit N`` stops
   after N replayed letters.
 - ``--reason-contains TEXT`` replays only the letters whose ``reason`` header
-  contains TEXT (case-insensitive) and skips the others; skipped letters stay in
-  the topic, but the group's offsets move past them like past the replayed ones.
+  contains TEXT (case-insensitive), ``--team ID`` only the letters of that team's
+  writes (``Letter.teams``), and skips the others; skipped letters stay in the
+  topic, but the group's offsets move past them like past the replayed ones.
 - Offsets are committed after the writes topics acknowledged every letter read
   before them (``acks=all``, idempotent producer): a failure in between replays some
   letters twice, which the ledger makes harmless, and never loses one.
@@ -66,7 +68,7 @@ from admin.topic_reader import (
 from runtime.kafka import acked_producer
 from runtime.settings import Settings
 from schemas.messages import WriteMessage, decode_record, encode
-from schemas.topics import partition_key, with_deletes_in_every_lane
+from schemas.topics import key_team, partition_key, with_deletes_in_every_lane
 
 COMMANDS = frozenset({"replay-dead-letters"})
 
@@ -88,6 +90,7 @@ def add_parsers(sub: Any) -> None:
         metavar="TEXT",
         help="replay only letters whose reason contains TEXT (case-insensitive)",
     )
+    add_team_argument(replay)
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> str:
@@ -99,7 +102,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> str:
             settings,
             limit=args.limit,
             dry_run=args.dry_run,
-            selection=Selection(reason_contains=args.reason_contains),
+            selection=Selection(reason_contains=args.reason_contains, team=args.team),
         )
     except KafkaError as exc:
         raise CommandError(
@@ -160,6 +163,17 @@ class Letter:
             return None
         return decoded if isinstance(decoded, list) else [decoded]
 
+    @property
+    def teams(self) -> frozenset[int]:
+        """The teams whose writes the letter holds: its messages' (one team, unless a
+        whole record holding several requests' writes was dead-lettered at once);
+        when it does not decode, the team its key names (``schemas.topics.key_team``);
+        none when neither says."""
+        if self.messages:
+            return frozenset(m.team_id for m in self.messages)
+        team = key_team(self.key)
+        return frozenset() if team is None else frozenset((team,))
+
     def overflow_copies(self) -> list[tuple[bytes, bytes | None]]:
         """(value, key) of what the overflow lane gets when the letter is replayed:
         its deletes (``with_deletes_in_every_lane``); the letter itself when it is one
@@ -183,12 +197,14 @@ class Letter:
 class Selection:
     """Which letters a command looks at: some partitions (none named: all), a time
     window by Kafka's time index (``topic_reader.bounds``), a reason containing a
-    text (case-insensitive)."""
+    text (case-insensitive), a team's: every write the letter holds is of that team
+    (``Letter.teams``; a letter of several teams is selected by none of them)."""
 
     partitions: frozenset[int] = frozenset()
     since_ms: int | None = None
     until_ms: int | None = None
     reason_contains: str | None = None
+    team: int | None = None
 
     @classmethod
     def of(cls, args: argparse.Namespace) -> Selection:
@@ -199,18 +215,32 @@ class Selection:
             since_ms=None if since is None else parse_time(since),
             until_ms=None if args.until is None else parse_time(args.until),
             reason_contains=args.reason_contains,
+            team=getattr(args, "team", None),
         )
 
     def wants(self, letter: Letter) -> bool:
-        """Whether the letter's reason is one selected (the rest of the selection
-        chose where to read)."""
+        """Whether the letter's reason and team are those selected (the rest of the
+        selection chose where to read)."""
         wanted = self.reason_contains
-        return wanted is None or wanted.casefold() in letter.reason.casefold()
+        if wanted is not None and wanted.casefold() not in letter.reason.casefold():
+            return False
+        return self.team is None or letter.teams == {self.team}
 
 
-def add_selection_arguments(parser: Any, *, since: bool = True) -> None:
-    """``--partition``, ``--since`` (unless ``since`` is False), ``--until`` and
-    ``--reason-contains``, for ``Selection.of``."""
+def add_team_argument(parser: Any) -> None:
+    """``--team ID``, for ``Selection.of``."""
+    parser.add_argument(
+        "--team",
+        type=int,
+        metavar="ID",
+        help="only letters of this team's writes (its id, as list-teams shows it)",
+    )
+
+
+def add_selection_arguments(parser: Any, *, since: bool = True, team: bool = True) -> None:
+    """``--partition``, ``--since`` (unless ``since`` is False), ``--until``,
+    ``--reason-contains`` and ``--team`` (unless ``team`` is False), for
+    ``Selection.of``."""
     parser.add_argument(
         "--partition",
         type=int,
@@ -228,6 +258,8 @@ def add_selection_arguments(parser: Any, *, since: bool = True) -> None:
     parser.add_argument(
         "--reason-contains", metavar="TEXT", help="reason contains TEXT (case-insensitive)"
     )
+    if team:
+        add_team_argument(parser)
 
 
 async def letter_spans(

@@ -20,6 +20,13 @@ def partition_key(team_id: int, identifiers: Identifiers) -> bytes:
     return f"{team_id}:-".encode()
 
 
+def key_team(key: bytes | None) -> int | None:
+    """The team a ``partition_key`` names; None for a key that is not one."""
+    head = (key or b"").split(b":", 1)[0]
+    # (int() would take b" 7" or b"+7", which no partition key holds)
+    return int(head) if head.isdigit() else None
+
+
 def in_every_lane(message: WriteMessage) -> bool:
     """Whether ``message`` is published to every lane (the writes topic and the
     overflow topic), with one message id: a customer delete (``with_deletes_in_every_lane``

@@ -203,3 +203,26 @@ async def test_a_delete_goes_to_both_lanes_and_is_acknowledged_in_both_before_th
         ("overflow", encode(other_delete), partition_key(7, bo)),  # its delete alone
     ]
     assert [kind for kind, _ in log] == ["send"] * 5 + ["ack"] * 5 + ["commit"]
+
+
+async def test_a_team_replays_only_the_letters_of_its_writes() -> None:
+    ana = Identifiers(email="ana@example.com")
+    ours, theirs = new_write(7, "upsert_customer", ana), new_write(8, "upsert_customer", ana)
+    undecodable_ours = (b'{"id": "not a message"', b"7:email:ana@example.com")
+    letters = [
+        letter(ours),
+        letter(theirs),
+        undecodable_ours,
+        (b"[]", None),  # names no team
+        letter(ours, theirs),  # two teams': neither's alone
+    ]
+    log: Log = []
+    producer = FakeProducer(log)
+    consumer = FakeConsumer(log, {0: []}, per_fetch=10)
+    with_letters(consumer, letters)
+
+    done = await replay_assigned(consumer, producer, Lanes("w", "o"), selection=Selection(team=7))
+
+    assert (done.replayed, done.skipped) == (2, 3)
+    assert [(value, key) for _, value, key in producer.sent] == [letters[0], letters[2]]
+    assert log[-1] == ("commit", {0: 5})  # past the skipped, as --reason-contains

@@ -14,11 +14,11 @@
                  | --phone | --anonymous-id | --customer-id) VALUE
                  [--wait SECONDS] [--yes] [--json]                      admin.erase
     ingest-admin list-dead-letters [--partition P ...] [--since TIME]
-                 [--until TIME] [--reason-contains TEXT] [--samples N]
-                 [--json] | show-dead-letter PARTITION:OFFSET [--hex]
-                 [--json]                                               admin.inspect_letters
+                 [--until TIME] [--reason-contains TEXT] [--team ID]
+                 [--samples N] [--json] | show-dead-letter
+                 PARTITION:OFFSET [--hex] [--json]                      admin.inspect_letters
     ingest-admin replay-dead-letters [--limit N] [--dry-run]
-                 [--reason-contains TEXT]                               admin.dead_letters
+                 [--reason-contains TEXT] [--team ID]                   admin.dead_letters
     ingest-admin purge-dead-letters [--partition P ...] [--until TIME]
                  [--reason-contains TEXT] [--replayed] [--dry-run]
                  [--yes]                                                admin.purge_letters

@@ -62,7 +62,7 @@ from runtime.pg import Connection
 from runtime.settings import Settings
 from schemas.identity import KINDS
 from schemas.messages import Identifiers, WriteMessage, utcnow
-from schemas.topics import KEY_PRECEDENCE
+from schemas.topics import KEY_PRECEDENCE, with_deletes_in_every_lane
 
 COMMANDS = frozenset({"erase-customer"})
 
@@ -210,16 +210,21 @@ def delete_message(target: Target) -> WriteMessage:
 
 async def publish(settings: Settings, message: WriteMessage) -> tuple[int, int]:
     """Publish ``message`` as the gateway publishes a delete, to both lanes
-    (``ingest_gateway.write.lanes``); its (partition, offset) in the main lane's topic
-    once both are acknowledged."""
+    (``schemas.topics.with_deletes_in_every_lane``); its (partition, offset) in the
+    main lane's topic once both are acknowledged."""
+    lanes = with_deletes_in_every_lane([message], [message], ())
     producer = acked_producer(settings, "ingest-admin-erase")
     await producer.start()
     try:
         placed = []
-        for topic in (settings.writes_topic, settings.writes_overflow_topic):
+        for topic, lane in zip(
+            (settings.writes_topic, settings.writes_overflow_topic), lanes, strict=True
+        ):
+            if not lane:
+                continue
             partitions = len(await producer.partitions_for(topic))
             ((partition, key, value),) = group_records(
-                [message],
+                lane,
                 partitions,
                 settings.producer_record_max_bytes,
                 MemoPartitioner(),

@@ -1,7 +1,7 @@
 """``ingest-admin list-dead-letters`` and ``show-dead-letter``: look before a replay or a purge.
 
     ingest-admin list-dead-letters [--partition P ...] [--since TIME] [--until TIME]
-                 [--reason-contains TEXT] [--samples N] [--json]
+                 [--reason-contains TEXT] [--team ID] [--samples N] [--json]
     ingest-admin show-dead-letter PARTITION:OFFSET [--hex] [--json]
 
 ``list-dead-letters`` reads the dead-letter topic (``DEAD_LETTER_TOPIC``) from each
@@ -11,6 +11,8 @@ counts the selected letters by reason class (the ``reason`` label of
 ``ingest_consumer_dead_letters_total``: ``undecodable``, ``unsupported_version``,
 ``refused``, ``apply_failed``) and the reason's first words, with when the first and
 last were dead-lettered, and shows up to ``--samples`` letters of each (3).
+``--reason-contains`` and ``--team`` select letters as the replay does
+(``admin.dead_letters.Selection``).
 
 ``show-dead-letter`` prints one letter: when, its key, every header (``reason``,
 ``source``: the writes topic, partition and offset it came from) and its original

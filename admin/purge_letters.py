@@ -18,6 +18,14 @@ that all belong to the selection**, and no further:
 - ``--replayed``: letters the replay's group (``ingest-admin-replay``) has moved past
   already, replayed or skipped.
 
+**No ``--team``.** Every team's letters interleave in every partition, so the run
+of one team's letters from a partition's start ends at the first letter of another
+team, and nearly all of that team's letters would stay while the command looked as
+if it had purged them. Kafka deletes no record on its own, so there is no honest
+per-team purge: the topic's retention (``retention.ms``) removes a team's letters
+with everyone's, and a purge up to an offset takes every team's letters before it.
+(``--reason-contains`` has the same shape, but one cause's letters arrive together.)
+
 Nothing is deleted before the operator saw the plan (per partition, from which
 offset to which, how many letters, by reason, how many of them the replay has not
 reached yet, how many selected letters stay) and agreed: ``--yes``, or ``y`` at a
@@ -25,8 +33,9 @@ terminal; ``--dry-run`` prints the plan only. The offsets are fixed by the plan,
 letter dead-lettered while the operator reads it is never deleted.
 
 The replay's group keeps working: an offset it committed that was purged reads from
-the partition's new start. Imports ``admin.dead_letters``, ``admin.inspect_letters``
-(the reason classes), ``admin.terminal`` and ``admin.topic_reader``.
+the partition's new start. Imports ``admin.dead_letters``, ``admin.errors``,
+``admin.inspect_letters`` (the reason classes), ``admin.terminal`` and
+``admin.topic_reader``.
 """
 
 from __future__ import annotations
@@ -46,6 +55,7 @@ from admin.dead_letters import (
     letter_spans,
     letters_in,
 )
+from admin.errors import CommandError
 from admin.inspect_letters import reason_head
 from admin.terminal import confirm, table
 from admin.topic_reader import Clients, Span, committed, kafka_clients
@@ -56,14 +66,31 @@ COMMANDS = frozenset({"purge-dead-letters"})
 
 CLIENT_ID = "ingest-admin-purge"
 
+NO_TEAM = (
+    "purge-dead-letters takes no --team: every team's letters interleave in each"
+    " partition, and Kafka deletes only from a partition's start, so one team's letters"
+    " cannot be deleted alone (see purge-dead-letters --help). List them with"
+    " list-dead-letters --team, replay them with replay-dead-letters --team"
+)
+
 
 def add_parsers(sub: Any) -> None:
     """Add the command to ``ingest-admin``'s subparsers."""
     purge = sub.add_parser(
         "purge-dead-letters",
         help="delete dead letters for good, from each partition's start (asks first)",
+        description=(
+            "Delete dead letters for good: in each selected partition, the longest run of"
+            " selected letters from its start (Kafka deletes a partition's records up to an"
+            " offset, never one alone). There is no --team: every team's letters interleave,"
+            " so a run of one team's letters would end at the first letter of another team"
+            " and leave nearly all of them. One team's letters go with the topic's retention"
+            " (retention.ms), or with every team's letters up to an offset."
+        ),
     )
-    add_selection_arguments(purge, since=False)
+    add_selection_arguments(purge, since=False, team=False)
+    # Parsed only to be refused with the reason, rather than as an unknown argument.
+    purge.add_argument("--team", type=int, help=argparse.SUPPRESS)
     purge.add_argument(
         "--replayed",
         action="store_true",
@@ -75,6 +102,8 @@ def add_parsers(sub: Any) -> None:
 
 async def run(settings: Settings, args: argparse.Namespace) -> str:
     """Run ``purge-dead-letters``; returns what to print."""
+    if args.team is not None:
+        raise CommandError(NO_TEAM)
     topic = settings.dead_letter_topic
     async with kafka_clients(settings, CLIENT_ID) as kafka:
         cuts = await plan(kafka, topic, Selection.of(args), replayed_only=args.replayed)

@@ -20,7 +20,7 @@ import signal
 import time
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from consumers import metrics, timestamps
 from consumers.dead_letter import DeadLetterLimitExceeded
@@ -32,8 +32,8 @@ from consumers.registry import Clients, ConsumerSpec, writes
 from consumers.steps import Batch, Step
 from runtime.gc import tune_gc
 from runtime.health_server import HealthServer
-from runtime.kafka import acked_producer, connection_options, described
-from runtime.settings import Settings
+from runtime.kafka import acked_producer, consumer_options, described
+from runtime.settings import SESSION_TIMEOUT_MS, Settings
 from runtime.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -72,19 +72,7 @@ class Worker:
                 )
             },
         )
-        consumer = AIOKafkaConsumer(
-            spec.topic,
-            **connection_options(s),
-            group_id=spec.group,
-            client_id="ingest-consumer",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-            fetch_max_bytes=32 * 1024 * 1024,
-            fetch_min_bytes=s.consumer_fetch_min_bytes,
-            fetch_max_wait_ms=s.consumer_fetch_max_wait_ms,
-        )
-        producer = acked_producer(s, "ingest-consumer-dlq")
+        consumer, producer = kafka_clients(spec, s)
         health = HealthServer(
             self.http_port,
             {"kafka": consumer.topics, "postgres": lambda: pool.fetchval("SELECT 1")},
@@ -158,6 +146,29 @@ class Worker:
                     forgotten,
                     s.ledger_retention_days,
                 )
+
+
+def kafka_clients(spec: ConsumerSpec, s: Settings) -> tuple[AIOKafkaConsumer, AIOKafkaProducer]:
+    """A worker's consumer of ``spec``'s topic and its dead-letter producer, not started."""
+    options = consumer_options(s)
+    consumer = AIOKafkaConsumer(
+        spec.topic,
+        **options,
+        group_id=spec.group,
+        client_id="ingest-consumer",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        fetch_max_bytes=32 * 1024 * 1024,
+        fetch_min_bytes=s.consumer_fetch_min_bytes,
+        fetch_max_wait_ms=s.consumer_fetch_max_wait_ms,
+        # Stated, not left to aiokafka: CONSUMER_REQUEST_TIMEOUT_MS is bounded by it.
+        session_timeout_ms=SESSION_TIMEOUT_MS,
+    )
+    producer = acked_producer(
+        s, "ingest-consumer-dlq", request_timeout_ms=options["request_timeout_ms"]
+    )
+    return consumer, producer
 
 
 async def run_worker(settings: Settings, lane: Lane = "main", http_port: int = 0) -> None:

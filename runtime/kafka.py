@@ -38,6 +38,19 @@ def connection_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
+def consumer_options(settings: Settings) -> dict[str, Any]:
+    """``connection_options`` for a consumer worker's clients (its consumer and its
+    dead-letter producer), which give up a request after ``CONSUMER_REQUEST_TIMEOUT_MS``.
+
+    Only theirs: the gateway's producer is bounded by ``PUBLISH_TIMEOUT_S`` already,
+    and ``ingest-admin``'s clients serve a person who can stop them.
+    """
+    return {
+        **connection_options(settings),
+        "request_timeout_ms": settings.consumer_request_timeout_ms,
+    }
+
+
 def tls_context(settings: Settings) -> ssl.SSLContext:
     """Verifies the brokers' certificates against ``KAFKA_SSL_CA_LOCATION`` (else the
     system's authorities) and presents this client's certificate when one is set."""

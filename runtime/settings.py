@@ -279,6 +279,12 @@ class GatewayDatabase(_Section):
     not answer gets the client a 503 after this long."""
 
 
+# The consumer group's session timeout, aiokafka's default, which consumers/worker.py
+# passes explicitly: CONSUMER_REQUEST_TIMEOUT_MS is bounded by it. (Not a setting: the
+# broker's group.min/max.session.timeout.ms bound it too, and nothing asked to move it.)
+SESSION_TIMEOUT_MS = 10_000
+
+
 class Consumers(_Section):
     """Consumers
 
@@ -315,6 +321,15 @@ class Consumers(_Section):
     each) when writes trickle in one by one."""
     consumer_fetch_max_wait_ms: int = Field(50, ge=0)
     """Longest time the broker holds a fetch for ``CONSUMER_FETCH_MIN_BYTES``."""
+    consumer_request_timeout_ms: int = Field(40_000, gt=SESSION_TIMEOUT_MS, le=300_000)
+    """How long a worker's Kafka clients (its consumer and its dead-letter producer)
+    wait for a broker to answer one request before they drop the connection and try
+    again: a connection gone silent (a broker cut off, a middlebox dropping it) holds
+    the worker this long. aiokafka's default. Above the group's session timeout (10 s),
+    because the broker holds a JoinGroup request up to it during a rebalance: shorter,
+    the worker would give up and join again while the group waits for a member
+    (Kafka's Java consumer 0.10 to 1.1 refused less); and above
+    ``CONSUMER_FETCH_MAX_WAIT_MS``, which the broker holds a fetch for."""
     consumer_statement_timeout_s: float = Field(30.0, gt=0)
     """Connect and statement timeout of the consumers' PostgreSQL connections: beyond
     it a batch's connection counts as lost (a silent one would hold it forever), and
@@ -340,6 +355,18 @@ class Consumers(_Section):
     ledger_prune_interval_s: float = Field(3600.0, gt=0)
     """How often a consumer forgets the message ids older than
     ``LEDGER_RETENTION_DAYS``."""
+
+    @model_validator(mode="after")
+    def _fetch_within_request(self) -> Self:
+        """A fetch the broker may hold longer than a request may take would time out
+        every time the topic is quiet."""
+        if self.consumer_fetch_max_wait_ms >= self.consumer_request_timeout_ms:
+            raise ValueError(
+                f"CONSUMER_FETCH_MAX_WAIT_MS ({self.consumer_fetch_max_wait_ms}) must be less"
+                f" than CONSUMER_REQUEST_TIMEOUT_MS ({self.consumer_request_timeout_ms}): the"
+                " broker holds a fetch that long, and the request would time out"
+            )
+        return self
 
 
 class Supervision(_Section):

@@ -1,8 +1,10 @@
-"""Kafka topic names and the partition key of a write."""
+"""Kafka topic names, the partition key of a write, and which lanes a write goes to."""
 
 from __future__ import annotations
 
-from schemas.messages import Identifiers
+from collections.abc import Sequence
+
+from schemas.messages import Identifiers, WriteMessage
 
 # Precedence of identifier kinds when choosing the partition key. Two writes that
 # name the same person by the same first identifier land on one partition, in order.
@@ -16,3 +18,39 @@ def partition_key(team_id: int, identifiers: Identifiers) -> bytes:
         if value:
             return f"{team_id}:{kind}:{value}".encode()
     return f"{team_id}:-".encode()
+
+
+def key_team(key: bytes | None) -> int | None:
+    """The team a ``partition_key`` names; None for a key that is not one."""
+    head = (key or b"").split(b":", 1)[0]
+    # (int() would take b" 7" or b"+7", which no partition key holds)
+    return int(head) if head.isdigit() else None
+
+
+def in_every_lane(message: WriteMessage) -> bool:
+    """Whether ``message`` is published to every lane (the writes topic and the
+    overflow topic), with one message id: a customer delete (``with_deletes_in_every_lane``
+    says why)."""
+    return message.op == "delete_customer"
+
+
+def with_deletes_in_every_lane(
+    messages: Sequence[WriteMessage], main: Sequence[WriteMessage], overflow: Sequence[WriteMessage]
+) -> tuple[list[WriteMessage], list[WriteMessage]]:
+    """``main`` and ``overflow``, a split of ``messages`` between the two lanes, with
+    every delete of ``messages`` added to both, in the order of ``messages``.
+
+    The consumers' tombstones order a write accepted *before* a delete but applied
+    after it (the write is discarded); a write accepted *after* a delete must not be
+    applied before it, or the delete would erase it. A delete in both lanes, with one
+    message id, comes before every later write of its key in either lane: whichever
+    copy is applied first erases, and the ledger skips the other as a redelivery
+    (docs/identity.md, "Lanes and order"). The gateway's lanes, ``ingest-admin
+    erase-customer`` and ``replay-dead-letters`` all publish through this.
+    """
+    in_main = {id(m) for m in main}
+    in_overflow = {id(m) for m in overflow}
+    return (
+        [m for m in messages if id(m) in in_main or in_every_lane(m)],
+        [m for m in messages if id(m) in in_overflow or in_every_lane(m)],
+    )

@@ -16,7 +16,8 @@ the latency of everyone else:
   identifier) beyond ``LANE_CUSTOMER_EVENTS_PER_SECOND`` the same way;
 * every write of a team under the ``overflow`` control (``controls``).
 
-A delete goes to both lanes, whatever its rate (``_deletes_in_both`` says why).
+A delete goes to both lanes, whatever its rate
+(``schemas.topics.with_deletes_in_every_lane`` says why).
 
 Counting is per process, in windows of a second, two dictionary updates a write:
 no coordination and no I/O on the request path. A lane decides only *when* a write
@@ -33,7 +34,7 @@ from collections.abc import Callable, Hashable, Sequence
 from ingest_gateway import metrics
 from runtime.settings import Settings
 from schemas.messages import WriteMessage
-from schemas.topics import partition_key
+from schemas.topics import partition_key, with_deletes_in_every_lane
 
 WINDOW_S = 1.0
 
@@ -84,10 +85,12 @@ class Lanes:
     ) -> tuple[Sequence[WriteMessage], Sequence[WriteMessage]]:
         """(main lane, overflow lane) of one request's ``messages`` (all of one team),
         in their order; ``overflow``: the team is under the overflow control. A delete
-        goes to both (``_deletes_in_both``)."""
+        goes to both (``with_deletes_in_every_lane``)."""
         main, hot = self._route(messages, overflow)
+        # schemas.topics.in_every_lane, inlined: nearly no request holds a delete, and
+        # this runs on every one.
         if any(m.op == "delete_customer" for m in messages):
-            return _deletes_in_both(messages, main, hot)
+            return with_deletes_in_every_lane(messages, main, hot)
         return main, hot
 
     def _route(
@@ -136,23 +139,3 @@ class Lanes:
             if rate is not None:
                 rate.roll(last_window_empty=skipped)
         self._window_ends = now + WINDOW_S
-
-
-def _deletes_in_both(
-    messages: Sequence[WriteMessage], main: Sequence[WriteMessage], hot: Sequence[WriteMessage]
-) -> tuple[list[WriteMessage], list[WriteMessage]]:
-    """Each lane with every delete of ``messages`` added, in the request's order.
-
-    The consumers' tombstones order a write accepted *before* a delete but applied
-    after it (the write is discarded); a write accepted *after* a delete must not be
-    applied before it, or the delete would erase it. A delete in both lanes, with one
-    message id, comes before every later write of its key in either lane: whichever
-    copy is applied first erases, and the ledger skips the other as a redelivery.
-    """
-    in_main = {id(m) for m in main}
-    in_hot = {id(m) for m in hot}
-    deletes = {id(m) for m in messages if m.op == "delete_customer"}
-    return (
-        [m for m in messages if id(m) in in_main or id(m) in deletes],
-        [m for m in messages if id(m) in in_hot or id(m) in deletes],
-    )

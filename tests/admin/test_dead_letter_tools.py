@@ -26,9 +26,12 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from admin.errors import CommandError
+from bench.writes import new_write
 from runtime.settings import Settings
+from schemas.messages import Identifiers, encode
+from schemas.topics import partition_key
 from tests.admin.test_admin import admin, command
-from tests.admin.test_dead_letters import dlq_offsets
+from tests.admin.test_dead_letters import dlq_offsets, topic_records
 from tests.conftest import create_topics, settings_env
 
 
@@ -249,3 +252,37 @@ async def test_purge_what_the_replay_read_and_replay_after_a_purge(
     after = await command(own, "replay-dead-letters")
     assert after == "replayed 1 dead letter(s), skipped 0"
     assert (await dlq_offsets(own))[0] == {0: 4}
+
+
+async def test_a_team_lists_and_replays_only_the_letters_of_its_writes(own: Settings) -> None:
+    ana = Identifiers(email="ana@example.com")
+    ours, theirs = new_write(7, "upsert_customer", ana), new_write(8, "upsert_customer", ana)
+    await put(
+        own,
+        Put(0, FK, value=encode(ours), key=partition_key(7, ana)),
+        Put(0, FK, value=encode(theirs), key=partition_key(8, ana)),
+        # Not a message: the team its key names.
+        Put(1, UNDECODABLE, key=partition_key(7, ana)),
+        Put(1, UNDECODABLE, key=None),  # no team at all
+    )
+    assert places(await listed(own, "--team", "7")) == {"0:0", "1:0"}
+    assert places(await listed(own, "--team", "8")) == {"0:1"}
+    assert (await listed(own, "--team", "9"))["letters"] == 0
+    assert (await listed(own, "--team", "7", "--reason-contains", "foreignkey"))["letters"] == 1
+
+    replayed = tool(own, "replay-dead-letters", "--team", "7")
+    assert replayed.stdout.strip() == "replayed 2 dead letter(s), skipped 2", replayed.stderr
+    assert sorted(await topic_records(own, own.writes_topic)) == sorted(
+        [(partition_key(7, ana), encode(ours)), (partition_key(7, ana), b'{"id": "x"}')]
+    )
+    # The group moved past the other letters, as past any skipped one.
+    assert (await dlq_offsets(own))[0] == {0: 2, 1: 2}
+
+    # A purge cannot take one team's letters alone, and says so.
+    refused = tool(own, "purge-dead-letters", "--team", "7", "--yes")
+    assert refused.returncode == 1
+    assert "purge-dead-letters takes no --team" in refused.stderr
+    assert "There is no --team" in " ".join(
+        tool(own, "purge-dead-letters", "--help").stdout.split()
+    )
+    assert (await listed(own))["letters"] == 4

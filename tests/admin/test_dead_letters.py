@@ -15,17 +15,19 @@ from pathlib import Path
 import asyncpg
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from admin.dead_letters import GROUP
+from admin.topic_reader import bounds, kafka_clients, read_until, seek_to, topic_partitions
+from bench.writes import new_write
 from runtime.settings import Settings
-from schemas.messages import encode
+from schemas.messages import Identifiers, WriteMessage, encode
 from schemas.topics import partition_key
 from tests.admin.test_admin import admin, command
 from tests.conftest import Team, create_topics, settings_env
 from tests.pipeline import test_pipeline as pipeline
-from tests.support import BIN, Process, eventually, stored_customer
+from tests.support import BIN, Process, customer_holding, eventually, stored_customer
 
 
 @pytest.fixture
@@ -146,3 +148,96 @@ async def test_dead_letters_replayed_after_the_fix_apply_once(
     again = admin(s.database_url, "replay-dead-letters", env=env)
     assert again.stdout.strip() == "replayed 0 dead letter(s), skipped 0", again.stderr
     assert replay_consumer.popen.poll() is None, replay_consumer.tail()
+
+
+@pytest.fixture
+async def lanes_settings(settings: Settings, run_id: str) -> Settings:
+    """The session's settings with writes, overflow and dead-letter topics of this
+    test's own (2 partitions each) and consumer groups of its own."""
+    name = f"test.{run_id}.lanes.{uuid.uuid4().hex[:6]}"
+    topics = {
+        "writes_topic": f"{name}.writes",
+        "writes_overflow_topic": f"{name}.writes.overflow",
+        "dead_letter_topic": f"{name}.dlq",
+    }
+    await create_topics(settings.kafka_bootstrap_servers, dict.fromkeys(topics.values(), 2))
+    return settings.model_copy(update={**topics, "consumer_group": f"{name}.consumers"})
+
+
+async def topic_records(settings: Settings, topic: str) -> list[tuple[bytes | None, bytes]]:
+    """(key, value) of every record of ``topic`` now."""
+    async with kafka_clients(settings, "replay-test") as kafka:
+        spans = await bounds(kafka.consumer, await topic_partitions(kafka.admin, topic))
+        seek_to(kafka.consumer, spans)
+        found = []
+        async for batch in read_until(kafka.consumer, {tp: s.end for tp, s in spans.items()}):
+            found += [(r.key, r.value) for records in batch.values() for r in records]
+        return found
+
+
+async def put_letters(settings: Settings, *messages: WriteMessage) -> None:
+    """Each message as a dead letter, as the gateway's dead_letter control writes one."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        for message in messages:
+            await producer.send_and_wait(
+                settings.dead_letter_topic,
+                encode(message),
+                key=partition_key(message.team_id, message.identifiers),
+                headers=[("reason", b"the team's dead_letter control"), ("source", b"gateway")],
+            )
+    finally:
+        await producer.stop()
+
+
+async def test_a_replayed_delete_goes_to_both_lanes_as_the_gateway_publishes_it(
+    lanes_settings: Settings, log_dir: Path, db: asyncpg.Pool, team: Team
+) -> None:
+    s = lanes_settings
+    address = pipeline.email()
+    named = Identifiers(email=address)
+    written = new_write(team.id, "upsert_customer", named, attributes={"plan": "gold"})
+    await pipeline.produce(s, partition_key(team.id, named), encode(written))
+    delete = new_write(team.id, "delete_customer", named)
+    # Dead-lettered too, and no delete: replayed to the main lane only.
+    upsert = new_write(team.id, "upsert_customer", Identifiers(email=pipeline.email()))
+    await put_letters(s, delete, upsert)
+
+    dry = (await command(s, "replay-dead-letters", "--dry-run")).splitlines()
+    assert sum("(a delete: to both lanes)" in line for line in dry) == 1
+    assert dry[-1] == (
+        "dry run: would replay 2 dead letter(s), 1 of them to both lanes (a delete), skip 0;"
+        " nothing produced or committed"
+    )
+
+    consumer = Process(
+        "lanes-consumer",
+        [str(BIN / "ingest-consumer")],
+        settings_env(s, metrics_port=0, consumer_overflow_processes=1),
+        log_dir,
+    )
+    try:
+        assert await pipeline.ledger_outcome(db, written.id) == "applied"
+        replayed = await command(s, "replay-dead-letters")
+        assert (
+            replayed == "replayed 2 dead letter(s), 1 of them to both lanes (a delete), skipped 0"
+        )
+
+        # One message id in both lanes, under its partition key, as the gateway
+        # publishes a delete; the other letter in the main lane only.
+        main = await topic_records(s, s.writes_topic)
+        assert (partition_key(team.id, named), encode(delete)) in main
+        assert (partition_key(team.id, upsert.identifiers), encode(upsert)) in main
+        assert await topic_records(s, s.writes_overflow_topic) == [
+            (partition_key(team.id, named), encode(delete))
+        ]
+
+        # Applied once, by whichever lane came first: the customer is erased.
+        assert await pipeline.ledger_outcome(db, delete.id) == "applied"
+        assert await pipeline.ledger_outcome(db, upsert.id) == "applied"
+        assert await stored_customer(db, team, address) is None
+        assert await customer_holding(db, team.id, "email", address) is None
+    finally:
+        consumer.stop()
+    assert consumer.popen.returncode == 0, consumer.tail()

@@ -28,6 +28,7 @@ from runtime.settings import Settings
 from schemas.messages import EventData, Identifiers, WriteMessage, decode_record, encode
 from schemas.topics import partition_key
 from tests.admin.test_admin import admin, command
+from tests.admin.test_dead_letters import topic_records
 from tests.conftest import PARTITIONS, Team, settings_env
 from tests.pipeline.test_pipeline import email, ledger_outcome, produce
 from tests.support import customer_holding, stored_customer
@@ -121,6 +122,9 @@ async def test_erase_by_email_is_the_apis_delete_in_order_after_the_customers_wr
     for accepted in (written, event):
         assert find(found, accepted.headers["X-Message-Id"])[0] < offset
     assert key == partition_key(team.id, Identifiers(email=address))
+    # In the overflow lane too, with the same message id, as the gateway's deletes.
+    overflow = await topic_records(settings, settings.writes_overflow_topic)
+    assert (key, encode(ours)) in overflow
     theirs = await published(
         settings,
         db,

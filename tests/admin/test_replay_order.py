@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 
 from aiokafka import TopicPartition
 
-from admin.dead_letters import Replay, replay_assigned
+from admin.dead_letters import Lanes, Replay, Selection, replay_assigned
+from bench.writes import new_write
+from schemas.messages import Identifiers, WriteMessage, encode, encode_many
+from schemas.topics import partition_key
 
 DLQ = "dlq"
 Log = list[tuple[str, object]]
@@ -103,7 +106,11 @@ async def replay(
     producer = FakeProducer(log)
     consumer = FakeConsumer(log, reasons, per_fetch, late)
     done = await replay_assigned(
-        consumer, None if dry_run else producer, "writes", limit, reason_contains
+        consumer,
+        None if dry_run else producer,
+        Lanes("writes", "overflow"),
+        limit,
+        Selection(reason_contains=reason_contains),
     )
     return done, log, producer
 
@@ -154,3 +161,68 @@ async def test_a_dry_run_produces_and_commits_nothing() -> None:
     assert log == []
     assert (done.replayed, done.skipped) == (2, 0)
     assert done.previews[0] == "0/0 from ?: why\n    b'0/0'"
+
+
+def with_letters(consumer: FakeConsumer, letters: list[tuple[bytes, bytes | None]]) -> None:
+    """Partition 0 of ``consumer`` holds ``letters`` (value, key) instead."""
+    tp = TopicPartition(DLQ, 0)
+    consumer.records[tp] = [
+        Record(0, o, value, key, [("reason", b"why")]) for o, (value, key) in enumerate(letters)
+    ]
+    consumer.ends[tp] = len(letters)
+
+
+def letter(*messages: WriteMessage) -> tuple[bytes, bytes | None]:
+    """A letter as the consumers write one: a message's bytes under its key (or a
+    whole record's array under its first message's key)."""
+    first = messages[0]
+    return encode_many([encode(m) for m in messages]), partition_key(
+        first.team_id, first.identifiers
+    )
+
+
+async def test_a_delete_goes_to_both_lanes_and_is_acknowledged_in_both_before_the_commit() -> None:
+    ana, bo = Identifiers(email="ana@example.com"), Identifiers(email="bo@example.com")
+    upsert = new_write(7, "upsert_customer", ana)
+    delete = new_write(7, "delete_customer", ana)
+    other_delete = new_write(7, "delete_customer", bo)
+    letters = [letter(upsert), letter(delete), letter(upsert, other_delete)]
+    log: Log = []
+    producer = FakeProducer(log)
+    consumer = FakeConsumer(log, {0: []}, per_fetch=10)
+    with_letters(consumer, letters)
+
+    done = await replay_assigned(consumer, producer, Lanes("writes", "overflow"))
+
+    assert (done.replayed, done.skipped, done.to_both) == (3, 0, 2)
+    assert producer.sent == [
+        ("writes", *letters[0]),
+        ("writes", *letters[1]),
+        ("overflow", *letters[1]),  # the letter itself: one delete
+        ("writes", *letters[2]),  # the record's array, as it was
+        ("overflow", encode(other_delete), partition_key(7, bo)),  # its delete alone
+    ]
+    assert [kind for kind, _ in log] == ["send"] * 5 + ["ack"] * 5 + ["commit"]
+
+
+async def test_a_team_replays_only_the_letters_of_its_writes() -> None:
+    ana = Identifiers(email="ana@example.com")
+    ours, theirs = new_write(7, "upsert_customer", ana), new_write(8, "upsert_customer", ana)
+    undecodable_ours = (b'{"id": "not a message"', b"7:email:ana@example.com")
+    letters = [
+        letter(ours),
+        letter(theirs),
+        undecodable_ours,
+        (b"[]", None),  # names no team
+        letter(ours, theirs),  # two teams': neither's alone
+    ]
+    log: Log = []
+    producer = FakeProducer(log)
+    consumer = FakeConsumer(log, {0: []}, per_fetch=10)
+    with_letters(consumer, letters)
+
+    done = await replay_assigned(consumer, producer, Lanes("w", "o"), selection=Selection(team=7))
+
+    assert (done.replayed, done.skipped) == (2, 3)
+    assert [(value, key) for _, value, key in producer.sent] == [letters[0], letters[2]]
+    assert log[-1] == ("commit", {0: 5})  # past the skipped, as --reason-contains

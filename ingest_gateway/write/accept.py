@@ -83,7 +83,8 @@ async def accept(request: Request, messages: list[WriteMessage], refused: int = 
     if messages:
         messages = await unblocked(request, messages)
         request.scope[logs.MESSAGES_KEY] = messages  # named on the request's log lines
-        messages, violations = services.plans.enforce(request, messages)  # tracking plans
+        # The team's tracking plan; ?validate=true: a dry run, answered from there.
+        messages, violations = services.plans.enforce(messages, flag(request, "validate"))
         applied = await _publish(services, messages)
     metrics.messages(request.scope, len(messages), refused)
     ids = [m.id for m in messages]

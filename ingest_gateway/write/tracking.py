@@ -30,10 +30,8 @@ import logging
 from typing import Any
 
 import asyncpg
-from starlette.requests import Request
 from starlette.responses import Response
 
-from ingest_gateway.web.query import flag
 from ingest_gateway.web.responses import JSON, DryRun
 from runtime.settings import Settings
 from runtime.tasks import cancel_and_wait, every
@@ -62,12 +60,11 @@ class TrackingPlans:
         self._active = self._active | {team_id: plan}
 
     def enforce(
-        self, request: Request, messages: list[WriteMessage]
+        self, messages: list[WriteMessage], dry_run: bool = False
     ) -> tuple[list[WriteMessage], int]:
-        """The messages as they go on, and how many broke the plan; raises ``DryRun``
-        for ``?validate=true``."""
+        """The messages as they go on, and how many broke the plan; ``dry_run``
+        (``?validate=true``): raises ``DryRun`` with the verdicts instead."""
         plan = self._active.get(messages[0].team_id)
-        dry_run = flag(request, "validate")
         if plan is None:
             if dry_run:
                 raise DryRun(_dry_run_answer(None, messages))

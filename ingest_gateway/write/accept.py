@@ -77,14 +77,14 @@ async def accept(request: Request, messages: list[WriteMessage], refused: int = 
     no boolean. ``refused``: the items of the request its surface refused (counted in
     the metrics)."""
     services = deps.services(request)
-    wait = wants_wait(request)
+    wait, dry_run = wants_wait(request), flag(request, "validate")
     applied = False
     violations = 0
     if messages:
         messages = await unblocked(request, messages)
         request.scope[logs.MESSAGES_KEY] = messages  # named on the request's log lines
-        # The team's tracking plan; ?validate=true: a dry run, answered from there.
-        messages, violations = services.plans.enforce(messages, flag(request, "validate"))
+        # The team's tracking plan; a dry run (?validate=true) is answered from there.
+        messages, violations = services.plans.enforce(messages, dry_run)
         applied = await _publish(services, messages)
     metrics.messages(request.scope, len(messages), refused)
     ids = [m.id for m in messages]

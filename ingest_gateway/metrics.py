@@ -95,6 +95,13 @@ CONTROLLED_MESSAGES = Counter(
     " drop (answered, not stored), dead_letter, skip_identity, overflow",
     ["control"],
 )
+TRACKING_VIOLATIONS = Counter(
+    "ingest_gateway_tracking_violations_total",
+    "Writes that broke their team's tracking plan, by what the plan does with them:"
+    " allow (stored), omit (stored without the offending properties), block (not"
+    " stored); each is kept in tracking_violations",
+    ["action"],
+)
 TEAM_CONTROLS = Gauge(
     "ingest_gateway_team_controls",
     "Teams under each runtime control, as the gateway last read them",
@@ -110,6 +117,8 @@ for _reason in ("team", "customer", "control"):
     OVERFLOW_MESSAGES.labels(_reason)
 for _control in ("drop", "dead_letter", "skip_identity", "overflow"):
     CONTROLLED_MESSAGES.labels(_control)
+for _action in ("allow", "omit", "block"):
+    TRACKING_VIOLATIONS.labels(_action)
 
 # The statuses whose request was refused for what it held (a message, counted refused).
 _REFUSED_CONTENT = frozenset({400, 413, 422})
@@ -254,6 +263,12 @@ def controlled(control: str, messages: int) -> None:
     """A team's ``control`` acted on ``messages`` of a request."""
     if _observer is not None:
         _counts[(CONTROLLED_MESSAGES, control)] += messages
+
+
+def violated(action: str, messages: int) -> None:
+    """``messages`` of a request broke their team's tracking plan, whose ``action`` it took."""
+    if _observer is not None:
+        _counts[(TRACKING_VIOLATIONS, action)] += messages
 
 
 def teams_controlled(counts: dict[str, int]) -> None:

@@ -20,7 +20,8 @@ violation is as durable as a write. The client is answered as for any write, wit
 
 When PostgreSQL does not answer, the last plans read stay in force.
 
-Imports asyncpg, starlette, ``runtime`` and ``schemas`` only.
+Imports asyncpg, starlette, the gateway's metrics and answers, ``runtime`` and
+``schemas``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 import asyncpg
 from starlette.responses import Response
 
+from ingest_gateway import metrics
 from ingest_gateway.web.responses import JSON, DryRun
 from runtime.settings import Settings
 from runtime.tasks import cancel_and_wait, every
@@ -72,7 +74,10 @@ class TrackingPlans:
         checked = [plan.check(m) for m in messages]
         if dry_run:
             raise DryRun(_dry_run_answer(plan, checked))
-        return checked, sum(1 for m in checked if m.tracking is not None)
+        broken = [m.tracking.action for m in checked if m.tracking is not None]
+        for action in set(broken):
+            metrics.violated(action, broken.count(action))
+        return checked, len(broken)
 
     # -- the periodic refresh -------------------------------------------------------
 

@@ -19,12 +19,13 @@ import asyncpg
 import httpx
 import pytest
 import segment.analytics.client as segment  # type: ignore[import-untyped]
+from prometheus_client.parser import text_string_to_metric_families
 
 from admin import tracking_plans
 from runtime.settings import Settings
 from schemas.tracking_plans import dumps, parse_plan
 from tests.conftest import Team, private_gateway
-from tests.support import Process, eventually
+from tests.support import Process, eventually, free_port
 
 WAIT = {"Prefer": "return=representation"}
 
@@ -308,11 +309,20 @@ async def test_dry_run_answers_with_the_violations_and_publishes_nothing(
 async def two_processes(
     settings: Settings, tmp_path: Path, consumer: Process
 ) -> AsyncIterator[str]:
-    """Two gateway processes on one port, reading the plans every 0.5 s."""
+    """Two gateway processes on one port, reading the plans every 0.5 s, with metrics
+    on ``METRICS_PORT``."""
     async with private_gateway(
-        settings, tmp_path, "plans-gateway", gateway_workers=2, tracking_plan_refresh_s=0.5
+        settings,
+        tmp_path,
+        "plans-gateway",
+        gateway_workers=2,
+        tracking_plan_refresh_s=0.5,
+        gateway_metrics_port=METRICS_PORT,
     ) as (base, _):
         yield base
+
+
+METRICS_PORT = free_port()
 
 
 async def test_a_new_plan_version_is_in_force_on_every_gateway_process_within_seconds(
@@ -332,6 +342,22 @@ async def test_a_new_plan_version_is_in_force_on_every_gateway_process_within_se
                 args=_args(command="plan-rollback", team=str(team.id)),
             )
         await in_force(http, team, first, times=20)
+        # Counted by what the plan did: the first version allows unplanned events.
+        for _ in range(3):
+            await send_000(http, team, "Unplanned Event", {})
+
+        async def counted() -> bool:
+            async with httpx.AsyncClient(timeout=10) as client:
+                text = (await client.get(f"http://127.0.0.1:{METRICS_PORT}/metrics")).text
+            found = {
+                sample.labels["action"]: sample.value
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+                if sample.name == "ingest_gateway_tracking_violations_total"
+            }
+            return found == {"allow": 3.0, "omit": 0.0, "block": 0.0}
+
+        await eventually(counted, timeout=15, interval=0.2)
 
 
 def _args(**values: Any) -> argparse.Namespace:

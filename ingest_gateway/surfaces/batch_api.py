@@ -36,7 +36,7 @@ from starlette.responses import Response
 
 from ingest_gateway.edge.body import parse_json
 from ingest_gateway.edge.pacing import Pacer
-from ingest_gateway.surfaces.common import json_body, responses
+from ingest_gateway.surfaces.common import responses, write_body
 from ingest_gateway.web import deps
 from ingest_gateway.web.errors import ApiError
 from ingest_gateway.web.responses import JSON
@@ -287,7 +287,7 @@ _BODY_SCHEMA = js.object_of(
 @surface.post(
     "/batch",
     summary="Batch of events and customer upserts, with per-item results",
-    openapi_extra=json_body({"an event and a customer": _BODY_EXAMPLE}, schema=_BODY_SCHEMA),
+    openapi_extra=write_body({"an event and a customer": _BODY_EXAMPLE}, schema=_BODY_SCHEMA),
     responses=responses(
         (200, "Every item accepted or rejected on its own", _RESULT_EXAMPLE),
         (202, "As 200; the wait for the consumers (?wait=true) ran out", _RESULT_EXAMPLE),

@@ -79,8 +79,9 @@ def json_body(
     }
 
 
-# The optional wait for the consumers (``ingest_gateway.write.accept``), on every write.
-WAIT_PARAMETERS = [
+# On every write: the optional wait for the consumers (``ingest_gateway.write.accept``)
+# and the dry run against the tracking plan (``ingest_gateway.write.tracking``).
+WRITE_PARAMETERS = [
     {
         "name": "Prefer",
         "in": "header",
@@ -98,14 +99,25 @@ WAIT_PARAMETERS = [
         " default): answer once Kafka acknowledged. Anything but a boolean is 400.",
         "schema": {"type": "boolean"},
     },
+    {
+        "name": "validate",
+        "in": "query",
+        "required": False,
+        "description": "true: a dry run against the team's tracking plan. Nothing is"
+        " published; the answer is 200 with each message's verdict and violations"
+        " ({dryRun, planVersion, valid, messages}: docs/tracking-plans.md), not the"
+        " write's. Anything but a boolean is 400.",
+        "schema": {"type": "boolean"},
+    },
 ]
 
 
 def write_body(
     examples: dict[str, Any], *, required: bool = True, schema: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """``json_body`` for a write through Kafka: also declares the optional wait."""
-    return json_body(examples, required=required, schema=schema) | {"parameters": WAIT_PARAMETERS}
+    """``json_body`` for a write through Kafka: also declares the optional wait and dry
+    run."""
+    return json_body(examples, required=required, schema=schema) | {"parameters": WRITE_PARAMETERS}
 
 
 def responses(*answers: tuple[int | str, str, Any]) -> dict[int | str, dict[str, Any]]:

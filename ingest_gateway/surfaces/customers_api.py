@@ -22,7 +22,7 @@ from ingest_gateway.read_model.customers import (
     flat_customer,
     list_customers,
 )
-from ingest_gateway.surfaces.common import WAIT_PARAMETERS, responses, write_body
+from ingest_gateway.surfaces.common import WRITE_PARAMETERS, responses, write_body
 from ingest_gateway.web import deps, hosts
 from ingest_gateway.web.errors import ApiError
 from ingest_gateway.web.responses import JSON
@@ -161,7 +161,7 @@ async def get_customer(email: str, team_id: int, request: Request) -> Response:
     "/customer/{email}",
     summary="Create or update customer",
     path_schemas=_EMAIL_PATH,
-    openapi_extra={"requestBody": _FORM_BODY, "parameters": WAIT_PARAMETERS},
+    openapi_extra={"requestBody": _FORM_BODY, "parameters": WRITE_PARAMETERS},
     responses=responses(
         (200, "Create Customer", {"email": "name@yourcompany.com", **_FORM}),
         (
@@ -195,7 +195,7 @@ async def upsert_customer(email: str, team_id: int, request: Request) -> Respons
     "/customer/{email}",
     summary="Delete a customer",
     path_schemas=_EMAIL_PATH,
-    openapi_extra={"parameters": WAIT_PARAMETERS},
+    openapi_extra={"parameters": WRITE_PARAMETERS},
     responses=responses(
         (200, "Delete a customer", {"success": True}),
         ("4XX", "Invalid email", {"error": "Invalid email"}),
@@ -285,7 +285,7 @@ async def get_customers(team_id: int, request: Request, query: CustomersPage) ->
                 }
             },
         },
-        "parameters": WAIT_PARAMETERS,
+        "parameters": WRITE_PARAMETERS,
     },
     responses=responses(
         (200, "Batch Create/Update Customers", [{**_BATCH[0], "pricingPlan": "gold"}, _BATCH[1]]),

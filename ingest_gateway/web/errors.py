@@ -103,7 +103,7 @@ def render_error(request: Request, exc: Exception) -> Response | None:
     if isinstance(exc, ApiError):
         return error_response(request, exc)
     if isinstance(exc, DryRun):  # ?validate=true: the tracking plan's verdicts
-        return exc.response
+        return JSON(exc.body)
     if isinstance(exc, RequestTooLarge):
         return error_response(request, exc.api_error())
     if isinstance(exc, MessageTooLarge | BeyondBurst):

@@ -34,9 +34,9 @@ _SET_HERE = (b"content-length", b"content-type")
 
 
 class DryRun(Exception):
-    """The answer to a ``?validate=true`` request (``write.tracking``): the verdicts,
-    nothing published; ``web.errors`` answers with ``response`` as it is."""
+    """A ``?validate=true`` request's answer (``write.tracking``): the verdicts, nothing
+    published; ``web.errors`` answers ``200`` with ``body`` as it is."""
 
-    def __init__(self, response: Response) -> None:
+    def __init__(self, body: dict[str, Any]) -> None:
         super().__init__("dry run")
-        self.response = response
+        self.body = body

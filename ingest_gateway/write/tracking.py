@@ -20,7 +20,7 @@ violation is as durable as a write. The client is answered as for any write, wit
 
 When PostgreSQL does not answer, the last plans read stay in force.
 
-Imports asyncpg, starlette, the gateway's metrics and answers, ``runtime`` and
+Imports asyncpg, the gateway's metrics and ``web.responses.DryRun``, ``runtime`` and
 ``schemas``.
 """
 
@@ -31,10 +31,9 @@ import logging
 from typing import Any
 
 import asyncpg
-from starlette.responses import Response
 
 from ingest_gateway import metrics
-from ingest_gateway.web.responses import JSON, DryRun
+from ingest_gateway.web.responses import DryRun
 from runtime.settings import Settings
 from runtime.tasks import cancel_and_wait, every
 from schemas.messages import WriteMessage
@@ -69,11 +68,13 @@ class TrackingPlans:
         plan = self._active.get(messages[0].team_id)
         if plan is None:
             if dry_run:
-                raise DryRun(_dry_run_answer(None, messages))
+                verdicts = _verdicts(None, messages)
+                raise DryRun(verdicts)
             return messages, 0
         checked = [plan.check(m) for m in messages]
         if dry_run:
-            raise DryRun(_dry_run_answer(plan, checked))
+            verdicts = _verdicts(plan, checked)
+            raise DryRun(verdicts)
         broken = [m.tracking.action for m in checked if m.tracking is not None]
         for action in set(broken):
             metrics.violated(action, broken.count(action))
@@ -118,7 +119,7 @@ class TrackingPlans:
         self._active = active
 
 
-def _dry_run_answer(plan: CompiledPlan | None, messages: list[WriteMessage]) -> Response:
+def _verdicts(plan: CompiledPlan | None, messages: list[WriteMessage]) -> dict[str, Any]:
     verdicts: list[dict[str, Any]] = []
     for message in messages:
         tracking = message.tracking
@@ -138,4 +139,4 @@ def _dry_run_answer(plan: CompiledPlan | None, messages: list[WriteMessage]) -> 
         "valid": all(not v["violations"] for v in verdicts),
         "messages": verdicts,
     }
-    return JSON(body, status_code=200)
+    return body

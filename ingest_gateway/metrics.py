@@ -23,7 +23,7 @@ import asyncio
 import collections
 import os
 from bisect import bisect_left
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
@@ -232,10 +232,28 @@ class RequestMetrics:
         return tally
 
 
-def messages(scope: Scope, accepted: int, refused: int = 0) -> None:
-    """Count the writes of one request: ``accepted`` published, ``refused`` items."""
-    if _observer is not None:
-        _observer.messages(scope, accepted, refused)
+# Writes counted by (counter, label) since the last flush: the overflow lane's are
+# counted per request of a flood, where a prometheus_client call each would cost.
+_counts: collections.Counter[tuple[Counter, str]] = collections.Counter()
+
+
+def written(
+    scope: Scope,
+    accepted: int,
+    refused: int = 0,
+    violations: Mapping[str, int] | None = None,
+    controls: Iterable[str] = (),
+) -> None:
+    """Count the writes of one request, once they were published: ``accepted``, the
+    items its surface ``refused``, those that broke the tracking plan by the action it
+    took (``violations``), and the team's ``controls`` that acted on them."""
+    if _observer is None:
+        return
+    _observer.messages(scope, accepted, refused)
+    for action, count in (violations or {}).items():
+        _counts[(TRACKING_VIOLATIONS, action)] += count
+    for control in controls:
+        _counts[(CONTROLLED_MESSAGES, control)] += accepted
 
 
 def published(started: float) -> None:
@@ -248,27 +266,10 @@ def publish_failed(reason: str) -> None:
         PUBLISH_FAILURES.labels(reason).inc()
 
 
-# Writes counted by (counter, label) since the last flush: the overflow lane's are
-# counted per request of a flood, where a prometheus_client call each would cost.
-_counts: collections.Counter[tuple[Counter, str]] = collections.Counter()
-
-
 def overflowed(reason: str, messages: int) -> None:
     """``messages`` of a request went to the overflow lane, for ``reason``."""
     if _observer is not None:
         _counts[(OVERFLOW_MESSAGES, reason)] += messages
-
-
-def controlled(control: str, messages: int) -> None:
-    """A team's ``control`` acted on ``messages`` of a request."""
-    if _observer is not None:
-        _counts[(CONTROLLED_MESSAGES, control)] += messages
-
-
-def violated(action: str, messages: int) -> None:
-    """``messages`` of a request broke their team's tracking plan, whose ``action`` it took."""
-    if _observer is not None:
-        _counts[(TRACKING_VIOLATIONS, action)] += messages
 
 
 def teams_controlled(counts: dict[str, int]) -> None:

@@ -32,7 +32,7 @@ from ingest_gateway.web.query import flag
 from ingest_gateway.web.responses import JSON
 from ingest_gateway.write import tracking
 from ingest_gateway.write.blocked_values import unblocked
-from ingest_gateway.write.controls import Control
+from ingest_gateway.write.controls import NONE, Control
 from ingest_gateway.write.sink import Sink
 from runtime import logs
 from schemas.messages import WriteMessage
@@ -78,41 +78,44 @@ async def accept(request: Request, messages: list[WriteMessage], refused: int = 
     the metrics)."""
     services = deps.services(request)
     wait, dry_run = wants_wait(request), flag(request, "validate")
-    applied = False
-    violations = 0
+    violations: dict[str, int] = {}
+    acted = NONE
     if messages:
         messages = await unblocked(request, messages)
         request.scope[logs.MESSAGES_KEY] = messages  # named on the request's log lines
         # The team's tracking plan; a dry run (?validate=true) is answered from there.
         messages, violations = services.plans.enforce(messages, dry_run)
-        applied = await _publish(services, messages)
-    metrics.messages(request.scope, len(messages), refused)
+        acted = await _publish(services, messages)
+    metrics.written(request.scope, len(messages), refused, violations, acted)
     ids = [m.id for m in messages]
-    if not wait or not applied:
-        return Accepted(ids, None, waited=False, violations=violations)
+    broke = sum(violations.values())
+    if not wait or not messages or acted & _HELD_BACK:
+        return Accepted(ids, None, waited=False, violations=broke)
     found = await wait_for_outcomes(services.db, ids, services.settings.wait_timeout_s)
-    return Accepted(ids, found, waited=True, violations=violations)
+    return Accepted(ids, found, waited=True, violations=broke)
 
 
-async def _publish(services: deps.Services, messages: list[WriteMessage]) -> bool:
+# The controls under which a team's writes never reach the consumers (nothing to wait for).
+_DROPPED, _DEAD_LETTERED = frozenset({Control.DROP}), frozenset({Control.DEAD_LETTER})
+_HELD_BACK = _DROPPED | _DEAD_LETTERED
+
+
+async def _publish(services: deps.Services, messages: list[WriteMessage]) -> frozenset[Control]:
     """Publish one request's messages (all of one team) as the team's quota, controls
-    and lanes say; whether they go on to the consumers (not dropped or dead-lettered)."""
+    and lanes say; the controls that acted on them."""
     team_id = messages[0].team_id
     controls = services.controls.of(team_id)
-    if controls and Control.DROP in controls:
-        metrics.controlled(Control.DROP, len(messages))
-        return False
+    if controls and Control.DROP in controls:  # (most teams have none: one test)
+        return _DROPPED
     await services.quotas.take(team_id, len(messages))
     sink: Sink = services.publisher
     if controls:
         if Control.DEAD_LETTER in controls:
-            metrics.controlled(Control.DEAD_LETTER, len(messages))
             await sink.publish_dead_letters(messages, DEAD_LETTER_REASON)
-            return False
+            return _DEAD_LETTERED
         if Control.SKIP_IDENTITY in controls:
-            metrics.controlled(Control.SKIP_IDENTITY, len(messages))
             messages = [msgspec.structs.replace(m, skip_identity=True) for m in messages]
-    main, overflow = services.lanes.route(messages, Control.OVERFLOW in controls)
+    main, overflow = services.lanes.route(messages, bool(controls) and Control.OVERFLOW in controls)
     if not overflow:
         await sink.publish(main)
     elif not main:
@@ -121,7 +124,7 @@ async def _publish(services: deps.Services, messages: list[WriteMessage]) -> boo
         await asyncio.gather(
             sink.publish(main), sink.publish(overflow, services.settings.writes_overflow_topic)
         )
-    return True
+    return controls  # (skip_identity, overflow: what is left)
 
 
 # The reason a dead letter of a team under the ``dead_letter`` control carries.

@@ -20,8 +20,7 @@ violation is as durable as a write. The client is answered as for any write, wit
 
 When PostgreSQL does not answer, the last plans read stay in force.
 
-Imports asyncpg, the gateway's metrics and ``web.responses.DryRun``, ``runtime`` and
-``schemas``.
+Imports asyncpg, ``web.responses.DryRun``, ``runtime`` and ``schemas``.
 """
 
 from __future__ import annotations
@@ -32,7 +31,6 @@ from typing import Any
 
 import asyncpg
 
-from ingest_gateway import metrics
 from ingest_gateway.web.responses import DryRun
 from runtime.settings import Settings
 from runtime.tasks import cancel_and_wait, every
@@ -62,23 +60,26 @@ class TrackingPlans:
 
     def enforce(
         self, messages: list[WriteMessage], dry_run: bool = False
-    ) -> tuple[list[WriteMessage], int]:
-        """The messages as they go on, and how many broke the plan; ``dry_run``
-        (``?validate=true``): raises ``DryRun`` with the verdicts instead."""
+    ) -> tuple[list[WriteMessage], dict[str, int]]:
+        """The messages as they go on, and how many broke the plan by the action it
+        took (none: empty); ``dry_run`` (``?validate=true``): raises ``DryRun`` with the
+        verdicts instead."""
         plan = self._active.get(messages[0].team_id)
         if plan is None:
             if dry_run:
                 verdicts = _verdicts(None, messages)
                 raise DryRun(verdicts)
-            return messages, 0
+            return messages, {}
         checked = [plan.check(m) for m in messages]
         if dry_run:
             verdicts = _verdicts(plan, checked)
             raise DryRun(verdicts)
-        broken = [m.tracking.action for m in checked if m.tracking is not None]
-        for action in set(broken):
-            metrics.violated(action, broken.count(action))
-        return checked, len(broken)
+        broken: dict[str, int] = {}
+        for message in checked:
+            if message.tracking is not None:
+                action = message.tracking.action
+                broken[action] = broken.get(action, 0) + 1
+        return checked, broken
 
     # -- the periodic refresh -------------------------------------------------------
 

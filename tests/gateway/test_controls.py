@@ -160,6 +160,13 @@ async def test_dead_letter_keeps_the_writes_in_the_dead_letter_topic(
     )
     assert b"dead_letter control" in reason
     assert letter.identifiers.email == "letter@example.com"
+    await eventually(
+        lambda: _at_least(
+            stack, "ingest_gateway_controlled_messages_total", 'control="dead_letter"', 1
+        ),
+        timeout=10,
+        interval=0.2,
+    )
 
 
 async def test_overflow_sends_every_write_to_the_overflow_lane_where_it_is_applied(
@@ -174,6 +181,13 @@ async def test_overflow_sends_every_write_to_the_overflow_lane_where_it_is_appli
     after = await stack.counts()
     assert (after[writes], after[overflow]) == (before[writes], before[overflow] + 1)
     assert await stored_customer(db, team, "lane@example.com") is not None
+    await eventually(
+        lambda: _at_least(
+            stack, "ingest_gateway_controlled_messages_total", 'control="overflow"', 1
+        ),
+        timeout=10,
+        interval=0.2,
+    )
 
     stack.admin("control", str(team.id), "none")
     await stack.logged(f"team {team.id}: controls now none (were overflow)", count=2)

@@ -1,7 +1,7 @@
 """Contracts shared by the gateway and the consumers.
 
-- ``topics``: Kafka topic names, the partition key of a write, and which lanes a
-  write goes to (a delete: every one).
+- ``topics``: the partition key of a write, and which lanes a write goes to (a
+  delete: every one); the topics' names are settings (``runtime.settings``).
 - ``messages``: the canonical write message every API surface translates to.
 - ``outcomes``: what became of a message (applied, discarded:<rule>, blocked,
   dead_letter), as the consumers record it and the gateway reads it.

@@ -22,7 +22,8 @@
     ingest-admin purge-dead-letters [--partition P ...] [--until TIME]
                  [--reason-contains TEXT] [--replayed] [--dry-run]
                  [--yes]                                                admin.purge_letters
-    ingest-admin lag [--group GROUP] [--topic TOPIC ...] [--json]        admin.lag
+    ingest-admin lag [--lane main|overflow] [--group GROUP]
+                 [--topic TOPIC ...] [--json]                           admin.lag
     ingest-admin create-topics [TOPIC[:PARTITIONS] ...]                 admin.topics
     ingest-admin config [--check]                                       admin.config
     ingest-admin plan-upload | plan-show | plan-diff | plan-activate
@@ -34,8 +35,8 @@ command needs (a PostgreSQL connection, or only the settings for Kafka), dispatc
 and turns a ``CommandError`` into a message on stderr and exit code 1 (a service
 that is away or refuses the connection: its message and exit code 2). As every
 process does, it first warns about unknown setting-like environment variables
-(``config`` reports them itself). Imports the command modules, ``admin.errors`` and
-``runtime.settings``.
+(``config`` reports them itself). Imports the command modules, ``admin.errors``,
+``runtime.settings`` and ``runtime.pg`` (which errors mean PostgreSQL is away).
 """
 
 from __future__ import annotations

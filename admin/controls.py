@@ -10,7 +10,7 @@ CONTROL is one of ``skip-identity``, ``overflow``, ``drop``, ``dead-letter``
 ``ingest_gateway/write/controls.py`` and docs/operations.md, "Runtime controls".
 Every gateway process reads them every ``QUOTA_REFRESH_S`` (2 s by default) and logs
 the change it takes up: no restart. Throttling is the quota (``ingest-admin
-set-quota``). Imports ``admin.teams`` and ``runtime.pg``.
+set-quota``). Imports ``admin.errors``, ``admin.teams`` and ``runtime.pg``.
 """
 
 from __future__ import annotations

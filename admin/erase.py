@@ -37,9 +37,9 @@ SECONDS`` then waits for the consumers to apply it (``processed_messages``).
 Values a team blocked are not refused here, unlike in the API: a customer may hold
 one from before it was blocked, and erasing it is still owed.
 
-Imports the gateway's builder and record maker (``ingest_gateway.write``), the read
-model's lookups and wait, ``runtime``, ``schemas``, ``admin.teams`` and
-``admin.terminal``.
+Imports the gateway's builder and record maker (``ingest_gateway.write``) and its
+``ApiError`` (a refused identifier), the read model's lookups and wait, ``runtime``,
+``schemas``, ``admin.errors``, ``admin.teams`` and ``admin.terminal``.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@
 TEAM is a team's name or id, GROUP a group's text id (or its id). The same
 operations are in the HTTP API under ``/rest-api/customer-interface/v1.0`` (docs/api.md,
 "002: event groups"), and both run the gateway's queries of them
-(``ingest_gateway.read_model.event_groups``): that, ``runtime.pg`` and ``admin.errors``
+(``ingest_gateway.read_model.event_groups``): that, its paging
+(``ingest_gateway.read_model.paging``), asyncpg, ``runtime.pg`` and ``admin.errors``
 are all this module imports.
 """
 

@@ -21,8 +21,8 @@ byte that is not UTF-8, ``\\\\`` for a backslash), or as a hex dump (``--hex``).
 ``--json`` gives the value in base64, exact.
 
 Both only read: no consumer group, no offsets moved. Imports ``admin.dead_letters``,
-``admin.terminal``, ``admin.topic_reader`` and the consumers' reason classes
-(``consumers.metrics.reason_label``).
+``admin.errors``, ``admin.terminal``, ``admin.topic_reader``, ``runtime.settings`` and
+the consumers' reason classes (``consumers.metrics.reason_label``).
 """
 
 from __future__ import annotations

@@ -34,8 +34,9 @@ letter dead-lettered while the operator reads it is never deleted.
 
 The replay's group keeps working: an offset it committed that was purged reads from
 the partition's new start. Imports ``admin.dead_letters``, ``admin.errors``,
-``admin.inspect_letters`` (the reason classes), ``admin.terminal`` and
-``admin.topic_reader``.
+``admin.inspect_letters``, the consumers' reason classes
+(``consumers.metrics.reason_label``), ``admin.terminal``, ``admin.topic_reader`` and
+``runtime.settings``.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
 
 ``--events-per-second 0`` lifts the team's quota. Every gateway process reads quotas
 every ``QUOTA_REFRESH_S`` (2 s by default): no restart. Enforcement is
-``ingest_gateway/write/quotas.py``. Imports ``admin.teams`` and ``runtime.pg``.
+``ingest_gateway/write/quotas.py``. Imports ``admin.errors``, ``admin.teams`` and ``runtime.pg``.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ Each is made with ``KAFKA_REPLICATION_FACTOR`` copies, ``min.insync.replicas`` o
 ``KAFKA_MIN_INSYNC_REPLICAS`` and records up to ``KAFKA_MESSAGE_MAX_BYTES``; a topic
 that exists is left as it is and reported. ``make run`` runs it after the migrations;
 the tests and the bench make their own topics through ``ensure_topics``. Imports
-``runtime.kafka`` and ``runtime.settings``.
+``admin.errors``, ``runtime.kafka`` and ``runtime.settings``.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Every polled batch goes through one chain of steps, commit last (``steps``)::
 
 and the apply step runs one unit of work per transaction::
 
-    claim message ids -> lock customers -> plan (pure) -> write (set-based SQL)
+    claim message ids -> record violations -> lock customers -> plan (pure) -> write (set-based SQL)
 
 One job a module, in the order a batch meets them:
 
@@ -20,12 +20,17 @@ One job a module, in the order a batch meets them:
 - ``statements``: the SQL, set-based, one function per concern.
 - ``dead_letter``: dead letters, the dead-letter topic and the dead-letter limit.
 - ``faults``: what a failure means (wait, retry, blame the message) and the backoff.
+- ``violations``: tracking-plan violations, recorded in the batch's transaction
+  (``tracking_violations``); blocked messages are not applied.
+- ``lanes``: the two lanes a worker may serve (main and overflow), each a topic and
+  a consumer group of its own.
 - ``ledger``: forgetting old ids of ``processed_messages``.
 - ``metrics``, ``timestamps``: Prometheus metrics (served by ``runtime.health_server``), a
   cheaper ``timestamptz`` codec.
 - ``supervisor``, ``exit_codes``, ``__main__``: ``ingest-consumer``, which runs and
   restarts the worker processes.
 
-What became of each message (``applied``, ``discarded:<rule>``, ``dead_letter``) is
+What became of each message (``applied``, ``discarded:<rule>``, ``blocked``,
+``dead_letter``) is
 ``schemas.outcomes``. The consumers never import the gateway.
 """

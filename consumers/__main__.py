@@ -3,8 +3,9 @@
 default ``CONSUMER_OVERFLOW_PROCESSES``), each in a child process that is restarted
 when it exits (see ``consumers/supervisor.py``).
 
-One job: the command line. The parent imports ``supervisor`` only; a child imports
-``worker`` (and with it the clients) when it starts."""
+One job: the command line. The parent imports ``supervisor``, ``lanes``,
+``exit_codes``, prometheus_client and ``runtime``'s settings and logs only; a child
+imports ``worker`` (and with it the clients) when it starts."""
 
 from __future__ import annotations
 

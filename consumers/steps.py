@@ -34,8 +34,9 @@ It takes the batch the step before it returned and returns the batch for the nex
   them, and it refuses a batch that still holds work.
 
 Imports aiokafka, asyncpg, ``runtime.settings``, ``schemas`` and the consumers'
-modules each step stands for: ``decode``, ``unit_of_work``, ``dead_letter``,
-``statements`` (the ledger of dead letters), ``faults``, ``metrics``.
+modules each step stands for: ``decode``, ``unit_of_work`` (and ``plan``, its
+result's type), ``dead_letter``, ``statements`` (the ledger of dead letters),
+``faults``, ``metrics``.
 """
 
 from __future__ import annotations

@@ -32,7 +32,8 @@ pipe that signal handlers write to (``signal.set_wakeup_fd``; SIGCHLD wakes it
 when a child exits) with the next due restart as timeout.
 
 The policy comes from the settings (``RestartPolicy.from_settings``). Imports the
-standard library and ``runtime.settings`` only: no client of Kafka or PostgreSQL.
+standard library, ``runtime.settings`` and ``consumers.metrics`` (the restarts
+counter, prometheus_client) only: no client of Kafka or PostgreSQL.
 """
 
 from __future__ import annotations

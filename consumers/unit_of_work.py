@@ -5,7 +5,9 @@ One job: the order of a batch's transaction. It gathers what the plan needs, ask
 is the plan's alone, and every statement is in ``consumers.statements``. Per
 batch, whatever its size, about a dozen statements run:
 
-1. claim the message ids in ``processed_messages`` (a redelivered id is skipped);
+1. claim the message ids in ``processed_messages`` (a redelivered id is skipped),
+   then record the tracking-plan violations the messages carry and leave the
+   blocked ones out (``consumers.violations``);
 2. lock the customers: read the owners of every identifier the batch names and
    lock those customers (``FOR UPDATE``, in id order), so that a concurrent merge
    or delete in another consumer is waited for and seen, never overwritten; then
@@ -22,7 +24,8 @@ makes two consumers that create the same identifier at once collide, and the los
 transaction is retried (as are deadlocks and serialization failures) by the apply
 step (``consumers.steps``).
 
-Imports ``consumers.plan``, ``consumers.statements``, ``runtime.pg`` and ``schemas``.
+Imports ``consumers.plan``, ``consumers.statements``, ``consumers.violations``,
+``runtime.pg`` and ``schemas``.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ The walk of a request, package by package:
   services, OpenAPI, health.
 - ``surfaces/``: one module per API dialect, translating only.
 - ``write``: the one builder of a canonical write, validation, blocked identifiers,
-  publish (the Kafka sink), wait, answer.
+  quotas, runtime controls, tracking plans, lanes, publish (the Kafka sink), wait,
+  answer.
 - ``read_model/``: every SQL the gateway runs.
+- ``metrics``: the process's Prometheus metrics, fed from the request path and the
+  write path (served on ``GATEWAY_METRICS_PORT``).
 """

@@ -13,8 +13,8 @@ if made per request. Requests in flight and readiness are sampled then too. With
 With several uvicorn workers, ``ingest-gateway`` sets ``PROMETHEUS_MULTIPROC_DIR``
 before they start, so each worker's values go to files there and whichever worker
 answers a scrape sums them (``runtime.health_server``). Imports prometheus_client,
-``edge.body`` for where it leaves the body's size, ``web.routing`` for the route type
-only.
+``edge.body`` for where it leaves the body's size, ``runtime.tasks`` (the sampler's
+stop) and ``web.routing`` for the route type only.
 """
 
 from __future__ import annotations

@@ -9,5 +9,8 @@
   ``KAFKA_MESSAGE_MAX_BYTES``).
 - ``health_server``: a process's operator port (``/metrics``, ``/healthz``,
   ``/readyz``), for the consumer workers, their supervisor and the gateway's workers.
+- ``logs``: how every process logs (text, or JSON with ``LOG_FORMAT=json``), and the
+  request and message a line is about.
+- ``tasks``: background tasks: a step repeated on a timer, and stopping a task.
 - ``gc``: garbage-collector tuning for the long-running processes.
 """

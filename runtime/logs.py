@@ -1,7 +1,7 @@
 """How every process logs: text for people, or one JSON object per line
 (``LOG_FORMAT=json``) for a log pipeline, with what a line is about.
 
-``configure(settings, process)`` sets the root logger up once, as a process starts;
+``configure(log_format, process)`` sets the root logger up once, as a process starts;
 ``uvicorn_config`` is the same for the gateway's uvicorn, which applies it in each
 worker it spawns. A JSON line holds ``time``, ``level``, ``process``, ``logger``,
 ``message`` (and ``exception``), then, when the line is about a request or a write:

@@ -12,7 +12,7 @@ each variable that looks like one of ours (see ``look_alike``) but names no sett
 with the closest setting's name. ``shown`` spells a value for people, secrets masked
 (``ingest-admin config``, the generated reference).
 
-Imports pydantic only; imported by every package.
+Imports pydantic and pydantic-settings only; imported by every package.
 """
 
 from __future__ import annotations

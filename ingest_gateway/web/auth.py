@@ -4,7 +4,8 @@ The API key of the 000 to 004 surfaces is in ``X-API-KEY``, ``?apiKey=`` or HTTP
 Basic's password (``presented_key``); Segment's SDKs send their write key as Basic's
 username (``basic_username``). ``team_of`` turns a key into its team or a 401.
 
-Imports: the services, the error layer and the read model's key lookup.
+Imports: the services, the key cache, the error layer, the read model's key lookup,
+the key digest (``schemas.keys``) and ``runtime.logs``.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
-"""The services a request's endpoint uses, typed: settings, the store's pool, the publisher.
+"""The services a request's endpoint uses, typed: settings, the store's pool, the write path's.
 
 ``app.create_app`` makes one ``Services`` per process at start-up and hands it to
 every request (in the ASGI scope); endpoints read it through these functions, so a
 reader and mypy see exactly what each one uses.
 
-Imports: settings and the write path's services (publisher, quotas, controls, lanes, key cache).
+Imports: settings, the write path's services (publisher, quotas, controls, lanes,
+tracking plans) and the key cache (``web.auth_cache``).
 """
 
 from __future__ import annotations

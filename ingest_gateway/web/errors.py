@@ -6,7 +6,8 @@ The write path's domain errors become status codes here and nowhere else
 (``render_error``): a message too large for a record 413, the broker or the store
 away 503 with ``Retry-After``.
 
-Imports the responses and the sink's domain errors (``ingest_gateway.write.sink``).
+Imports the responses, the write path's domain errors (``ingest_gateway.write.sink``,
+``ingest_gateway.write.quotas``) and ``runtime.pg`` (which errors mean the store is away).
 """
 
 from __future__ import annotations

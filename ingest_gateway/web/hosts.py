@@ -17,7 +17,7 @@ it to. So ``public_base`` is:
    answer for that authority, RFC 9110 15.5.20) with ``Cache-Control: no-store``,
    naming the two settings for the operator.
 
-Imports: the settings and the error layer.
+Imports: the services (for the settings) and the error layer.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ any write may. Served as ``/openapi.json``, and as Swagger UI at ``/docs``.
 The schemas the surfaces share (JSON as stored, names, times, identifiers) are
 ``schemas.json_schemas``' components, carried under ``components/schemas``.
 
-Imports: the route table and ``schemas.json_schemas`` only.
+Imports: the route table, the JSON answer and ``schemas.json_schemas`` (and FastAPI's
+Swagger UI page) only.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ the API key (``team_id``, when the route is authenticated), the typed query
 parameters (``query``, a ``msgspec.Struct`` the route declares) and the ``request``;
 services come from ``ingest_gateway.web.deps``.
 
-Imports: the error and auth layers of the gateway only; never a surface.
+Imports: the error and auth layers of the gateway, its request (``web.request``) and
+``runtime.logs`` only; never a surface.
 """
 
 from __future__ import annotations

@@ -12,9 +12,10 @@ tracking plan (``tracking``: issue #22; ``?validate=true`` answers there, a dry 
 its runtime controls (``controls``: dropped or dead-lettered writes end here), its
 quota (``quotas``) and the lane each write takes (``lanes``).
 
-Imports the services (``web.deps``), the answer type, ``blocked_values``,
-``tracking``, ``controls``, the read model's wait (``read_model.outcomes``), the
-sink's interface and ``schemas``.
+Imports the services (``web.deps``), the answer type, the query flags
+(``web.query``), the gateway's ``metrics``, ``blocked_values``, ``tracking``,
+``controls``, the read model's wait (``read_model.outcomes``), the sink's interface,
+``runtime.logs`` and ``schemas``.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ checked: messages already published (or published within that time) are applied 
 they are.
 
 Imports the services (``web.deps``), the key cache's lifetime, the refusal
-(``build.blocked_error``), the read model's list of blocked values and ``schemas``.
+(``build.blocked_error``), the read model's list of blocked values, ``runtime.pg``
+(the store away) and ``schemas``.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ logged by every gateway process when it takes effect; the teams under each contr
 are a gauge and the writes each acted on a counter (``metrics``). When PostgreSQL
 does not answer, the last controls read stay in force.
 
-Imports asyncpg and ``runtime``.
+Imports asyncpg, the gateway's ``metrics`` and ``runtime``.
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ Counting is per process, in windows of a second, two dictionary updates a write:
 no coordination and no I/O on the request path. A lane decides only *when* a write
 is applied, never *what* it does to the store: the consumers order what must be
 ordered by event time or by the gateway's message id, not by arrival (docs/identity.md,
-"Lanes and order"). Imports ``schemas`` and ``runtime.settings``.
+"Lanes and order"). Imports ``schemas``, the gateway's
+``metrics`` and ``runtime.settings``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 ``Publisher`` is the gateway's ``sink.Sink``; it raises the sink's domain errors
 (``MessageTooLarge``, ``BrokerUnavailable``), never an HTTP status. Imports the
-sink's interface, ``runtime`` (settings, the acked producer) and ``schemas``.
+sink's interface, the gateway's ``metrics``, ``runtime`` (settings, the acked producer)
+and ``schemas``.
 """
 
 from __future__ import annotations

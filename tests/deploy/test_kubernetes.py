@@ -183,35 +183,51 @@ def test_consumers_have_time_to_commit_their_batch(overlay: tuple[str, list[Obje
     assert pod["terminationGracePeriodSeconds"] > stop
 
 
-def test_keda_scales_consumers_on_the_groups_lag_up_to_the_partitions(
+def test_keda_scales_consumers_on_each_lanes_lag_up_to_the_partitions(
     overlay: tuple[str, list[Object]],
 ) -> None:
     _, objects = overlay
     settings = config(objects)
     scaled = the(objects, "ScaledObject", "ingest-consumer")["spec"]
     assert scaled["scaleTargetRef"]["name"] == "ingest-consumer"
-    (trigger,) = scaled["triggers"]
-    assert trigger["type"] == "kafka"
-    metadata = trigger["metadata"]
-    # The lag KEDA reads is the consumers' own: same brokers, group and topic.
-    assert metadata["bootstrapServers"] == settings["KAFKA_BOOTSTRAP_SERVERS"]
-    assert metadata["consumerGroup"] == settings["CONSUMER_GROUP"]
-    assert metadata["topic"] == settings["WRITES_TOPIC"]
-    assert metadata["offsetResetPolicy"] == "earliest"
+    main, overflow = scaled["triggers"]
+    # The lag KEDA reads is the consumers' own: same brokers, group and topic, of
+    # each lane (consumers/lanes.py).
+    group = settings["CONSUMER_GROUP"]
+    lanes = {
+        (group, settings["WRITES_TOPIC"]): main,
+        (f"{group}.overflow", settings["WRITES_OVERFLOW_TOPIC"]): overflow,
+    }
+    for (consumer_group, topic), trigger in lanes.items():
+        assert trigger["type"] == "kafka"
+        metadata = trigger["metadata"]
+        assert metadata["bootstrapServers"] == settings["KAFKA_BOOTSTRAP_SERVERS"]
+        assert (metadata["consumerGroup"], metadata["topic"]) == (consumer_group, topic)
+        assert metadata["offsetResetPolicy"] == "earliest"
+        assert metadata["allowIdleConsumers"] == "false"
     # The cap: one consumer per partition, never idle ones.
     per_pod = int(settings["CONSUMER_PROCESSES"])
+    assert per_pod == int(settings["CONSUMER_OVERFLOW_PROCESSES"])
     assert scaled["maxReplicaCount"] * per_pod == WRITES_PARTITIONS
-    assert metadata["allowIdleConsumers"] == "false"
     assert scaled["minReplicaCount"] >= 1
-    # The threshold, in records, from the measured throughput (within rounding).
+    # The threshold, in records, from the measured throughput (within rounding); the
+    # overflow lane's worker works at most CONSUMER_OVERFLOW_SHARE of its time.
     derived = APPLIED_PER_CONSUMER * DRAIN_S / MESSAGES_PER_RECORD
-    assert math.isclose(int(metadata["lagThreshold"]), derived, rel_tol=0.05)
+    share = Settings.model_fields["consumer_overflow_share"].default
+    assert math.isclose(int(main["metadata"]["lagThreshold"]), derived, rel_tol=0.05)
+    assert math.isclose(int(overflow["metadata"]["lagThreshold"]), derived * share, rel_tol=0.05)
 
 
 def test_keda_connects_to_kafka_as_the_consumers_do(overlay: tuple[str, list[Object]]) -> None:
     _, objects = overlay
     settings = config(objects)
-    (trigger,) = the(objects, "ScaledObject", "ingest-consumer")["spec"]["triggers"]
+    for trigger in the(objects, "ScaledObject", "ingest-consumer")["spec"]["triggers"]:
+        _connects_as_the_consumers(objects, settings, trigger)
+
+
+def _connects_as_the_consumers(
+    objects: list[Object], settings: dict[str, str], trigger: dict[str, Any]
+) -> None:
     protocol = settings["KAFKA_SECURITY_PROTOCOL"]
     sasl = {"SCRAM-SHA-512": "scram_sha512", "SCRAM-SHA-256": "scram_sha256", "PLAIN": "plaintext"}
     expected_sasl = sasl[settings["KAFKA_SASL_MECHANISM"]] if "SASL" in protocol else None

@@ -49,10 +49,23 @@ def test_the_prometheus_configurations_are_valid(tmp_path: Path) -> None:
 def test_compose_opens_the_ports_prometheus_scrapes() -> None:
     compose = load(COMPOSE)["services"]
     for name, job in jobs(load(CONFIG)).items():
-        (discovery,) = job["dns_sd_configs"]
-        (service,) = discovery["names"]
-        port = compose[service]["environment"][PORT_SETTINGS[name]]
-        assert int(port) == discovery["port"], name
+        (service,) = {n for discovery in job["dns_sd_configs"] for n in discovery["names"]}
+        scraped = [discovery["port"] for discovery in job["dns_sd_configs"]]
+        environment = compose[service]["environment"]
+        assert scraped == _ports(name, environment), name
+
+
+def _ports(job: str, environment: dict[str, str]) -> list[int]:
+    """The ports ``job``'s processes open: a consumer worker i on METRICS_PORT + i, the
+    main lane's workers first, then the overflow lane's."""
+    port = int(environment[PORT_SETTINGS[job]])
+    if job != "ingest-consumer":
+        return [port]
+    workers = sum(int(environment[n]) for n in _WORKERS)
+    return [port + i for i in range(workers)]
+
+
+_WORKERS = ("CONSUMER_PROCESSES", "CONSUMER_OVERFLOW_PROCESSES")
 
 
 def test_compose_mounts_what_grafana_and_prometheus_read() -> None:
@@ -89,10 +102,16 @@ def test_kubernetes_scrapes_keep_the_ports_the_pods_name() -> None:
         for o in objects
         if o["kind"] == "Deployment"
     }
+    (settings,) = [
+        o["data"]
+        for o in objects
+        if (o["kind"], o["metadata"]["name"]) == ("ConfigMap", "ingest-config")
+    ]
     for name, job in scrapes.items():
         (keep,) = [r for r in job["relabel_configs"] if "container_port_name" in str(r)]
-        component, port_name = keep["regex"].split(";")
+        component, port_names = keep["regex"].split(";")
         (container,) = pods[component]["spec"]["template"]["spec"]["containers"]
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-        env = {e["name"]: e["value"] for e in container["env"]}
-        assert ports[port_name] == int(env[PORT_SETTINGS[name]]), name
+        environment = settings | {e["name"]: e["value"] for e in container["env"]}
+        kept = [ports[n] for n in port_names.strip("()").split("|")]
+        assert kept == _ports(name, environment), name

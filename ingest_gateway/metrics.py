@@ -68,7 +68,8 @@ PUBLISH_SECONDS = Histogram(
 )
 PUBLISH_FAILURES = Counter(
     "ingest_gateway_publish_failures_total",
-    "Kafka records not acknowledged, by reason (the writes were answered 503 or 413)",
+    "Kafka records not acknowledged, by reason (the writes were answered 503; a"
+    " too_large here is the broker's limit below KAFKA_MESSAGE_MAX_BYTES)",
     ["reason"],
 )
 IN_FLIGHT = Gauge(

@@ -354,14 +354,11 @@ def _event(call: _Call, context: dict[str, Any]) -> EventData:
     return EventData(name=call.kind, body=body, context=context)
 
 
-# Canonical field names as this surface names them, for the builder's refusals.
-_FIELDS = {"occurred_at": "timestamp", "event.name": "event", "group.group_id": "groupId"}
-
-
 def _write(team_id: int, call: _Call, received: _Received) -> WriteMessage:
     """One call as a write. Its fields are read in the order in which a refusal names
     the first fault: the times, the context, an identify's traits, the identifiers,
-    messageId, then the kind's own."""
+    messageId, then the kind's own. Each is read once, by the rules the consumers
+    apply, so the builder does not check them again."""
     kind, fields = call.kind, call.fields
     occurred_at, time_fallback = _occurred_at(call, received)
     # The call's own context, else the batch's; with the sender's address as its ip.
@@ -384,24 +381,20 @@ def _write(team_id: int, call: _Call, received: _Received) -> WriteMessage:
         group = GroupData(group_id=_group_id(call), traits=call.object("traits"))
     elif kind != "identify" and kind != "alias":
         op, event = "track_event", _event(call, context)
-    try:  # (the identifiers are normalised already, by ``schemas.identity.from_json``)
-        return new_write(
-            received,
-            team_id,
-            op,
-            identifiers,
-            occurred_at=occurred_at,
-            attributes=attributes,
-            event=event,
-            group=group,
-            message_id=None if message_id is None else client_message_id(team_id, message_id),
-            # The end user's agent: the context's, the request's, else one in the body.
-            user_agent=declared_user_agent(context) or received.agent,
-            names=_FIELDS,
-            identifiers_normalised=True,
-        )
-    except ApiError as exc:  # a rule of the consumers', named as this surface names it
-        raise call.fail(exc.field or "message", exc.description or exc.message) from exc
+    return new_write(
+        received,
+        team_id,
+        op,
+        identifiers,
+        occurred_at=occurred_at,
+        attributes=attributes,
+        event=event,
+        group=group,
+        message_id=None if message_id is None else client_message_id(team_id, message_id),
+        # The end user's agent: the context's, the request's, else one in the body.
+        user_agent=declared_user_agent(context) or received.agent,
+        fields_checked=True,
+    )
 
 
 # -- the request: key, origin, calls --------------------------------------------------

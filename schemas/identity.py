@@ -427,25 +427,24 @@ def _from_json(
     external_id: object, anonymous_id: object, email: str | None, junk_ignored: bool
 ) -> Identifiers:
     junk: JunkIdentifier | None = None
-    external = anonymous = None
-    if external_id is not None:
-        try:
-            external = normalise_external_id(id_from_json("external_id", external_id))
-        except JunkIdentifier as exc:
+    named: list[str | None] = []
+    for kind, value, normalise in (
+        ("external_id", external_id, normalise_external_id),
+        ("anonymous_id", anonymous_id, normalise_anonymous_id),
+    ):
+        if value is None:
             if not junk_ignored:
-                raise
-            junk = exc
-    elif not junk_ignored:
-        raise InvalidIdentifier("external_id", REQUIRED_RULE)
-    if anonymous_id is not None:
+                raise InvalidIdentifier(kind, REQUIRED_RULE)
+            named.append(None)
+            continue
         try:
-            anonymous = normalise_anonymous_id(id_from_json("anonymous_id", anonymous_id))
+            named.append(normalise(id_from_json(kind, value)))
         except JunkIdentifier as exc:
             if not junk_ignored:
                 raise
             junk = junk or exc
-    elif not junk_ignored:
-        raise InvalidIdentifier("anonymous_id", REQUIRED_RULE)
+            named.append(None)
+    external, anonymous = named
     if external is None and anonymous is None:
         if junk is not None:
             raise junk

@@ -166,11 +166,13 @@ def _located(exc: ApiError, where: str) -> ApiError:
     return ApiError(exc.status, f"{where.rstrip('.')}: {exc.message}" if where else exc.message)
 
 
-def _json(raw: bytes, max_depth: int, where: str) -> Any:
+def _json(raw: bytes, max_depth: int, where: str | int) -> Any:
+    """``raw`` parsed; a refusal named at ``where``, a prefix or a message's index in
+    the batch (its prefix made only then: the loop parses thousands of messages)."""
     try:
         return parse_json(raw, max_depth)
     except ApiError as exc:
-        raise _located(exc, where) from exc
+        raise _located(exc, where if isinstance(where, str) else _where(where)) from exc
 
 
 _raw_object = msgspec.json.Decoder(dict[str, msgspec.Raw])
@@ -538,10 +540,7 @@ def _shared(envelope: _Envelope, max_depth: int) -> _Shared:
 def _batch_call(item: msgspec.Raw, index: int, shared: _Shared, max_depth: int) -> _Call:
     if len(item) > MAX_SEGMENT_MESSAGE_BYTES:
         raise _too_large(_where(index))
-    try:
-        message = parse_json(bytes(item), max_depth)
-    except ApiError as exc:
-        raise _located(exc, _where(index)) from exc
+    message = _json(bytes(item), max_depth, index)
     if type(message) is not dict:
         raise ApiError(400, f"batch[{index}]: must be an object", field=f"batch[{index}]")
     key = message.get("writeKey")

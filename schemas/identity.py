@@ -80,7 +80,7 @@ from functools import lru_cache
 
 import phonenumbers
 
-from schemas.limits import MAX_NAME_LENGTH, bigint_id, text_refusal
+from schemas.limits import INT64_MAX, INT64_MIN, MAX_NAME_LENGTH, bigint_id, text_refusal
 from schemas.messages import Identifiers
 
 MAX_IDENTIFIER_LENGTH = MAX_NAME_LENGTH
@@ -361,6 +361,100 @@ def normalised(identifiers: Identifiers) -> Identifiers | InvalidIdentifier:
         return normalise(identifiers)
     except InvalidIdentifier as exc:
         return exc
+
+
+# -- identifiers as a JSON document sends them ------------------------------------------
+
+# A JSON value that is neither a string nor an integer names no one.
+ID_TYPE_RULE = f"must be a string or an integer from {INT64_MIN} to {INT64_MAX}"
+REQUIRED_RULE = "is required"
+_NO_ONE = Identifiers()
+
+
+def from_json(
+    external_id: object, anonymous_id: object, email: object = None, *, junk_ignored: bool
+) -> Identifiers:
+    """The customer a JSON document names by an external id, an anonymous id and maybe
+    an email, as sent (None: absent), normalised: the Segment spec's ``userId``,
+    ``anonymousId`` (or ``previousId``) and ``traits.email``, read by one call per
+    message. An id may be a string or an integer (an integral float is that integer).
+
+    ``junk_ignored``: a junk id beside a usable one is ignored (the module docstring,
+    "Junk"); with none usable, the first junk one is refused; with none sent, the
+    ``Identifiers`` name no one and the caller says what it requires. Otherwise both
+    ids are required and a junk one is refused. An ``email`` that is not a usable
+    address is no identifier (nor an error). A refusal is ``InvalidIdentifier``, its
+    ``field`` the kind (``external_id``, ``anonymous_id``), checked in that order.
+
+    Cached: a customer's ids come back call after call (a refusal is raised again,
+    never cached). Numbers are not cached (1, 1.0 and True would be one key), nor a
+    value longer than any valid id (it would hold the memory).
+    """
+    if type(email) is not str:
+        email = None
+    if (
+        (external_id is None or (type(external_id) is str and len(external_id) <= MAX_NAME_LENGTH))
+        and (
+            anonymous_id is None
+            or (type(anonymous_id) is str and len(anonymous_id) <= MAX_NAME_LENGTH)
+        )
+        and (email is None or len(email) <= MAX_NAME_LENGTH)
+    ):
+        return _from_json_cached(external_id, anonymous_id, email, junk_ignored)
+    return _from_json(external_id, anonymous_id, email, junk_ignored)
+
+
+def id_from_json(field: str, value: object) -> str:
+    """An identifier sent as JSON (not None) as text: a string, or an integer's digits
+    (an integral float is that integer; a boolean is no integer here)."""
+    if type(value) is str:
+        return value
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not INT64_MIN <= value <= INT64_MAX:
+        raise InvalidIdentifier(field, ID_TYPE_RULE)
+    return str(value)
+
+
+@lru_cache(maxsize=1 << 14)
+def _from_json_cached(
+    external_id: str | None, anonymous_id: str | None, email: str | None, junk_ignored: bool
+) -> Identifiers:
+    return _from_json(external_id, anonymous_id, email, junk_ignored)
+
+
+def _from_json(
+    external_id: object, anonymous_id: object, email: str | None, junk_ignored: bool
+) -> Identifiers:
+    junk: JunkIdentifier | None = None
+    named: list[str | None] = []
+    for kind, value, normalise in (
+        ("external_id", external_id, normalise_external_id),
+        ("anonymous_id", anonymous_id, normalise_anonymous_id),
+    ):
+        if value is None:
+            if not junk_ignored:
+                raise InvalidIdentifier(kind, REQUIRED_RULE)
+            named.append(None)
+            continue
+        try:
+            named.append(normalise(id_from_json(kind, value)))
+        except JunkIdentifier as exc:
+            if not junk_ignored:
+                raise
+            junk = junk or exc
+            named.append(None)
+    external, anonymous = named
+    if external is None and anonymous is None:
+        if junk is not None:
+            raise junk
+        return _NO_ONE
+    if email is not None:
+        try:
+            email = normalise_email(email)
+        except InvalidIdentifier:
+            email = None  # not an identifier, only a trait
+    return Identifiers(email=email, external_id=external, anonymous_id=anonymous)
 
 
 def identifiers_refusal(identifiers: Identifiers) -> str | None:

@@ -216,13 +216,16 @@ def client_message_id(team_id: int, client_id: str) -> str:
     so two teams' ids never meet. Unlike the gateway's own UUIDv7 ids it is not
     ordered by time: what orders writes by acceptance uses ``acceptance_order``.
     """
-    digest = bytearray(hashlib.sha256(f"{team_id}\x00{client_id}".encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x80  # version 8
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 9562 variant
-    # Formatted by hand: a uuid.UUID object per message was most of this function's
-    # cost on the Segment surface's hot path (one call per message).
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    # The first 16 bytes of the digest, in hex, with the version and variant bits set
+    # on the digits that hold them (the 13th and the 17th). Formatted by hand: a
+    # uuid.UUID object per message was most of this function's cost on the Segment
+    # surface's hot path (one call per message), then the bytes edited before hex.
+    h = hashlib.sha256(f"{team_id}\x00{client_id}".encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-8{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+
+
+# A hex digit with its two high bits set to RFC 9562's variant, 10.
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 def acceptance_order(message: WriteMessage) -> str:

@@ -13,10 +13,18 @@ KEY_PRECEDENCE = ("email", "external_id", "phone", "customer_id", "anonymous_id"
 
 def partition_key(team_id: int, identifiers: Identifiers) -> bytes:
     """Key of a write: the team and its first identifier by precedence."""
-    for kind in KEY_PRECEDENCE:
-        value = getattr(identifiers, kind)
-        if value:
-            return f"{team_id}:{kind}:{value}".encode()
+    # Unrolled, in KEY_PRECEDENCE's order: asked once per message on the gateway's
+    # batch loops and the consumers' decoding.
+    if identifiers.email:
+        return f"{team_id}:email:{identifiers.email}".encode()
+    if identifiers.external_id:
+        return f"{team_id}:external_id:{identifiers.external_id}".encode()
+    if identifiers.phone:
+        return f"{team_id}:phone:{identifiers.phone}".encode()
+    if identifiers.customer_id:
+        return f"{team_id}:customer_id:{identifiers.customer_id}".encode()
+    if identifiers.anonymous_id:
+        return f"{team_id}:anonymous_id:{identifiers.anonymous_id}".encode()
     return f"{team_id}:-".encode()
 
 

@@ -125,7 +125,10 @@ def parse_json(raw: bytes, max_depth: int, what: str = "The request body") -> An
     its reader bounded (``validation.check_containers``); a whole body is read with
     ``read_json``, which bounds it and gives the event loop turns while it checks.
     """
-    value = _decoded(raw, max_depth, what)
+    try:  # (the usual case in one call: the Segment loop parses each of its messages)
+        value = _json.decode(raw)
+    except (msgspec.MsgspecError, RecursionError):
+        value = _decoded(raw, max_depth, what)  # (raises, saying why)
     if might_break(raw, max_depth):  # (most texts stop here: no call beyond)
         check_json_text(raw, value, max_depth)
     return value

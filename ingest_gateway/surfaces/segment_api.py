@@ -83,10 +83,8 @@ parsing and validation, the HTTP layer (auth, CORS, hosts, routing, errors) and
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -105,20 +103,11 @@ from ingest_gateway.web.routing import Endpoint, Surface
 from ingest_gateway.write.accept import accept
 from ingest_gateway.write.build import Received, browser_agent, declared_user_agent, new_write
 from ingest_gateway.write.validation import DEPTH_RULE, check_containers, check_path
-from schemas.identity import (
-    InvalidIdentifier,
-    JunkIdentifier,
-    normalise_anonymous_id,
-    normalise_email,
-    normalise_external_id,
-)
+from schemas.identity import InvalidIdentifier, from_json, id_from_json, normalise_external_id
 from schemas.limits import (
-    INT64_MAX,
-    INT64_MIN,
     MAX_NAME_LENGTH,
     MAX_SEGMENT_BATCH_MESSAGES,
     MAX_SEGMENT_MESSAGE_BYTES,
-    int_refusal,
     text_refusal,
 )
 from schemas.messages import (
@@ -177,11 +166,13 @@ def _located(exc: ApiError, where: str) -> ApiError:
     return ApiError(exc.status, f"{where.rstrip('.')}: {exc.message}" if where else exc.message)
 
 
-def _json(raw: bytes, max_depth: int, where: str) -> Any:
+def _json(raw: bytes, max_depth: int, where: str | int) -> Any:
+    """``raw`` parsed; a refusal named at ``where``, a prefix or a message's index in
+    the batch (its prefix made only then: the loop parses thousands of messages)."""
     try:
         return parse_json(raw, max_depth)
     except ApiError as exc:
-        raise _located(exc, where) from exc
+        raise _located(exc, where if isinstance(where, str) else _where(where)) from exc
 
 
 _raw_object = msgspec.json.Decoder(dict[str, msgspec.Raw])
@@ -217,23 +208,10 @@ def _where(index: int | None) -> str:
     return "" if index is None else f"batch[{index}]."
 
 
-def _normalised(normalise: Callable[[str], str], value: str) -> str:
-    """``normalise(value)``, cached: a customer's ids come back call after call (a
-    refusal, ``InvalidIdentifier``, is raised again and never cached). An id longer
-    than any valid one (padded with spaces) is not kept: it would hold the memory."""
-    if len(value) > MAX_NAME_LENGTH:
-        return normalise(value)
-    return _normalised_cached(normalise, value)
-
-
-@lru_cache(maxsize=1 << 14)
-def _normalised_cached(normalise: Callable[[str], str], value: str) -> str:
-    return normalise(value)
-
-
 @dataclass(slots=True)
 class _Call:
-    """One message of the request: its fields, and where it is (``index`` in the batch)."""
+    """One message of the request: its fields, and where it is (``index`` in the batch).
+    Its readers refuse a field by the rule of its module, naming it as this surface does."""
 
     fields: dict[str, Any]
     kind: str
@@ -250,7 +228,7 @@ class _Call:
         value = self.fields.get(field)
         if value is None:
             return {}
-        if not isinstance(value, dict):
+        if type(value) is not dict:  # (parsed JSON: a dict is exactly one)
             raise self.fail(field, "must be an object")
         return value
 
@@ -262,7 +240,7 @@ class _Call:
             if required:
                 raise self.fail(field, "is required")
             return None
-        if not isinstance(value, str):
+        if type(value) is not str:
             raise self.fail(field, "must be a string")
         if len(value) > MAX_NAME_LENGTH or ((required or not blank) and not value.strip()):
             raise self.fail(field, f"must be 1 to {MAX_NAME_LENGTH} characters")
@@ -270,36 +248,6 @@ class _Call:
         if refusal is not None:
             raise self.fail(field, refusal)
         return value
-
-    def identifier(
-        self,
-        field: str,
-        normalise: Callable[[str], str],
-        *,
-        required: bool = False,
-        ignore_junk: bool = False,
-    ) -> str | None:
-        """The field as an identifier, or None when absent (or junk, if ``ignore_junk``:
-        ``schemas.identity.JunkIdentifier``)."""
-        value = self.fields.get(field)
-        if value is None:
-            if required:
-                raise self.fail(field, "is required")
-            return None
-        if type(value) is not str:  # an integer, as an id's digits (1.0 is the integer 1)
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)
-            if isinstance(value, bool) or not isinstance(value, int) or int_refusal(value):
-                raise self.fail(
-                    field, f"must be a string or an integer from {INT64_MIN} to {INT64_MAX}"
-                )
-            value = str(value)
-        try:
-            return _normalised(normalise, value)
-        except InvalidIdentifier as exc:
-            if ignore_junk and isinstance(exc, JunkIdentifier):
-                return None
-            raise self.fail(field, exc.reason) from exc
 
     def time(self, field: str) -> datetime | None:
         """The field as an instant in UTC (``schemas.times``: without a zone, UTC), or
@@ -361,45 +309,38 @@ def _occurred_at(call: _Call, received: _Received) -> tuple[datetime, dict[str, 
     }
 
 
-def _context(call: _Call, received: _Received) -> dict[str, Any]:
-    inherited = received.shared.context or {}
-    context = call.object("context") if "context" in call.fields else inherited
-    if received.ip and "ip" not in context:
-        context = {**context, "ip": received.ip}
-    return context
+# How this surface names the kinds of identifier it sends, in a refusal (``alias``
+# names its anonymous id ``previousId``).
+_ID_FIELDS = {"external_id": "userId", "anonymous_id": "anonymousId"}
+_ALIAS_ID_FIELDS = {"external_id": "userId", "anonymous_id": "previousId"}
 
 
-def _traits(call: _Call, context: dict[str, Any]) -> dict[str, Any]:
-    """An identify call's traits: ``traits`` over ``context.traits`` (where
-    rudder-sdk-python puts them)."""
-    in_context = context.get("traits")
-    if isinstance(in_context, dict) and in_context:
-        return in_context | call.object("traits")
-    return call.object("traits")
-
-
-def _identifiers(call: _Call, traits: dict[str, Any]) -> Identifiers:
-    if call.kind == "alias":
-        return Identifiers(
-            external_id=call.identifier("userId", normalise_external_id, required=True),
-            anonymous_id=call.identifier("previousId", normalise_anonymous_id, required=True),
+def _identifiers(call: _Call, email: object) -> Identifiers:
+    """Who the call names, in one question to the identifier policy
+    (``schemas.identity.from_json``). A junk id beside a usable one is ignored and the
+    call kept, as Segment keeps a blocked value in the payload without making it an
+    identifier; ``alias`` requires both of its ids, usable."""
+    fields, alias = call.fields, call.kind == "alias"
+    names = _ALIAS_ID_FIELDS if alias else _ID_FIELDS
+    try:
+        identifiers = from_json(
+            fields.get("userId"), fields.get(names["anonymous_id"]), email, junk_ignored=not alias
         )
-    # A junk id beside a usable one is ignored and the call kept, as Segment keeps a
-    # blocked value in the payload without making it an identifier (schemas.identity).
-    external_id = call.identifier("userId", normalise_external_id, ignore_junk=True)
-    anonymous_id = call.identifier("anonymousId", normalise_anonymous_id, ignore_junk=True)
-    if external_id is None and anonymous_id is None:
-        call.identifier("userId", normalise_external_id)  # none usable: refused, saying why
-        call.identifier("anonymousId", normalise_anonymous_id)
+    except InvalidIdentifier as exc:
+        raise call.fail(names[exc.field], exc.reason) from exc
+    if identifiers.external_id is None and identifiers.anonymous_id is None:
         raise call.fail("userId", "userId or anonymousId is required")
-    email = None
-    address = traits.get("email")  # (traits of identify calls only)
-    if isinstance(address, str):
-        try:
-            email = _normalised(normalise_email, address)
-        except InvalidIdentifier:
-            email = None  # not an identifier, only a trait
-    return Identifiers(email=email, external_id=external_id, anonymous_id=anonymous_id)
+    return identifiers
+
+
+def _group_id(call: _Call) -> str:
+    value = call.fields.get("groupId")
+    if value is None:
+        raise call.fail("groupId", "is required")
+    try:
+        return normalise_external_id(id_from_json("groupId", value))
+    except InvalidIdentifier as exc:
+        raise call.fail("groupId", exc.reason) from exc
 
 
 def _event(call: _Call, context: dict[str, Any]) -> EventData:
@@ -415,47 +356,47 @@ def _event(call: _Call, context: dict[str, Any]) -> EventData:
     return EventData(name=call.kind, body=body, context=context)
 
 
-# Canonical field names as this surface names them, for the builder's refusals.
-_FIELDS = {"occurred_at": "timestamp", "event.name": "event", "group.group_id": "groupId"}
-
-
 def _write(team_id: int, call: _Call, received: _Received) -> WriteMessage:
+    """One call as a write. Its fields are read in the order in which a refusal names
+    the first fault: the times, the context, an identify's traits, the identifiers,
+    messageId, then the kind's own. Each is read once, by the rules the consumers
+    apply, so the builder does not check them again."""
+    kind, fields = call.kind, call.fields
     occurred_at, time_fallback = _occurred_at(call, received)
-    context = _context(call, received)
+    # The call's own context, else the batch's; with the sender's address as its ip.
+    context = call.object("context") if "context" in fields else (received.shared.context or {})
+    if received.ip and "ip" not in context:
+        context = {**context, "ip": received.ip}
     if time_fallback is not None:  # (stored with events: an analyst sees the choice)
         context = {**context, TIME_FALLBACK: time_fallback}
-    traits = _traits(call, context) if call.kind == "identify" else {}
-    identifiers = _identifiers(call, traits)
+    attributes: dict[str, Any] = {}
+    if kind == "identify":  # ``traits`` over ``context.traits`` (rudder-sdk-python's)
+        attributes = call.object("traits")
+        in_context = context.get("traits")
+        if type(in_context) is dict and in_context:
+            attributes = in_context | attributes
+    identifiers = _identifiers(call, attributes.get("email"))  # (identify's traits only)
     message_id = call.text("messageId", blank=False)
     op: Operation = "upsert_customer"
-    attributes: dict[str, Any] = {}
     event = group = None
-    if call.kind == "identify":
-        attributes = traits
-    elif call.kind == "group":
-        group_id = call.identifier("groupId", normalise_external_id, required=True)
-        assert group_id is not None
-        group = GroupData(group_id=group_id, traits=call.object("traits"))
-    elif call.kind != "alias":
+    if kind == "group":
+        group = GroupData(group_id=_group_id(call), traits=call.object("traits"))
+    elif kind != "identify" and kind != "alias":
         op, event = "track_event", _event(call, context)
-    try:  # (the identifiers are normalised already, by ``_Call.identifier``)
-        return new_write(
-            received,
-            team_id,
-            op,
-            identifiers,
-            occurred_at=occurred_at,
-            attributes=attributes,
-            event=event,
-            group=group,
-            message_id=None if message_id is None else client_message_id(team_id, message_id),
-            # The end user's agent: the context's, the request's, else one in the body.
-            user_agent=declared_user_agent(context) or received.agent,
-            names=_FIELDS,
-            identifiers_normalised=True,
-        )
-    except ApiError as exc:  # a rule of the consumers', named as this surface names it
-        raise call.fail(exc.field or "message", exc.description or exc.message) from exc
+    return new_write(
+        received,
+        team_id,
+        op,
+        identifiers,
+        occurred_at=occurred_at,
+        attributes=attributes,
+        event=event,
+        group=group,
+        message_id=None if message_id is None else client_message_id(team_id, message_id),
+        # The end user's agent: the context's, the request's, else one in the body.
+        user_agent=declared_user_agent(context) or received.agent,
+        fields_checked=True,
+    )
 
 
 # -- the request: key, origin, calls --------------------------------------------------
@@ -599,10 +540,11 @@ def _shared(envelope: _Envelope, max_depth: int) -> _Shared:
 def _batch_call(item: msgspec.Raw, index: int, shared: _Shared, max_depth: int) -> _Call:
     if len(item) > MAX_SEGMENT_MESSAGE_BYTES:
         raise _too_large(_where(index))
-    message = _json(bytes(item), max_depth, _where(index))
-    if not isinstance(message, dict):
+    message = _json(bytes(item), max_depth, index)
+    if type(message) is not dict:
         raise ApiError(400, f"batch[{index}]: must be an object", field=f"batch[{index}]")
-    if not isinstance(message.get("writeKey"), str | None):  # (a message's is not read)
+    key = message.get("writeKey")
+    if key is not None and type(key) is not str:  # (a message's is not read)
         raise _not_a_key(_where(index))
     kind = message.get("type")
     if kind not in CALL_TYPES:

@@ -261,8 +261,7 @@ class _Call:
             raise self.fail(field, exc.reason) from exc
 
 
-@dataclass(frozen=True)
-class _Shared:
+class _Shared(msgspec.Struct, frozen=True):
     """What the messages of a request share: the batch's sentAt and context."""
 
     sent_at: datetime | None = None
@@ -270,8 +269,7 @@ class _Shared:
     context_bytes: int = 0  # of the context as sent, counted by a message inheriting it
 
 
-@dataclass(frozen=True)
-class _Received(Received):
+class _Received(Received, frozen=True):
     """The request as the gateway saw it (``build.Received``: when, its own User-Agent
     when it counts as the end user's, the API), from where, and the batch's fields."""
 

@@ -410,7 +410,8 @@ async def delete_customers(team_id: int, request: Request) -> Response:
             "minLength": 1,
             "maxLength": MAX_NAME_LENGTH,
             "pattern": not_blank("/"),
-            "description": "1 to 255 characters, not all whitespace (in a path: no /)",
+            "description": f"1 to {MAX_NAME_LENGTH} characters, not all whitespace (in a"
+            " path: no /)",
         },
         "customer_email": PATH_EMAIL,
         "external_id": {"type": "string", "minLength": 1, "pattern": "^[^\\x00/]*$"},

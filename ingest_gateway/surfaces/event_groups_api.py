@@ -72,14 +72,16 @@ def _group_id(event_group_id: str) -> int:
     return group_id
 
 
+# What a name or description must be (the store's limit, ``schemas.limits``).
+_NAME_RULE = f"must be a string of 1 to {MAX_NAME_LENGTH} characters"
+
+
 def _text(payload: dict[str, Any], field: str, *, required: bool) -> str | None:
     value = payload.get(field)
     if value is None and not required:
         return None
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME_LENGTH:
-        raise ApiError(
-            400, f"{field} must be a string of 1 to {MAX_NAME_LENGTH} characters", field=field
-        )
+        raise ApiError(400, f"{field} {_NAME_RULE}", field=field)
     return value.strip()
 
 
@@ -355,7 +357,7 @@ async def list_event_types(team_id: int, request: Request, query: TypesQuery) ->
         (
             "4XX",
             "Invalid name",
-            {"error": {"code": 400, "message": "name must be a string of 1 to 255 characters"}},
+            {"error": {"code": 400, "message": f"name {_NAME_RULE}"}},
         ),
     ),
 )

@@ -222,7 +222,7 @@ _USER = object_of(
 _EVENTS = {
     "type": "object",
     "description": "event types (update, login, generic, confirmation, email_open, or any"
-    " name of 1 to 255 characters: an event of that name) with their fields",
+    f" name of 1 to {MAX_NAME_LENGTH} characters: an event of that name) with their fields",
     "minProperties": 1,
     "propertyNames": {"maxLength": MAX_NAME_LENGTH, "pattern": not_blank()},
     "patternProperties": {

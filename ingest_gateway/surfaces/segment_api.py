@@ -94,7 +94,7 @@ from starlette.responses import Response
 from ingest_gateway.edge.body import parse_json
 from ingest_gateway.edge.pacing import Pacer
 from ingest_gateway.surfaces import segment_examples as examples
-from ingest_gateway.surfaces.common import json_body, responses
+from ingest_gateway.surfaces.common import responses, write_body
 from ingest_gateway.web import cors, deps, hosts
 from ingest_gateway.web.auth import basic_username, team_for_key, team_of
 from ingest_gateway.web.errors import ApiError
@@ -681,12 +681,12 @@ for _kind in CALL_TYPES:
         (f"/{_kind}", f"/{_SHORT_PATHS[_kind]}"),
         _endpoint(f"segment_{_kind}", _kind),
         f"Segment {_kind} call",
-        json_body(
+        write_body(
             {f"a {_kind} call": examples.CALL_EXAMPLES[_kind]},
             schema=examples.CALL_SCHEMAS[_kind],
         ),
     )
-_BATCH_BODY = json_body({"three calls": examples.BATCH}, schema=examples.BATCH_SCHEMA)
+_BATCH_BODY = write_body({"three calls": examples.BATCH}, schema=examples.BATCH_SCHEMA)
 _post(
     ("/batch", "/b"),
     _endpoint("segment_batch", None),

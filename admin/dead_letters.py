@@ -67,8 +67,8 @@ from admin.topic_reader import (
 )
 from runtime.kafka import acked_producer
 from runtime.settings import Settings
-from schemas.messages import WriteMessage, decode_record, encode
-from schemas.topics import key_team, partition_key, with_deletes_in_every_lane
+from schemas.messages import WriteMessage, decode_record, encode, split_array
+from schemas.topics import in_every_lane, key_team, partition_key
 
 COMMANDS = frozenset({"replay-dead-letters"})
 
@@ -159,7 +159,9 @@ class Letter:
         the gateway encoded them; None when it does not decode."""
         try:
             decoded = decode_record(self.value)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.MsgspecError, RecursionError, ValueError):
+            # What the consumers could not decode is why many a letter is here: a
+            # value nested beyond the decoder's recursion, too, is no write.
             return None
         return decoded if isinstance(decoded, list) else [decoded]
 
@@ -176,13 +178,22 @@ class Letter:
 
     def overflow_copies(self) -> list[tuple[bytes, bytes | None]]:
         """(value, key) of what the overflow lane gets when the letter is replayed:
-        its deletes (``with_deletes_in_every_lane``); the letter itself when it is one
-        delete, else each delete on its own under its own partition key."""
-        messages = self.messages or []
-        _, deletes = with_deletes_in_every_lane(messages, messages, ())
-        if deletes and len(messages) == 1:
-            return [(self.value, self.key)]
-        return [(encode(m), partition_key(m.team_id, m.identifiers)) for m in deletes]
+        its deletes (``in_every_lane``), each as its bytes were received (a field this
+        version does not know is kept); the letter itself when it is one delete, else
+        each delete on its own under its own partition key."""
+        messages = self.messages
+        if not messages:  # (nothing decoded: no write of it to order)
+            return []
+        if len(messages) == 1:
+            return [(self.value, self.key)] if in_every_lane(messages[0]) else []
+        items = split_array(self.value) or []
+        if len(items) != len(messages):  # (not for what decoded as this array)
+            items = [encode(m) for m in messages]
+        return [
+            (item, partition_key(m.team_id, m.identifiers))
+            for item, m in zip(items, messages, strict=True)
+            if in_every_lane(m)
+        ]
 
     def preview(self) -> str:
         more = "…" if len(self.value) > PREVIEW_BYTES else ""

@@ -100,7 +100,8 @@ TRACKING_VIOLATIONS = Counter(
     "ingest_gateway_tracking_violations_total",
     "Writes that broke their team's tracking plan, by what the plan does with them:"
     " allow (stored), omit (stored without the offending properties), block (not"
-    " stored); each is kept in tracking_violations",
+    " stored); each is kept in tracking_violations, unless the team's drop or"
+    " dead_letter control kept it from the consumers",
     ["action"],
 )
 TEAM_CONTROLS = Gauge(

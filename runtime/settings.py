@@ -320,7 +320,9 @@ class Consumers(_Section):
     ``CONSUMER_FETCH_MAX_WAIT_MS`` ran out: fewer, larger batches (one transaction
     each) when writes trickle in one by one."""
     consumer_fetch_max_wait_ms: int = Field(50, ge=0)
-    """Longest time the broker holds a fetch for ``CONSUMER_FETCH_MIN_BYTES``."""
+    """Longest time the broker holds a fetch for ``CONSUMER_FETCH_MIN_BYTES``; less
+    than ``CONSUMER_REQUEST_TIMEOUT_MS`` (checked at every process's start, as all
+    read the same settings)."""
     consumer_request_timeout_ms: int = Field(40_000, gt=SESSION_TIMEOUT_MS, le=300_000)
     """How long a worker's Kafka clients (its consumer and its dead-letter producer)
     wait for a broker to answer one request before they drop the connection and try

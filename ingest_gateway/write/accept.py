@@ -78,14 +78,16 @@ async def accept(request: Request, messages: list[WriteMessage], refused: int = 
     no boolean. ``refused``: the items of the request its surface refused (counted in
     the metrics)."""
     services = deps.services(request)
-    wait, dry_run = wants_wait(request), flag(request, "validate")
+    wait = wants_wait(request)
     violations: dict[str, int] = {}
     acted = NONE
     if messages:
         messages = await unblocked(request, messages)
         request.scope[logs.MESSAGES_KEY] = messages  # named on the request's log lines
-        # The team's tracking plan; a dry run (?validate=true) is answered from there.
-        messages, violations = services.plans.enforce(messages, dry_run)
+        # ?validate= is read only here, after the blocked values: a request whose
+        # every item was refused, or that names a blocked value, is answered as
+        # before the dry run existed, whatever ?validate= says.
+        messages, violations = services.plans.enforce(messages, flag(request, "validate"))
         acted = await _publish(services, messages)
     metrics.written(request.scope, len(messages), refused, violations, acted)
     ids = [m.id for m in messages]
@@ -125,7 +127,7 @@ async def _publish(services: deps.Services, messages: list[WriteMessage]) -> fro
         await asyncio.gather(
             sink.publish(main), sink.publish(overflow, services.settings.writes_overflow_topic)
         )
-    return controls  # (skip_identity, overflow: what is left)
+    return controls  # (skip_identity, overflow: drop and dead_letter returned above)
 
 
 # The reason a dead letter of a team under the ``dead_letter`` control carries.

@@ -226,3 +226,38 @@ async def test_a_team_replays_only_the_letters_of_its_writes() -> None:
     assert (done.replayed, done.skipped) == (2, 3)
     assert [(value, key) for _, value, key in producer.sent] == [letters[0], letters[2]]
     assert log[-1] == ("commit", {0: 5})  # past the skipped, as --reason-contains
+
+
+async def test_a_delete_copied_to_the_overflow_lane_keeps_its_bytes_as_received() -> None:
+    """A field this version does not know (a letter of a newer gateway's, during an
+    upgrade) reaches the overflow lane as it reaches the main one."""
+    bo = Identifiers(email="bo@example.com")
+    upsert = new_write(7, "upsert_customer", Identifiers(email="ana@example.com"))
+    delete = encode(new_write(7, "delete_customer", bo))
+    newer = delete[:-1] + b', "field_of_a_newer_gateway": 1}'
+    value = b"[" + encode(upsert) + b"," + newer + b"]"
+    log: Log = []
+    producer = FakeProducer(log)
+    consumer = FakeConsumer(log, {0: []}, per_fetch=10)
+    with_letters(consumer, [(value, b"7:email:ana@example.com")])
+
+    done = await replay_assigned(consumer, producer, Lanes("writes", "overflow"))
+
+    assert done.to_both == 1
+    assert producer.sent[1] == ("overflow", newer, partition_key(7, bo))
+
+
+async def test_a_letter_too_deep_to_decode_is_replayed_as_undecodable() -> None:
+    """The consumers dead-letter what they cannot decode, a value nested beyond the
+    decoder's recursion too: the replay forwards it, a team's by its key."""
+    deep = (b"[" * 100_000 + b"]" * 100_000, b"7:email:ana@example.com")
+    for selection in (Selection(), Selection(team=7)):
+        log: Log = []
+        producer = FakeProducer(log)
+        consumer = FakeConsumer(log, {0: []}, per_fetch=10)
+        with_letters(consumer, [deep])
+
+        done = await replay_assigned(consumer, producer, Lanes("w", "o"), selection=selection)
+
+        assert (done.replayed, done.to_both) == (1, 0)
+        assert producer.sent == [("w", *deep)]

@@ -22,6 +22,7 @@ import segment.analytics.client as segment  # type: ignore[import-untyped]
 from prometheus_client.parser import text_string_to_metric_families
 
 from admin import tracking_plans
+from admin.blocked_identifiers import block
 from runtime.settings import Settings
 from schemas.tracking_plans import dumps, parse_plan
 from tests.conftest import Team, private_gateway
@@ -371,3 +372,24 @@ async def test_validate_is_a_boolean_as_wait_is(http: httpx.AsyncClient, team: T
         )
         assert answer.status_code == 400, answer.text
         assert name in answer.json()["error"]
+
+
+async def test_validate_is_read_after_the_blocked_values_and_only_with_writes(
+    http: httpx.AsyncClient, db: asyncpg.Pool, team: Team
+) -> None:
+    """As before the dry run existed: a blocked value is refused whatever ``validate``
+    says, and a batch whose every item was refused answers its items."""
+    address = f"blocked-{uuid.uuid4().hex[:8]}@example.com"
+    async with db.acquire() as conn:
+        await block(conn, team.id, "email", address)
+    answer = await http.post(
+        f"/api/1.0/customer/{address}?validate=maybe", json={}, headers=team.headers
+    )
+    assert answer.status_code == 400, answer.text
+    assert "blocked" in answer.json()["error"]
+    items = [{"type": "customer", "email": "not an email"}]
+    answer = await http.post(
+        "/api/1.0/batch?validate=maybe", json={"items": items}, headers=team.headers
+    )
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["accepted"], answer.json()["rejected"]) == (0, 1)

@@ -12,6 +12,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -306,30 +307,34 @@ async def test_dry_run_answers_with_the_violations_and_publishes_nothing(
     assert await db.fetchval("SELECT count(*) FROM customers WHERE team_id = $1", team.id) == 1
 
 
+@dataclass(frozen=True)
+class TwoProcesses:
+    base: str
+    metrics_port: int
+
+
 @pytest.fixture
 async def two_processes(
     settings: Settings, tmp_path: Path, consumer: Process
-) -> AsyncIterator[str]:
+) -> AsyncIterator[TwoProcesses]:
     """Two gateway processes on one port, reading the plans every 0.5 s, with metrics
-    on ``METRICS_PORT``."""
+    on a port of their own."""
+    metrics_port = free_port()
     async with private_gateway(
         settings,
         tmp_path,
         "plans-gateway",
         gateway_workers=2,
         tracking_plan_refresh_s=0.5,
-        gateway_metrics_port=METRICS_PORT,
+        gateway_metrics_port=metrics_port,
     ) as (base, _):
-        yield base
-
-
-METRICS_PORT = free_port()
+        yield TwoProcesses(base, metrics_port)
 
 
 async def test_a_new_plan_version_is_in_force_on_every_gateway_process_within_seconds(
-    two_processes: str, db: asyncpg.Pool, team: Team
+    two_processes: TwoProcesses, db: asyncpg.Pool, team: Team
 ) -> None:
-    async with httpx.AsyncClient(base_url=two_processes, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=two_processes.base, timeout=30) as http:
         first = await activate(db, team, plan())
         await in_force(http, team, first, times=20)  # 20 in a row: both processes
         started = time.monotonic()
@@ -349,7 +354,9 @@ async def test_a_new_plan_version_is_in_force_on_every_gateway_process_within_se
 
         async def counted() -> bool:
             async with httpx.AsyncClient(timeout=10) as client:
-                text = (await client.get(f"http://127.0.0.1:{METRICS_PORT}/metrics")).text
+                text = (
+                    await client.get(f"http://127.0.0.1:{two_processes.metrics_port}/metrics")
+                ).text
             found = {
                 sample.labels["action"]: sample.value
                 for family in text_string_to_metric_families(text)

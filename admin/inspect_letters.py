@@ -14,7 +14,8 @@ last were dead-lettered, and shows up to ``--samples`` letters of each (3).
 ``--reason-contains`` and ``--team`` select letters as the replay does
 (``admin.dead_letters.Selection``).
 
-``show-dead-letter`` prints one letter: when, its key, every header (``reason``,
+``show-dead-letter`` prints one letter: when, its team (``Letter.teams``: its
+writes', else its key's), its key, every header (``reason``,
 ``source``: the writes topic, partition and offset it came from) and its original
 bytes with their size, as text with everything unprintable escaped (``\\xNN`` for a
 byte that is not UTF-8, ``\\\\`` for a backslash), or as a hex dump (``--hex``).
@@ -235,6 +236,7 @@ def shown(topic: str, letter: Letter, *, hex_dump: bool = False) -> str:
     rows: list[list[object]] = [
         ["dead-lettered", stamp(letter.timestamp_ms)],
         ["class", reason_label(letter.reason)],
+        ["team", ", ".join(str(t) for t in sorted(letter.teams)) or "-"],
         ["key", "-" if letter.key is None else escaped(letter.key)],
     ]
     rows += [[f"header {name}", escaped(value)] for name, value in letter.headers]
@@ -251,6 +253,7 @@ def letter_json(topic: str, letter: Letter) -> dict[str, Any]:
         "offset": letter.offset,
         "dead_lettered": stamp(letter.timestamp_ms),
         "class": reason_label(letter.reason),
+        "teams": sorted(letter.teams),
         "reason": letter.reason,
         "source": letter.source,
         "headers": [[name, value.decode(errors="replace")] for name, value in letter.headers],

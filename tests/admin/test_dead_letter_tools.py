@@ -156,11 +156,12 @@ async def test_show_prints_the_headers_and_the_original_bytes_exactly(own: Setti
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
     assert lines[0] == f"dead letter 1:1 of {own.dead_letter_topic}"
-    assert re.fullmatch(r"key\s+-", lines[3])
-    assert re.fullmatch(rf"header reason\s+{re.escape(UNDECODABLE)}", lines[4])
-    assert re.fullmatch(rf"header source\s+{re.escape(own.writes_topic)}/1/1", lines[5])
-    assert re.fullmatch(r"value\s+21 bytes:", lines[6])
-    assert lines[7] == '\\xff\\x00{"a": "\\\\u00e9 é"}\\n'
+    assert re.fullmatch(r"team\s+-", lines[3])  # undecodable, and no key to name one
+    assert re.fullmatch(r"key\s+-", lines[4])
+    assert re.fullmatch(rf"header reason\s+{re.escape(UNDECODABLE)}", lines[5])
+    assert re.fullmatch(rf"header source\s+{re.escape(own.writes_topic)}/1/1", lines[6])
+    assert re.fullmatch(r"value\s+21 bytes:", lines[7])
+    assert lines[8] == '\\xff\\x00{"a": "\\\\u00e9 é"}\\n'
 
     dump = (await command(own, "show-dead-letter", "1:1", "--hex")).splitlines()
     assert dump[-2:] == [
@@ -171,6 +172,10 @@ async def test_show_prints_the_headers_and_the_original_bytes_exactly(own: Setti
     exact = orjson.loads(await command(own, "show-dead-letter", "1:1", "--json"))
     assert base64.b64decode(exact["value_base64"]) == value
     assert (exact["size"], exact["key_base64"], exact["class"]) == (21, None, "undecodable")
+    assert exact["teams"] == []
+    # A letter that does not decode either, but whose key names its team.
+    keyed = orjson.loads(await command(own, "show-dead-letter", "1:0", "--json"))
+    assert keyed["teams"] == [7]
     assert exact["headers"] == [
         ["reason", UNDECODABLE],
         ["source", f"{own.writes_topic}/1/1"],

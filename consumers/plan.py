@@ -63,7 +63,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -139,6 +139,9 @@ class Merge:
     survivor_ref: int
     team_id: int
     message_id: str
+    # Why: the kinds of the write's identifiers each customer held (customer_merges).
+    merged_named_by: tuple[str, ...] = ()
+    survivor_named_by: tuple[str, ...] = ()
 
 
 @dataclass
@@ -387,7 +390,16 @@ class _Planner:
             survivor.absorb(other)
             self.merged_into[other.ref] = survivor.ref
             if not other.is_new:
-                self.merges.append(Merge(other.ref, survivor.ref, team, message.id))
+                self.merges.append(
+                    Merge(
+                        other.ref,
+                        survivor.ref,
+                        team,
+                        message.id,
+                        tuple(kind for kind, _, holder in held if holder == other.ref),
+                        tuple(kind for kind, _, holder in held if holder == survivor.ref),
+                    )
+                )
         for kind, value, holder in held:
             if holder is None:
                 key = (team, kind, value)
@@ -517,9 +529,7 @@ class _Planner:
         }
         deleted = list(erasures)
         merges = [m for m in self.merges if self.final(m.survivor_ref) not in final_deleted]
-        merges = [
-            Merge(m.merged_id, self.final(m.survivor_ref), m.team_id, m.message_id) for m in merges
-        ]
+        merges = [replace(m, survivor_ref=self.final(m.survivor_ref)) for m in merges]
         created = [c for ref, c in live.items() if c.is_new and ref not in final_deleted]
         updated = [
             c for ref, c in live.items() if not c.is_new and c.changed and ref not in final_deleted

@@ -428,13 +428,18 @@ async def merge_customers(conn: Connection, merges: list[Merge], ids: dict[int, 
     await conn.execute(
         """
         INSERT INTO customer_merges (team_id, merged_customer_id, survivor_customer_id,
-                                     message_id)
-        SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::uuid[])
+                                     message_id, merged_named_by, survivor_named_by)
+        SELECT t, m, s, id, string_to_array(mb, ','), string_to_array(sb, ',')
+          FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::uuid[], $5::text[],
+                      $6::text[]) AS u (t, m, s, id, mb, sb)
         """,
         [m.team_id for m in merges],
         merged,
         survivors,
         [m.message_id for m in merges],
+        # (an array of arrays of different lengths is no PostgreSQL array: joined)
+        [",".join(m.merged_named_by) for m in merges],
+        [",".join(m.survivor_named_by) for m in merges],
     )
     await conn.execute("DELETE FROM customers WHERE id = ANY($1::bigint[])", merged)
 

@@ -102,10 +102,17 @@ async def test_merge_keeps_the_oldest_moves_everything_and_old_id_still_resolves
     assert await db.fetchval("SELECT count(*) FROM customers WHERE id = $1", newer) == 0
     assert await db.fetchval("SELECT count(*) FROM events WHERE customer_id = $1", older) == 1
     merge = await db.fetchrow(
-        "SELECT merged_customer_id, survivor_customer_id FROM customer_merges WHERE team_id = $1",
+        "SELECT merged_customer_id, survivor_customer_id, merged_named_by, survivor_named_by"
+        " FROM customer_merges WHERE team_id = $1",
         team.id,
     )
-    assert merge is not None and tuple(merge) == (newer, older)
+    # Why: the write named the newer one by its phone and the older by its email.
+    assert merge is not None and tuple(merge) == (newer, older, ["phone"], ["email"])
+    history = await db.fetchrow(
+        "SELECT merged_named_by, survivor_named_by FROM customer_merge_history WHERE team_id = $1",
+        team.id,
+    )
+    assert history is not None and tuple(history) == (["phone"], ["email"])
 
     # A later write by the merged-away id lands on the survivor.
     await apply(write(team, at=11, customer_id=str(newer), attrs={"via": "old id"}))

@@ -381,22 +381,30 @@ async def test_validate_is_a_boolean_as_wait_is(http: httpx.AsyncClient, team: T
         assert name in answer.json()["error"]
 
 
-async def test_validate_is_read_after_the_blocked_values_and_only_with_writes(
+async def test_validate_is_checked_before_the_body_as_wait_is(
     http: httpx.AsyncClient, db: asyncpg.Pool, team: Team
 ) -> None:
-    """As before the dry run existed: a blocked value is refused whatever ``validate``
-    says, and a batch whose every item was refused answers its items."""
+    """A ``validate`` that is no boolean is refused whatever the body holds: before a
+    blocked value, and on a batch whose every item was refused (as the OpenAPI types
+    it; ``wait`` is read the same way)."""
     address = f"blocked-{uuid.uuid4().hex[:8]}@example.com"
     async with db.acquire() as conn:
         await block(conn, team.id, "email", address)
-    answer = await http.post(
-        f"/api/1.0/customer/{address}?validate=maybe", json={}, headers=team.headers
-    )
-    assert answer.status_code == 400, answer.text
-    assert "blocked" in answer.json()["error"]
     items = [{"type": "customer", "email": "not an email"}]
-    answer = await http.post(
-        "/api/1.0/batch?validate=maybe", json={"items": items}, headers=team.headers
-    )
+    for name in ("validate", "wait"):
+        answer = await http.post(
+            f"/api/1.0/customer/{address}?{name}=maybe", json={}, headers=team.headers
+        )
+        assert answer.status_code == 400, answer.text
+        assert name in answer.json()["error"]
+        answer = await http.post(
+            f"/api/1.0/batch?{name}=null", json={"items": items}, headers=team.headers
+        )
+        assert answer.status_code == 400, answer.text
+        assert name in answer.json()["error"]
+    # Without the flag, the blocked value and the refused item are answered as ever.
+    answer = await http.post(f"/api/1.0/customer/{address}", json={}, headers=team.headers)
+    assert answer.status_code == 400 and "blocked" in answer.json()["error"]
+    answer = await http.post("/api/1.0/batch", json={"items": items}, headers=team.headers)
     assert answer.status_code == 200, answer.text
     assert (answer.json()["accepted"], answer.json()["rejected"]) == (0, 1)

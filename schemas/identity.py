@@ -80,7 +80,14 @@ from functools import lru_cache
 
 import phonenumbers
 
-from schemas.limits import INT64_MAX, INT64_MIN, MAX_NAME_LENGTH, bigint_id, text_refusal
+from schemas.limits import (
+    INT64_MAX,
+    INT64_MIN,
+    MAX_NAME_LENGTH,
+    bigint_id,
+    json_id,
+    text_refusal,
+)
 from schemas.messages import Identifiers
 
 MAX_IDENTIFIER_LENGTH = MAX_NAME_LENGTH
@@ -405,15 +412,14 @@ def from_json(
 
 
 def id_from_json(field: str, value: object) -> str:
-    """An identifier sent as JSON (not None) as text: a string, or an integer's digits
-    (an integral float is that integer; a boolean is no integer here)."""
-    if type(value) is str:
+    """An identifier sent as JSON (not None) as text (``limits.json_id``), else
+    ``InvalidIdentifier`` naming ``field``."""
+    if type(value) is str:  # (the usual id, without a call: the Segment loop asks per id)
         return value
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not INT64_MIN <= value <= INT64_MAX:
+    text = json_id(value)
+    if text is None:
         raise InvalidIdentifier(field, ID_TYPE_RULE)
-    return str(value)
+    return text
 
 
 @lru_cache(maxsize=1 << 14)

@@ -73,6 +73,19 @@ def int_refusal(value: int) -> str | None:
     return None if INT64_MIN <= value <= INT64_MAX else INT_RULE
 
 
+def json_id(value: object) -> str | None:
+    """An id as a JSON document may send it, as text: a string as it is, or a signed
+    64-bit integer's digits (an integral float is that integer, to JSON Schema as to
+    JSON; a boolean is no integer here); None for anything else."""
+    if type(value) is str:
+        return value
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and not int_refusal(value):
+        return str(value)
+    return None
+
+
 def time_refusal(moment: datetime) -> str | None:
     """Why an event time cannot be stored: no zone, or outside years 1 to 9999 in UTC."""
     if moment.tzinfo is UTC:  # the common case, in range by construction

@@ -52,7 +52,7 @@ from ingest_gateway.write.accept import accept
 from ingest_gateway.write.build import new_write, received
 from ingest_gateway.write.validation import QueryText
 from schemas.identity import InvalidIdentifier, normalise_customer_id
-from schemas.limits import MAX_NAME_LENGTH, int_refusal
+from schemas.limits import MAX_NAME_LENGTH, json_id
 from schemas.messages import EventData, Identifiers
 from schemas.outcomes import Outcome
 
@@ -73,15 +73,10 @@ def _invalid(field: str, rule: str) -> ApiError:
 
 
 def _id_text(value: Any) -> str | None:
-    """Ids may come as JSON strings or integers (1.0 is the integer 1, to JSON Schema as
-    to JSON); they are strings from here on."""
-    if isinstance(value, str):
-        return value.strip()
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and not int_refusal(value):
-        return str(value)
-    return None
+    """Ids may come as JSON strings or integers (``limits.json_id``); they are
+    strings, trimmed, from here on."""
+    text = json_id(value)
+    return None if text is None else text.strip()
 
 
 def _records(value: Any) -> list[dict[str, Any]]:

@@ -67,13 +67,11 @@ class TrackingPlans:
         plan = self._active.get(messages[0].team_id)
         if plan is None:
             if dry_run:
-                verdicts = _verdicts(None, messages)
-                raise DryRun(verdicts)
+                raise DryRun(_verdicts(None, messages))
             return messages, {}
         checked = [plan.check(m) for m in messages]
         if dry_run:
-            verdicts = _verdicts(plan, checked)
-            raise DryRun(verdicts)
+            raise DryRun(_verdicts(plan, checked))
         broken: dict[str, int] = {}
         for message in checked:
             if message.tracking is not None:
